@@ -1,0 +1,51 @@
+"""attrwidgets: attribution for transformer language models, as live Jupyter widgets.
+
+    import attrwidgets as aw
+    model = aw.load_model()                       # SmolLM2-135M-Instruct, embedded
+    result = aw.attribute(model, "The capital of France is", method="integrated_gradients")
+    aw.TokenMatrix(result)                        # or aw.TokenMatrix(model=model, prompt=..., method=...)
+"""
+
+from attrwidgets.core.adapters import describe_boundaries
+from attrwidgets.core.registry import list_methods
+from attrwidgets.core.result import Attribution
+from attrwidgets.core.session import AttributionSession, attribute
+from attrwidgets.errors import AttrWidgetsError, NonFiniteGradientError
+from attrwidgets.models import ModelHandle, load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttrWidgetsError",
+    "Attribution",
+    "AttributionSession",
+    "ModelHandle",
+    "NonFiniteGradientError",
+    "TokenMatrix",
+    "attribute",
+    "describe_boundaries",
+    "list_methods",
+    "load_model",
+    "load_result",
+    "to_html",
+]
+
+
+def load_result(path):
+    """Read a saved Attribution (or TokenLens JSON); schema-checked, never unpickled."""
+    from attrwidgets.core.result_io import load_result as _load
+
+    return _load(path)
+
+
+def __getattr__(name):
+    # Widgets import anywidget; keep `import attrwidgets` light for scripts and the CLI.
+    if name == "TokenMatrix":
+        from attrwidgets.widgets.token_matrix import TokenMatrix
+
+        return TokenMatrix
+    if name == "to_html":
+        from attrwidgets.export_html import to_html
+
+        return to_html
+    raise AttributeError(f"module 'attrwidgets' has no attribute {name!r}")

@@ -1,0 +1,183 @@
+"""Per-architecture module map: one table, so methods never branch on the architecture.
+
+Paths are dotted attribute paths from the top-level HF model; "{i}" stands for the block index.
+A path of None means the architecture has no such module (BERT has no final norm or LM head).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from attrwidgets.errors import AttrWidgetsError
+
+
+@dataclass(frozen=True)
+class ArchitectureAdapter:
+    name: str
+    base_model: str  # the transformer body; its last_hidden_state is already final-normed
+    embed_tokens: str
+    position_embeddings: str | None  # learned absolute positions (gpt2, bert); None for rotary models
+    blocks: str  # the ModuleList of blocks
+    attn: str  # relative to a block
+    q_proj: str | None  # relative to a block; None where q/k/v are fused (see qkv_fused)
+    k_proj: str | None
+    v_proj: str | None
+    qkv_fused: str | None
+    o_proj: str
+    mlp: str
+    mlp_in: str  # the projection(s) that read the MLP input
+    mlp_out: str
+    norm_attn: str  # pre-attention norm (post-attention norm for post-norm BERT)
+    norm_mlp: str
+    final_norm: str | None
+    unembedding: str | None
+    causal: bool = True
+
+    # -- module access -----------------------------------------------------------------------------
+    def get(self, model: torch.nn.Module, path: str | None, block: int | None = None):
+        if path is None:
+            return None
+        if block is not None:
+            path = f"{self.blocks}.{block}.{path}"
+        module = model
+        for part in path.split("."):
+            module = module[int(part)] if part.isdigit() else getattr(module, part)
+        return module
+
+    def base(self, model):
+        return self.get(model, self.base_model)
+
+    def embedding(self, model) -> torch.nn.Embedding:
+        return self.get(model, self.embed_tokens)
+
+    def lm_head(self, model):
+        return self.get(model, self.unembedding)
+
+    def n_layers(self, model) -> int:
+        return len(self.get(model, self.blocks))
+
+    def max_context(self, model) -> int:
+        cfg = model.config
+        for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+            value = getattr(cfg, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 1 << 30
+
+    def boundaries(self, model) -> list[tuple[str, str, str]]:
+        """(role, dotted path, module class) rows for every mapped module of block 0 and the ends."""
+        rows = []
+        per_block = {"attn", "q_proj", "k_proj", "v_proj", "qkv_fused", "o_proj", "mlp", "mlp_in", "mlp_out",
+                     "norm_attn", "norm_mlp"}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("name", "causal") or value is None:
+                continue
+            if f.name in per_block:
+                path = f"{self.blocks}.{{i}}.{value}"
+                module = self.get(model, value, block=0)
+            else:
+                path, module = value, self.get(model, value)
+            rows.append((f.name, path, type(module).__name__))
+        return rows
+
+
+_LLAMA_LIKE = {
+    "base_model": "model",
+    "embed_tokens": "model.embed_tokens",
+    "position_embeddings": None,
+    "blocks": "model.layers",
+    "attn": "self_attn",
+    "q_proj": "self_attn.q_proj",
+    "k_proj": "self_attn.k_proj",
+    "v_proj": "self_attn.v_proj",
+    "qkv_fused": None,
+    "o_proj": "self_attn.o_proj",
+    "mlp": "mlp",
+    "mlp_in": "mlp.gate_proj",
+    "mlp_out": "mlp.down_proj",
+    "norm_attn": "input_layernorm",
+    "norm_mlp": "post_attention_layernorm",
+    "final_norm": "model.norm",
+    "unembedding": "lm_head",
+}
+
+ADAPTERS: dict[str, ArchitectureAdapter] = {
+    "llama": ArchitectureAdapter(name="llama", **_LLAMA_LIKE),
+    "mistral": ArchitectureAdapter(name="mistral", **_LLAMA_LIKE),
+    "qwen2": ArchitectureAdapter(name="qwen2", **_LLAMA_LIKE),
+    "gpt2": ArchitectureAdapter(
+        name="gpt2",
+        base_model="transformer",
+        embed_tokens="transformer.wte",
+        position_embeddings="transformer.wpe",
+        blocks="transformer.h",
+        attn="attn",
+        q_proj=None,
+        k_proj=None,
+        v_proj=None,
+        qkv_fused="attn.c_attn",
+        o_proj="attn.c_proj",
+        mlp="mlp",
+        mlp_in="mlp.c_fc",
+        mlp_out="mlp.c_proj",
+        norm_attn="ln_1",
+        norm_mlp="ln_2",
+        final_norm="transformer.ln_f",
+        unembedding="lm_head",
+    ),
+    # BERT is mapped so later views fit it; token attribution during generation needs a causal LM head.
+    "bert": ArchitectureAdapter(
+        name="bert",
+        base_model="bert",
+        embed_tokens="bert.embeddings.word_embeddings",
+        position_embeddings="bert.embeddings.position_embeddings",
+        blocks="bert.encoder.layer",
+        attn="attention",
+        q_proj="attention.self.query",
+        k_proj="attention.self.key",
+        v_proj="attention.self.value",
+        qkv_fused=None,
+        o_proj="attention.output.dense",
+        mlp="intermediate",
+        mlp_in="intermediate.dense",
+        mlp_out="output.dense",
+        norm_attn="attention.output.LayerNorm",
+        norm_mlp="output.LayerNorm",
+        final_norm=None,
+        unembedding=None,
+        causal=False,
+    ),
+}
+
+
+def adapter_for(model: torch.nn.Module) -> ArchitectureAdapter:
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    adapter = ADAPTERS.get(model_type)
+    if adapter is None:
+        raise AttrWidgetsError(
+            f"Unsupported architecture {model_type!r}. Supported: {', '.join(sorted(ADAPTERS))}. "
+            "Add an ArchitectureAdapter entry to attrwidgets.core.adapters.ADAPTERS to map a new one."
+        )
+    if adapter.base_model and not hasattr(model, adapter.base_model.split(".")[0]):
+        # e.g. a bare BertModel (no MLM head): its body is the model itself.
+        raise AttrWidgetsError(
+            f"{type(model).__name__} ({model_type}) lacks the `{adapter.base_model}` body this adapter expects: "
+            "load it with AutoModelForCausalLM (a model with an LM head)."
+        )
+    return adapter
+
+
+def describe_boundaries(model) -> str:
+    """Print and return the module map of a model (or ModelHandle): role, path, module class."""
+    model = getattr(model, "model", model) if not isinstance(model, torch.nn.Module) else model
+    adapter = adapter_for(model)
+    rows = adapter.boundaries(model)
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{type(model).__name__} — adapter {adapter.name!r}, {adapter.n_layers(model)} blocks"]
+    lines += [f"  {role:<{width}}  {path}  ({cls})" for role, path, cls in rows]
+    text = "\n".join(lines)
+    print(text)
+    return text

@@ -1,0 +1,118 @@
+"""Attribution: the result object every method returns and every view/export reads.
+
+Matrices are stored rows = targets, columns = sources (METHODS.md): scores[i, p] is how much source
+position p contributed to target i (the i-th generated or forced token). Rows not computed yet (a live
+widget fills them lazily) are NaN; computed rows are finite and zero at p >= target_positions[i].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from attrwidgets.core.tokens import Token
+from attrwidgets.errors import AttrWidgetsError
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Attribution:
+    tokens: list[Token]  # every position: prompt, then generated tokens
+    target_positions: list[int]  # index into tokens of each target; targets are explained rows
+    scores: np.ndarray  # (n_targets, n_positions) float32; rows targets, columns sources; NaN = not computed
+    method: str
+    options: dict = field(default_factory=dict)  # JSON-able method options actually used (n_steps, baseline...)
+    model_id: str = ""
+    timestamp: str = field(default_factory=_now_iso)
+    prompt: str = ""  # the text as given (string prompt) or the rendered chat template
+    target_prob: np.ndarray | None = None  # (n_targets,) p(y_i | prefix)
+    target_entropy: np.ndarray | None = None  # (n_targets,) entropy (nats) of the next-token distribution
+    completeness_error: np.ndarray | None = None  # (n_targets,) IG only: |sum IG - (f(x)-f(x'))| / |f(x)-f(x')|
+    per_dim: np.ndarray | None = None  # (n_targets, n_positions, D) signed per-dimension scores, when asked
+    attention: np.ndarray | None = None  # (n_targets, L, H, n_positions) attention method only
+
+    def __post_init__(self) -> None:
+        self.scores = np.asarray(self.scores, dtype=np.float32)
+        n_t, n_p = len(self.target_positions), len(self.tokens)
+        if self.scores.shape != (n_t, n_p):
+            raise AttrWidgetsError(
+                f"scores has shape {self.scores.shape} but there are {n_t} targets and {n_p} tokens: "
+                "scores must be (n_targets, n_positions), rows targets, columns sources."
+            )
+        for name in ("target_prob", "target_entropy", "completeness_error"):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value, dtype=np.float32)
+                if value.shape != (n_t,):
+                    raise AttrWidgetsError(f"{name} must have one value per target ({n_t}), got {value.shape}.")
+                setattr(self, name, value)
+
+    # -- shape helpers ---------------------------------------------------------------------------
+    @property
+    def n_targets(self) -> int:
+        return len(self.target_positions)
+
+    @property
+    def n_positions(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def targets(self) -> list[Token]:
+        return [self.tokens[p] for p in self.target_positions]
+
+    @property
+    def computed_rows(self) -> np.ndarray:
+        """Boolean (n_targets,): which rows hold computed scores."""
+        return ~np.isnan(self.scores).all(axis=1)
+
+    @property
+    def max_completeness_error(self) -> float | None:
+        if self.completeness_error is None:
+            return None
+        finite = self.completeness_error[np.isfinite(self.completeness_error)]
+        return float(finite.max()) if finite.size else None
+
+    def __repr__(self) -> str:
+        gen = "".join(t.clean for t in self.targets)
+        err = self.max_completeness_error
+        err_text = f", completeness_error<={err:.1%}" if err is not None else ""
+        return (
+            f"Attribution(method={self.method!r}, model={self.model_id!r}, {self.n_positions} positions, "
+            f"{self.n_targets} targets {gen!r}{err_text})"
+        )
+
+    # -- persistence and export: implemented in result_io / words ---------------------------------
+    def to_dict(self) -> dict:
+        from attrwidgets.core.result_io import attribution_to_dict
+
+        return attribution_to_dict(self)
+
+    def save(self, path) -> None:
+        from attrwidgets.core.result_io import save_result
+
+        save_result(self, path)
+
+    def to_dataframe(self):
+        from attrwidgets.core.result_io import to_dataframe
+
+        return to_dataframe(self)
+
+    def to_csv(self, path) -> None:
+        from attrwidgets.core.result_io import to_csv
+
+        to_csv(self, path)
+
+    def to_tokenlens(self) -> dict:
+        from attrwidgets.core.result_io import to_tokenlens
+
+        return to_tokenlens(self)
+
+    def aggregate_words(self) -> Attribution:
+        from attrwidgets.core.words import aggregate_words
+
+        return aggregate_words(self)

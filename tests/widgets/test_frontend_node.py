@@ -1,0 +1,80 @@
+"""The front-end's tensor decoding and checksum (js/lib) agree with the Python serializer, run in node."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attrwidgets.widgets.serialization import checksum, serialize_tensor
+
+ROOT = Path(__file__).resolve().parents[2]
+ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
+
+ENTRY = """
+import { readFileSync } from "node:fs";
+import { decodeTensor, row } from "%(root)s/js/lib/tensor";
+import { checksumFloat32 } from "%(root)s/js/lib/checksum";
+const cases = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const out = cases.map((c) => {
+  const bytes = Buffer.from(c.base64, "base64");
+  // An odd offset inside a larger buffer, as a DataView may arrive: decode must still be exact.
+  const big = new Uint8Array(bytes.length + 1);
+  big.set(bytes, 1);
+  const t = decodeTensor({ buffer: new DataView(big.buffer, 1, bytes.length), dtype: c.dtype, shape: c.shape });
+  const rows = [];
+  for (let i = 0; i < c.shape[0]; i++) rows.push(checksumFloat32(row(t, i)));
+  return { rows, values: Array.from(t.data, (v) => (Number.isNaN(v) ? "NaN" : v)) };
+});
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.fixture(scope="module")
+def node_runner(tmp_path_factory):
+    if shutil.which("node") is None or not ESBUILD.exists():
+        pytest.skip("needs node and `npm ci` (node_modules/.bin/esbuild) to run the front-end code")
+    tmp = tmp_path_factory.mktemp("node")
+    (tmp / "entry.ts").write_text(ENTRY % {"root": ROOT.as_posix()})
+    subprocess.run([str(ESBUILD), str(tmp / "entry.ts"), "--bundle", "--platform=node", "--format=esm",
+                    f"--outfile={tmp / 'entry.mjs'}"], check=True, capture_output=True)
+
+    def run(arrays, dtype="float32"):
+        cases = []
+        for a in arrays:
+            wire = serialize_tensor(a, dtype=dtype)
+            import base64
+
+            cases.append({"base64": base64.b64encode(wire["buffer"]).decode(), "dtype": dtype,
+                          "shape": wire["shape"]})
+        (tmp / "cases.json").write_text(json.dumps(cases))
+        out = subprocess.run(["node", str(tmp / "entry.mjs"), str(tmp / "cases.json")], check=True,
+                             capture_output=True, text=True).stdout
+        return json.loads(out)
+
+    return run
+
+
+def test_js_checksum_and_decode_match_python(node_runner):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 13)).astype(np.float32)
+    a[1, 3:] = np.nan
+    a[2] = 0.0
+    b = np.arange(30, dtype=np.float64).reshape(5, 6).T  # non-contiguous, float64
+    out = node_runner([a, b])
+    for arr, res in zip([a, b], out):
+        arr32 = np.ascontiguousarray(arr, np.float32)
+        assert res["rows"] == [checksum(r) for r in arr32]
+        values = np.array([np.nan if v == "NaN" else v for v in res["values"]], np.float32)
+        np.testing.assert_array_equal(values.reshape(arr32.shape), arr32)
+
+
+def test_js_decodes_float16_wire(node_runner):
+    a = np.array([[0.1, -2.5, np.nan, 65504.0, 1e-6, -0.0]], np.float32)
+    (res,) = node_runner([a], dtype="float16")
+    values = np.array([np.nan if v == "NaN" else v for v in res["values"]], np.float32)
+    np.testing.assert_array_equal(values, a[0].astype(np.float16).astype(np.float32))
