@@ -1,0 +1,88 @@
+"""attrwidgets explain "prompt" --method integrated_gradients --max-new-tokens 8 -o out.json|out.csv|out.html"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from attrwidgets.errors import AttrWidgetsError
+
+_WRITERS = {".json": "save", ".csv": "to_csv"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attrwidgets", description="Attribution for language models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    explain = sub.add_parser("explain", help="attribute each generated token to the earlier tokens")
+    explain.add_argument("prompt", help="the prompt text (with --chat: the user message)")
+    explain.add_argument("--method", default="integrated_gradients", help="see `attrwidgets methods`")
+    explain.add_argument("--max-new-tokens", type=int, default=8)
+    explain.add_argument("--target", help="force this continuation instead of generating")
+    explain.add_argument("--contrast", help="explain logit(token) - logit(contrast)")
+    explain.add_argument("--chat", action="store_true", help="wrap the prompt as a user message (chat template)")
+    explain.add_argument("--system", help="with --chat: a system message")
+    explain.add_argument("--model", default=None, help="HF id or local folder (default: embedded SmolLM2)")
+    explain.add_argument("--device", default="auto")
+    explain.add_argument("--n-steps", type=int, help="integrated gradients: path evaluations per target")
+    explain.add_argument("--baseline", help="integrated gradients: zero or pad")
+    explain.add_argument("--quadrature", help="riemann_right, trapezoid, gauss_legendre or adaptive")
+    explain.add_argument("--tokenlens", action="store_true", help="write .json in the TokenLens format")
+    explain.add_argument("-o", "--output", help="out.json, out.csv or out.html; none: print a summary")
+    sub.add_parser("methods", help="list the attribution methods")
+    return parser
+
+
+def _explain(args) -> int:
+    import attrwidgets as aw
+
+    options = {k: v for k, v in (("n_steps", args.n_steps), ("baseline", args.baseline),
+                                 ("quadrature", args.quadrature)) if v is not None}
+    prompt = args.prompt
+    if args.chat:
+        prompt = ([{"role": "system", "content": args.system}] if args.system else []) + [
+            {"role": "user", "content": args.prompt}]
+    if args.output and Path(args.output).suffix.lower() not in (".json", ".csv", ".html"):
+        raise AttrWidgetsError(f"Cannot write {args.output!r}: the output must end in .json, .csv or .html.")
+    handle = aw.load_model(args.model, device=args.device)
+    result = aw.attribute(handle, prompt, method=args.method, max_new_tokens=args.max_new_tokens,
+                          target=args.target, contrast=args.contrast, **options)
+    print(result)
+    if not args.output:
+        for row, target in enumerate(result.targets):
+            top = result.scores[row].argsort()[::-1][:3]
+            sources = ", ".join(f"{result.tokens[p].clean!r} {result.scores[row, p]:+.3f}" for p in top)
+            print(f"  {target.clean!r:>14} <- {sources}")
+        return 0
+    path, suffix = Path(args.output), Path(args.output).suffix.lower()
+    if suffix == ".html":
+        from attrwidgets.export_html import to_html
+
+        to_html(result, path)
+    elif suffix == ".json" and args.tokenlens:
+        from attrwidgets.core.result_io import save_tokenlens
+
+        save_tokenlens(result, path)
+    else:
+        getattr(result, _WRITERS[suffix])(path)
+    print(f"wrote {path}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "methods":
+            from attrwidgets.core.registry import get_method, list_methods
+
+            for name in list_methods():
+                print(f"{name:22} {get_method(name).summary}")
+            return 0
+        return _explain(args)
+    except AttrWidgetsError as exc:
+        print(f"attrwidgets: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The CLI on a tiny model saved to disk (the same from_pretrained path a hub id takes)."""
+
+import json
+
+import pytest
+
+from attrwidgets.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    from attrwidgets.testing import tiny_handle
+
+    h = tiny_handle("llama")
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    h.model.save_pretrained(folder)
+    h.tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("suffix", ["json", "csv", "html"])
+def test_explain_writes_each_format(tiny_folder, tmp_path, suffix, capsys):
+    out = tmp_path / f"out.{suffix}"
+    code = main(["explain", "the cat sat", "--model", tiny_folder, "--method", "integrated_gradients",
+                 "--n-steps", "8", "--max-new-tokens", "2", "-o", str(out)])
+    assert code == 0 and out.exists()
+    text = out.read_text()
+    if suffix == "json":
+        assert json.loads(text)["method"] == "integrated_gradients"
+    elif suffix == "csv":
+        assert text.splitlines()[0].replace('"', "").startswith("target_index,target_position,")
+    else:
+        assert "<script src=" not in text and "<html" in text.lower()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_explain_tokenlens_and_chat(tiny_folder, tmp_path):
+    out = tmp_path / "tl.json"
+    assert main(["explain", "capital of France?", "--chat", "--model", tiny_folder, "--method", "saliency",
+                 "--max-new-tokens", "2", "--tokenlens", "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert set(data) == {"metadata", "data"} and data["metadata"]["attribution_method"] == "saliency"
+
+
+def test_explain_bad_input_is_a_clear_error(tiny_folder, capsys):
+    assert main(["explain", "  ", "--model", tiny_folder, "--method", "saliency"]) == 2
+    assert "prompt is empty" in capsys.readouterr().err
+    assert main(["explain", "hi", "--model", tiny_folder, "--method", "nope"]) == 2
+    assert "Unknown method 'nope'" in capsys.readouterr().err
+    assert main(["explain", "hi", "--model", tiny_folder, "-o", "x.txt"]) == 2
+
+
+def test_methods_lists_the_registry(capsys):
+    assert main(["methods"]) == 0
+    assert "integrated_gradients" in capsys.readouterr().out
