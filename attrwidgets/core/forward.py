@@ -9,6 +9,7 @@ positions (the vocabulary projection at every position would cost ~20% of a smal
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import torch
@@ -75,7 +76,7 @@ class TargetFunction:
         """
         self.check_cancel()
         x = x.detach().to(self.dtype).requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), frozen_parameters(self.model):
             vals = self.values(x)
             grads = []
             for j in range(self.n_targets):
@@ -94,6 +95,20 @@ class TargetFunction:
     def values_at(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.values(x.to(self.dtype)).float()
+
+
+@contextlib.contextmanager
+def frozen_parameters(model: torch.nn.Module):
+    """Parameters stop requiring grad for the duration: autograd then saves no activations for weight
+    gradients we never use (less memory, faster backward). Restored afterwards, exactly as they were."""
+    changed = [p for p in model.parameters() if p.requires_grad]
+    for p in changed:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in changed:
+            p.requires_grad_(True)
 
 
 def step_batch_size(handle, length: int, n_targets: int, budget_bytes: int | None = None) -> int:
