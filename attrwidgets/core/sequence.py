@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from jinja2 import TemplateError
 
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
@@ -50,7 +51,31 @@ def _render_chat(tokenizer, messages) -> tuple[str, list[tuple[int, int, str]]]:
         spans.append((start, end, str(message["role"])))
         start = end
     spans.append((start, len(text), "assistant"))  # the generation prompt
-    return text, spans
+    return text, _split_injected_system(tokenizer, text, spans, messages)
+
+
+_SENTINEL = "\u2063attrwidgets-sentinel\u2063"
+
+
+def _split_injected_system(tokenizer, text, spans, messages):
+    """Templates like SmolLM2's and Qwen2's add a default system prompt when the chat has none; it lands in
+    the first message's span. Learn the template's system block shape from a sentinel message and label
+    such a block before the first message's content "system"."""
+    if not spans or messages[0].get("role") == "system":
+        return spans
+    try:
+        probe = tokenizer.apply_chat_template([{"role": "system", "content": _SENTINEL}], tokenize=False)
+    except (TemplateError, ValueError, TypeError):  # a template that rejects a lone system message
+        return spans
+    head, _, tail = probe.partition(_SENTINEL)
+    start, end, role = spans[0]
+    block_start = text.find(head, start, end) if head.strip() else -1
+    block_end = text.find(tail, block_start + len(head), end) if block_start >= 0 and tail.strip() else -1
+    if block_start < 0 or block_end < 0:
+        return spans
+    block_end += len(tail)
+    injected = [(start, block_start, role)] if block_start > start else []
+    return injected + [(block_start, block_end, "system"), (block_end, end, role)] + spans[1:]
 
 
 def _segment_at(offset: int, spans, first_role: str) -> str:
