@@ -21,27 +21,31 @@ import torch
 import attrwidgets as aw
 from attrwidgets.core.methods.quadrature import QUADRATURES
 
-PROMPT = [{"role": "user", "content": "What is the capital of France? Answer in one short sentence."}]
+PROMPT = [{"role": "system", "content": "Answer briefly."},
+          {"role": "user", "content": "What is the capital of France? Answer in one short sentence."}]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budgets", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument("--max-new-tokens", type=int, default=8)
+    parser.add_argument("--rows", type=int, default=4, help="attribute the first ROWS generated tokens")
+    parser.add_argument("--configs", nargs="+", default=None,
+                        help="objective:baseline:quadrature triples to run (default: all combinations)")
     parser.add_argument("--out", default="benchmarks/results/ig_convergence.json")
     args = parser.parse_args()
     handle = aw.load_model()
     session = aw.AttributionSession(handle, PROMPT, max_new_tokens=args.max_new_tokens)
     print("generated:", repr("".join(t.clean for t in session.tokens[session.sequence.n_prompt:])), flush=True)
+    configs = ([tuple(c.split(":")) for c in args.configs] if args.configs else
+               list(itertools.product(("log_prob", "logit"), ("pad", "zero"), QUADRATURES[::-1])))
     rows = []
-    for objective, baseline, quadrature, budget in itertools.product(
-        ("log_prob", "logit"), ("pad", "zero"), QUADRATURES, args.budgets
-    ):
+    for (objective, baseline, quadrature), budget in itertools.product(configs, args.budgets):
         start = time.perf_counter()
         try:
-            r = session.compute("integrated_gradients", progress=False, n_steps=budget, baseline=baseline,
+            r = session.compute("integrated_gradients", rows=range(args.rows), progress=False, n_steps=budget, baseline=baseline,
                                 objective=objective, quadrature=quadrature, tol=0.0)
-            err = r.completeness_error
+            err = r.completeness_error[: args.rows]
             row = {"objective": objective, "baseline": baseline, "quadrature": quadrature, "budget": budget,
                        "median": float(np.median(err)), "max": float(err.max()), "per_target": err.tolist(),
                        "forward_only": r.options.get("forward_only"), "seconds": time.perf_counter() - start}
