@@ -7,7 +7,7 @@ torch.set_num_threads(max(1, torch.get_num_threads()))
 ARCHS = ("llama", "qwen2", "gpt2")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tiny(arch: str):
     from attrwidgets.testing import tiny_handle
 

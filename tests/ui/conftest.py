@@ -33,16 +33,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_support import CHROMIUM_ARGS, find_chromium, unavailable
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Settings that keep runs deterministic: no news/update fetches, and no autosave writing outputs back.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
@@ -63,22 +56,6 @@ _KERNEL_STATE_JS = """() => {
     const text = name && name.textContent.trim();
     return text && text !== 'No Kernel' ? 'kernel' : false;
 }"""
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-def _unavailable(reason: str):
-    if _in_ci():
-        pytest.fail(f"{reason}; CI=true, so the browser tests must run, not skip", pytrace=False)
-    pytest.skip(reason)
-
-
-def find_chromium() -> str | None:
-    candidates = [os.environ.get("ATTRWIDGETS_CHROMIUM"), "/usr/bin/chromium"]
-    candidates += [shutil.which(name) for name in ("chromium", "chromium-browser")]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
 def _free_port() -> int:
@@ -213,7 +190,7 @@ class LabServer:
 def chromium_executable() -> str:
     path = find_chromium()
     if path is None:
-        _unavailable("no chromium (looked for /usr/bin/chromium; install with `apt-get install -y chromium`)")
+        unavailable("no chromium (looked for /usr/bin/chromium; install with `apt-get install -y chromium`)")
     return path
 
 
@@ -222,7 +199,7 @@ def playwright_api():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("the `playwright` Python package is not installed (pip install -e '.[dev]')")
+        unavailable("the `playwright` Python package is not installed (pip install -e '.[dev]')")
     with sync_playwright() as p:
         yield p
 

@@ -6,30 +6,29 @@ Checks what only a browser can: untrusted token text stays text, the drawn row i
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
 from attrwidgets.export_html import to_html
 from attrwidgets.widgets import checksum
+from tests.browser_support import CHROMIUM_ARGS, find_chromium, unavailable
 
 from .support import HOSTILE, SCRIPT_BREAKER
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.usefixtures("built_bundle")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
-    if CHROMIUM is None:
-        pytest.skip("needs Chromium (Debian package `chromium`) for the browser check")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        unavailable("needs the playwright package (pip install -e '.[dev]')")
+    chromium = find_chromium()
+    if chromium is None:
+        unavailable("needs Chromium (Debian package `chromium`) for the browser check")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
 
