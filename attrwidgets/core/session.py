@@ -15,7 +15,7 @@ from attrwidgets.core.forward import TargetFunction
 from attrwidgets.core.registry import get_method, resolve_options
 from attrwidgets.core.result import Attribution
 from attrwidgets.core.sequence import contrast_token_id, prepare_sequence
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.errors import AttrWidgetsError, NonFiniteGradientError
 
 
 class AttributionSession:
@@ -96,8 +96,6 @@ class AttributionSession:
             return full
 
         if not np.isfinite(out.scores).all():
-            from attrwidgets.errors import NonFiniteGradientError
-
             raise NonFiniteGradientError(f"{method} produced NaN/inf scores: nothing is drawn from them.")
         attention = None
         if out.attention is not None:

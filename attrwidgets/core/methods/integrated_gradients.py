@@ -65,30 +65,31 @@ class PathEvaluator:
         self.evaluations = 0
         self.forward_only = 0
 
-    def __call__(self, alphas) -> tuple[np.ndarray, torch.Tensor]:
-        """alphas (k,) -> values (k, n) numpy and gradients (k, n, T, D) float32."""
-        values, grads = [], []
+    def _chunks(self, alphas):
+        """Path points baseline + alpha * delta, (k, T, D), in chunks that fit the memory budget."""
         for start in range(0, len(alphas), self.batch_size):
             chunk = torch.as_tensor(np.asarray(alphas[start : start + self.batch_size]), dtype=self.delta.dtype,
                                     device=self.delta.device)
-            points = self.baseline.unsqueeze(0) + chunk.view(-1, 1, 1) * self.delta.unsqueeze(0)
+            yield self.baseline.unsqueeze(0) + chunk.view(-1, 1, 1) * self.delta.unsqueeze(0)
+
+    def __call__(self, alphas) -> tuple[np.ndarray, torch.Tensor]:
+        """alphas (k,) -> values (k, n) numpy and gradients (k, n, T, D) float32."""
+        values, grads = [], []
+        for points in self._chunks(alphas):
             v, g = self.fn.values_and_grads(points)
             values.append(v.cpu().numpy())
             grads.append(g.cpu())
-            self.evaluations += len(chunk)
+            self.evaluations += len(points)
             if self.progress is not None:
-                self.progress.update(len(chunk))
+                self.progress.update(len(points))
         return np.concatenate(values), torch.cat(grads)
 
     def values_only(self, alphas) -> np.ndarray:
         """Forward passes only (no graph): f at path points, (k, n)."""
         out = []
-        for start in range(0, len(alphas), self.batch_size):
-            chunk = torch.as_tensor(np.asarray(alphas[start : start + self.batch_size]), dtype=self.delta.dtype,
-                                    device=self.delta.device)
-            points = self.baseline.unsqueeze(0) + chunk.view(-1, 1, 1) * self.delta.unsqueeze(0)
+        for points in self._chunks(alphas):
             out.append(self.fn.values_at(points).cpu().numpy())
-            self.forward_only += len(chunk)
+            self.forward_only += len(points)
         return np.concatenate(out) if out else np.zeros((0, self.fn.n_targets))
 
 
