@@ -11,8 +11,8 @@ cells = [
          "model = aw.load_model()  # device='auto': CUDA when present\naw.describe_boundaries(model);"),
     md("## Token attribution during generation\nA chat prompt is rendered with the tokenizer's own chat "
        "template; 8 tokens are generated greedily and each is attributed to every earlier position."),
-    code("chat = [{\"role\": \"system\", \"content\": \"Answer briefly.\"},\n"
-         "        {\"role\": \"user\", \"content\": \"What is the capital of France?\"}]\n"
+    code("# SmolLM2's template adds its default system prompt when the chat has none (labelled 'system').\n"
+         "chat = [{\"role\": \"user\", \"content\": \"What is the capital of France?\"}]\n"
          "saliency = aw.attribute(model, chat, method=\"saliency\", max_new_tokens=8)\n"
          "print(saliency)\nprint(\"probabilities:\", saliency.target_prob.round(3))\n"
          "print(\"entropies:    \", saliency.target_entropy.round(3))"),
