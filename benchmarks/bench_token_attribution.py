@@ -24,6 +24,14 @@ Every (tool, method) runs in its own subprocess: model load, one warm-up (report
 (wall: time.perf_counter, torch.set_num_threads(2)), and the peak RSS of the timed run (Linux: VmHWM after
 resetting it through /proc/self/clear_refs; elsewhere a 2 ms psutil sampler). Results: a table on stdout
 and JSON in benchmarks/results/token_attribution.json.
+
+Contention: the full run first waits (up to --max-wait s) for a 1-minute load below --load-threshold. During
+every timed run it measures the CPU that OTHER processes took (/proc/stat busy time minus its own); a job
+disturbed beyond --max-other is run again after the machine quietens (--retries). The 1-minute load
+itself is useless once the benchmark runs: its own 2 threads put it near 2.
+
+--profile adds a job that splits attrwidgets' IG time (forward / backward / the rest), lists the top
+operators (torch.profiler) and A/B-tests the previous per-target backward loop against the installed core.
 """
 
 from __future__ import annotations
