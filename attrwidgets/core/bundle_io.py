@@ -1,0 +1,114 @@
+"""Save/load for results with large tensors: a JSON header (schema-checked) plus a safetensors file beside it.
+
+`x.json` holds the schema name, metadata and the tokens; `x.safetensors` holds the arrays. Never pickle: a
+result file is something people pass around, and unpickling runs arbitrary code. Every problem with a file
+is an AttrWidgetsError that names the file, what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from attrwidgets.core.tokens import SEGMENTS, Token
+from attrwidgets.errors import AttrWidgetsError
+
+_RESAVE = "Re-save it with the result's save() method"
+
+
+def bundle_paths(path) -> tuple[Path, Path]:
+    """'out' or 'out.json' -> (out.json, out.safetensors)."""
+    path = Path(path)
+    header = path if path.suffix == ".json" else path.with_name(path.name + ".json")
+    return header, header.with_suffix(".safetensors")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # write-then-rename: a crash mid-write leaves the old file, never a truncated one
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_bundle(path, schema: str, header: dict, arrays: dict[str, np.ndarray | None]) -> Path:
+    """Write header (JSON-able) and arrays (None entries skipped); returns the JSON path."""
+    from safetensors.numpy import save
+
+    json_path, tensor_path = bundle_paths(path)
+    tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items() if v is not None}
+    try:
+        text = json.dumps({"schema": schema, **header, "tensors": sorted(tensors)}, allow_nan=False, indent=1)
+    except (TypeError, ValueError) as exc:
+        raise AttrWidgetsError(f"Cannot save: the header is not JSON-able ({exc}).") from None
+    _atomic_write(tensor_path, save(tensors))
+    _atomic_write(json_path, text.encode("utf-8"))
+    return json_path
+
+
+def load_bundle(path, schema: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read a bundle written by save_bundle with this schema -> (header, arrays)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    json_path, tensor_path = bundle_paths(path)
+    where = str(json_path)
+    if not json_path.is_file():
+        raise AttrWidgetsError(f"Cannot read {where}: no such file. Pass the path given to save().")
+    try:
+        header = json.loads(json_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AttrWidgetsError(f"Cannot read {where}: not valid JSON ({exc}). {_RESAVE}.") from None
+    if not isinstance(header, dict) or header.get("schema") != schema:
+        got = header.get("schema") if isinstance(header, dict) else type(header).__name__
+        raise AttrWidgetsError(f"Cannot read {where}: schema is {got!r}, expected {schema!r}. {_RESAVE}.")
+    if not tensor_path.is_file():
+        raise AttrWidgetsError(
+            f"Cannot read {where}: its tensors file {tensor_path.name} is missing; keep the two files together."
+        )
+    try:
+        arrays = load(tensor_path.read_bytes())
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise AttrWidgetsError(f"Cannot read {tensor_path}: not a valid safetensors file ({exc}). {_RESAVE}.") from None
+    missing = [k for k in header.get("tensors", []) if k not in arrays]
+    if missing:
+        raise AttrWidgetsError(f"Cannot read {tensor_path}: tensors {missing} are missing. {_RESAVE}.")
+    return header, arrays
+
+
+def require(header: dict, where: str, key: str, kind: type | tuple):
+    if key not in header:
+        raise AttrWidgetsError(f"Cannot read {where}: key {key!r} missing. {_RESAVE}.")
+    value = header[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise AttrWidgetsError(f"Cannot read {where}: {key!r} must be {name}, got {type(value).__name__}. {_RESAVE}.")
+    return value
+
+
+def require_array(arrays: dict, where: str, name: str, shape: tuple) -> np.ndarray:
+    """Array `name` with `shape` (None = any size on that axis), as float32."""
+    if name not in arrays:
+        raise AttrWidgetsError(f"Cannot read {where}: tensor {name!r} missing. {_RESAVE}.")
+    value = arrays[name]
+    if value.ndim != len(shape) or any(s is not None and s != g for s, g in zip(shape, value.shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise AttrWidgetsError(f"Cannot read {where}: tensor {name!r} has shape {value.shape}, expected {want}.")
+    return value.astype(np.float32)
+
+
+def tokens_from_header(header: dict, where: str) -> list[Token]:
+    raw = require(header, where, "tokens", list)
+    out = []
+    for i, t in enumerate(raw):
+        ok = isinstance(t, dict) and all(k in t for k in ("id", "text", "clean", "segment", "special"))
+        if not ok or t["segment"] not in SEGMENTS:
+            raise AttrWidgetsError(f"Cannot read {where}: tokens[{i}] is malformed ({t!r:.80}). {_RESAVE}.")
+        out.append(Token.from_dict(t))
+    return out
