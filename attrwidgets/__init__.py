@@ -7,6 +7,9 @@
 """
 
 from attrwidgets.core.adapters import describe_boundaries
+from attrwidgets.core.depass import (Decomposition, HeadContributions, depass, load_decomposition,
+                                     load_head_contributions, residual_state)
+from attrwidgets.core.depass.heads import head_contributions
 from attrwidgets.core.registry import list_methods
 from attrwidgets.core.result import Attribution
 from attrwidgets.core.session import AttributionSession, attribute
@@ -19,14 +22,22 @@ __all__ = [
     "AttrWidgetsError",
     "Attribution",
     "AttributionSession",
+    "Decomposition",
+    "HeadContributions",
+    "HeadGrid",
     "ModelHandle",
     "NonFiniteGradientError",
     "TokenMatrix",
     "attribute",
+    "depass",
     "describe_boundaries",
+    "head_contributions",
     "list_methods",
+    "load_decomposition",
+    "load_head_contributions",
     "load_model",
     "load_result",
+    "residual_state",
     "to_html",
 ]
 
@@ -44,6 +55,10 @@ def __getattr__(name):
         from attrwidgets.widgets.token_matrix import TokenMatrix
 
         return TokenMatrix
+    if name == "HeadGrid":
+        from attrwidgets.widgets.head_grid import HeadGrid
+
+        return HeadGrid
     if name == "to_html":
         from attrwidgets.export_html import to_html
 

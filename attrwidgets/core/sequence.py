@@ -143,7 +143,9 @@ def greedy_continue(handle, ids: list[int], max_new_tokens: int) -> list[int]:
     return out
 
 
-def prepare_sequence(handle, prompt, *, max_new_tokens: int = 8, target: str | None = None) -> PreparedSequence:
+def prepare_sequence(handle, prompt, *, max_new_tokens: int = 8, target: str | None = None,
+                     min_new_tokens: int = 1) -> PreparedSequence:
+    """min_new_tokens=0 lets max_new_tokens=0 mean "the prompt alone" (DePass decomposes any sequence)."""
     tokenizer = handle.tokenizer
     ids, segments, text = encode_prompt(tokenizer, prompt)
     if target is not None:
@@ -154,8 +156,9 @@ def prepare_sequence(handle, prompt, *, max_new_tokens: int = 8, target: str | N
             raise AttrWidgetsError(f"target {target!r} tokenizes to nothing: give a non-empty continuation.")
         n_new = len(continuation)
     else:
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise AttrWidgetsError(f"max_new_tokens must be a positive integer; got {max_new_tokens!r}.")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < min_new_tokens:
+            kind = "a positive" if min_new_tokens >= 1 else "a non-negative"
+            raise AttrWidgetsError(f"max_new_tokens must be {kind} integer; got {max_new_tokens!r}.")
         n_new = max_new_tokens
     limit = handle.max_context
     if len(ids) + n_new > limit:
@@ -164,7 +167,7 @@ def prepare_sequence(handle, prompt, *, max_new_tokens: int = 8, target: str | N
             f"context of {limit} tokens: shorten the prompt or lower max_new_tokens."
         )
     if target is None:
-        continuation = greedy_continue(handle, ids, n_new)
+        continuation = greedy_continue(handle, ids, n_new) if n_new else []
     all_ids = ids + list(continuation)
     cleans = _clean_texts(tokenizer, all_ids)
     pieces = tokenizer.convert_ids_to_tokens(all_ids)

@@ -1,4 +1,5 @@
-"""Live recomputation for the widgets: a per-(method, options) row cache and a last-request-wins worker.
+"""Live recomputation for the widgets: a last-request-wins worker, and two caches on it: LiveRows (rows of
+an Attribution per (method, options), TokenMatrix) and LiveValues (any key -> value, e.g. HeadGrid's rows).
 
 The kernel's comm thread must stay free while a method runs (integrated gradients on a real model takes
 seconds per row), so computation runs on one worker thread. Every selection makes a new request id. A job
@@ -274,6 +275,102 @@ class LiveRows:
     def result(self) -> Any:
         with self.lock:
             return self.entry(self.current_key()).attribution()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self.worker.wait(timeout)
+
+    def close(self) -> None:
+        with self.lock:
+            for job in self.inflight:
+                job.cancel.set()
+        self.worker.shutdown()
+
+
+@dataclass
+class _Pending:
+    key: Any
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class LiveValues:
+    """A keyed cache and a last-request-wins worker: a live view says what its selection needs (a cache key
+    and a compute function) and gets the worker thread, the cache, the busy flag and the error banner.
+
+    The widget provides traits `busy` and `error`. `request(key, compute)` makes `key` the current one and
+    calls `on_ready(key, value)` with the cached value at once, or later from the worker once
+    `compute(cancel)` returns, and then only if `key` is still the current one: a stale result is cached for
+    its own key but never shown over a newer one. A job superseded before it starts is skipped; a running one
+    has its `cancel` event set (compute functions that honour it raise, and nothing is reported). A failure
+    of the current request goes to `widget.error`; the cache keeps everything computed before.
+    """
+
+    def __init__(self, widget: Any, on_ready: Callable[[Any, Any], None], name: str = "") -> None:
+        self.widget = widget
+        self.on_ready = on_ready
+        self.lock = threading.RLock()
+        self.cache: dict[Any, Any] = {}
+        self.inflight: list[_Pending] = []
+        self.current: Any = None
+        self.worker = LatestWins(on_busy=self._set_busy, name=name or f"attrwidgets-{type(widget).__name__}")
+
+    def _set_busy(self, value: bool) -> None:
+        self.widget.busy = value
+
+    def request(self, key: Any, compute: Callable[[threading.Event], Any]) -> None:
+        with self.lock:
+            request_id = self.worker.new_request()
+            self.current = key
+            for job in self.inflight:
+                if job.key != key:
+                    job.cancel.set()
+            self.widget.error = ""
+            if key in self.cache:
+                self.on_ready(key, self.cache[key])
+                return
+            if any(j.key == key and not j.cancel.is_set() for j in self.inflight):
+                return  # a running or queued job computes it and will show it
+            job = _Pending(key)
+            self.inflight.append(job)
+            self.worker.submit(request_id, lambda rid: self._run(rid, job, compute))
+
+    def forget(self) -> None:
+        """Nothing is wanted now (e.g. the selection was cleared): running jobs are cancelled."""
+        with self.lock:
+            self.worker.new_request()
+            self.current = None
+            for job in self.inflight:
+                job.cancel.set()
+
+    def _wanted(self, request_id: int, job: _Pending) -> bool:
+        return not job.cancel.is_set() and (self.worker.is_latest(request_id) or job.key == self.current)
+
+    def _run(self, request_id: int, job: _Pending, compute: Callable[[threading.Event], Any]) -> None:
+        """Runs on the worker thread."""
+        try:
+            with self.lock:
+                if not self._wanted(request_id, job):
+                    return
+                if job.key in self.cache:  # an uncancellable stale run filled it meanwhile
+                    value = self.cache[job.key]
+                    computed = False
+                else:
+                    computed = True
+            if computed:
+                value = compute(job.cancel)
+                with self.lock:
+                    self.cache[job.key] = value  # cached even if stale: it is right for its key
+        except Exception as exc:  # any failure goes to the error banner
+            log.debug("live compute for %r failed", job.key, exc_info=True)
+            with self.lock:
+                if self._wanted(request_id, job):
+                    self.widget.error = describe_error(exc)
+            return
+        finally:
+            with self.lock:
+                self.inflight.remove(job)
+        with self.lock:
+            if job.key == self.current:
+                self.on_ready(job.key, value)
 
     def wait(self, timeout: float | None = None) -> None:
         self.worker.wait(timeout)

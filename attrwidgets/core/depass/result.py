@@ -40,7 +40,7 @@ class Decomposition:
     model_id: str = ""
     prompt: str = ""
     timestamp: str = field(default_factory=_now_iso)
-    # (V, D) unembedding rows are not stored; logit_scores needs the model's, kept only in memory.
+    # (weight (V, D), bias) torch tensors of the model's unembedding, kept in memory only (not saved).
     unembedding: object = field(default=None, repr=False, compare=False)
     tokenizer: object = field(default=None, repr=False, compare=False)
 
@@ -68,7 +68,8 @@ class Decomposition:
             )
         weight, bias = self.unembedding
         token_id = resolve_token_id(self.tokenizer, token, weight.shape[0])
-        scores = self.states @ weight[token_id]
+        row = weight[token_id].detach().float().cpu().numpy()
+        scores = self.states @ row
         if bias is not None:  # an LM-head bias is a constant: it belongs to the bias component
             scores[:, -1] += float(bias[token_id])
         return scores.astype(np.float32)

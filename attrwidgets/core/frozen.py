@@ -1,0 +1,208 @@
+"""The frozen forward: one real forward records what makes a transformer linear in its residual stream.
+
+FrozenForward runs the model once and keeps, per block, the attention weights, the norm scales, the MLP's
+real pre-activations and neuron values, and the states at the block's boundaries. With those frozen,
+a component stack X of shape (M, T, D) (M components that sum to the real state) propagates through
+norms and attention exactly linearly (core/frozen_ops.py), and through an MLP by a split rule
+(core/depass/rules.py) or, later, a transcoder. Used by DePass and the attribution graph.
+
+The last component of every stack is the bias component: every bias and norm offset goes there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from attrwidgets.errors import AttrWidgetsError
+
+SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    kind: str  # "rms" or "layer"
+    weight: torch.Tensor  # (D,)
+    bias: torch.Tensor | None  # (D,) LayerNorm offset (goes to the bias component)
+    eps: float
+
+
+@dataclass(frozen=True)
+class Affine:
+    """y = x @ weight.T + bias, weight (out, in): nn.Linear and GPT-2's Conv1D (stored transposed) alike."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+    def rows(self, start: int, stop: int) -> Affine:
+        return Affine(self.weight[start:stop], None if self.bias is None else self.bias[start:stop])
+
+
+def affine_of(module) -> Affine:
+    weight = module.weight.detach().float()
+    if type(module).__name__ == "Conv1D":  # GPT-2: y = x @ W + b with W (in, out)
+        weight = weight.t()
+    bias = getattr(module, "bias", None)
+    return Affine(weight.contiguous(), None if bias is None else bias.detach().float())
+
+
+def norm_of(module) -> NormSpec:
+    if isinstance(module, torch.nn.LayerNorm):
+        bias = None if module.bias is None else module.bias.detach().float()
+        return NormSpec("layer", module.weight.detach().float(), bias, float(module.eps))
+    eps = getattr(module, "variance_epsilon", getattr(module, "eps", None))
+    if eps is None or not hasattr(module, "weight"):
+        raise AttrWidgetsError(f"Cannot freeze norm {type(module).__name__}: expected an RMSNorm or a LayerNorm.")
+    return NormSpec("rms", module.weight.detach().float(), None, float(eps))
+
+
+def norm_scale(spec: NormSpec, x: torch.Tensor) -> torch.Tensor:
+    """x (T, D) real state -> (T,) the scale the norm applies, frozen for every component."""
+    x = x.float()
+    if spec.kind == "layer":
+        return torch.rsqrt(x.var(-1, unbiased=False) + spec.eps)
+    return torch.rsqrt(x.pow(2).mean(-1) + spec.eps)
+
+
+@dataclass
+class BlockRecord:
+    """What one real forward saw in block l (positions 0..T-1)."""
+
+    x_in: torch.Tensor  # (T, D) block input
+    mid: torch.Tensor  # (T, D) after attention + residual (the MLP's input side)
+    attn_out: torch.Tensor  # (T, D) attention output (biases included)
+    mlp_out: torch.Tensor  # (T, D) MLP output (biases included)
+    attention: torch.Tensor  # (H, T, T) weights, rows queries
+    preact: torch.Tensor  # (T, I) real pre-activation of the neurons (gate for gated MLPs)
+    values: torch.Tensor  # (T, I) real neuron values, the input of the MLP's output projection
+    scale_attn: torch.Tensor  # (T,) frozen scale of the pre-attention norm
+    scale_mlp: torch.Tensor  # (T,) frozen scale of the pre-MLP norm
+
+
+class FrozenForward:
+    """One real forward of `input_ids` (T,) and everything the linear propagation needs."""
+
+    def __init__(self, handle, input_ids: torch.Tensor):
+        adapter = handle.adapter
+        if adapter.name not in SUPPORTED or not adapter.causal:
+            raise AttrWidgetsError(
+                f"The frozen forward (DePass, head contributions) supports pre-norm causal LMs "
+                f"({', '.join(SUPPORTED)}); {adapter.name!r} is not one of them."
+            )
+        self.handle, self.adapter, self.model = handle, adapter, handle.model
+        self.input_ids = input_ids.detach().cpu()
+        self.n_layers = adapter.n_layers(self.model)
+        self.blocks: list[BlockRecord] = []
+        self._capture()
+
+    # -- module maps (float32 copies; small next to the activations) ---------------------------------
+    def block(self, layer: int):
+        return self.adapter.get(self.model, self.adapter.blocks)[layer]
+
+    def _module(self, path: str, layer: int):
+        return self.adapter.get(self.model, path, block=layer)
+
+    def norm_attn(self, layer: int) -> NormSpec:
+        return norm_of(self._module(self.adapter.norm_attn, layer))
+
+    def norm_mlp(self, layer: int) -> NormSpec:
+        return norm_of(self._module(self.adapter.norm_mlp, layer))
+
+    def final_norm(self) -> NormSpec:
+        return norm_of(self.adapter.get(self.model, self.adapter.final_norm))
+
+    def value_map(self, layer: int) -> Affine:
+        """(KV * head_dim, D): the value projection; GPT-2 fuses q/k/v, so take its value rows."""
+        if self.adapter.v_proj is not None:
+            return affine_of(self._module(self.adapter.v_proj, layer))
+        fused = affine_of(self._module(self.adapter.qkv_fused, layer))
+        d = fused.weight.shape[1]
+        return fused.rows(2 * d, 3 * d)
+
+    def out_map(self, layer: int) -> Affine:
+        return affine_of(self._module(self.adapter.o_proj, layer))
+
+    def mlp_in_map(self, layer: int) -> Affine:
+        return affine_of(self._module(self.adapter.mlp_in, layer))
+
+    def mlp_out_map(self, layer: int) -> Affine:
+        return affine_of(self._module(self.adapter.mlp_out, layer))
+
+    def unembedding(self) -> Affine:
+        return affine_of(self.adapter.lm_head(self.model))
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.blocks[0].attention.shape[0])
+
+    @property
+    def head_dim(self) -> int:
+        return self.out_map(0).weight.shape[1] // self.n_heads
+
+    @property
+    def n_kv_heads(self) -> int:
+        return self.value_map(0).weight.shape[0] // self.head_dim
+
+    @property
+    def length(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    # -- the one real forward ----------------------------------------------------------------------
+    @torch.no_grad()
+    def _capture(self) -> None:
+        a, model = self.adapter, self.model
+        if getattr(model.config, "_attn_implementation", "eager") != "eager":
+            model.set_attn_implementation("eager")  # sdpa returns no weights (RECIPES.md)
+        seen: dict[tuple[str, int], torch.Tensor] = {}
+        hooks = []
+
+        def keep_input(name, layer):
+            return lambda mod, args: seen.__setitem__((name, layer), args[0][0].detach().float())
+
+        def keep_output(name, layer):
+            def hook(mod, args, out):
+                out = out[0] if isinstance(out, tuple) else out
+                seen[(name, layer)] = out[0].detach().float()
+            return hook
+
+        with contextlib.ExitStack() as stack:
+            for layer in range(self.n_layers):
+                for name, path in (("x_in", a.norm_attn), ("mid", a.norm_mlp), ("values", a.mlp_out)):
+                    hooks.append(self._module(path, layer).register_forward_pre_hook(keep_input(name, layer)))
+                for name, path in (("attn_out", a.attn), ("mlp_out", a.mlp), ("preact", a.mlp_in)):
+                    hooks.append(self._module(path, layer).register_forward_hook(keep_output(name, layer)))
+            final = a.get(model, a.final_norm)
+            hooks.append(final.register_forward_pre_hook(keep_input("final_in", 0)))
+            for h in hooks:
+                stack.callback(h.remove)
+            ids = self.input_ids.to(self.handle.device).unsqueeze(0)
+            out = a.base(model)(input_ids=ids, output_attentions=True, use_cache=False)
+        if not out.attentions or out.attentions[0] is None:
+            raise AttrWidgetsError("The model returned no attention weights: load it with attn_implementation='eager'.")
+        causal = torch.ones(self.length, self.length, dtype=torch.bool, device=out.attentions[0].device).tril()
+        for layer in range(self.n_layers):
+            # Masked entries are exactly 0 after softmax in fp32; in half precision make sure of it, since
+            # causality of the decomposition rests on them.
+            attention = (out.attentions[layer][0].float() * causal).detach()
+            x_in, mid = seen[("x_in", layer)], seen[("mid", layer)]
+            self.blocks.append(BlockRecord(
+                x_in=x_in, mid=mid, attn_out=seen[("attn_out", layer)], mlp_out=seen[("mlp_out", layer)],
+                attention=attention, preact=seen[("preact", layer)], values=seen[("values", layer)],
+                scale_attn=norm_scale(self.norm_attn(layer), x_in), scale_mlp=norm_scale(self.norm_mlp(layer), mid),
+            ))
+        self.final_in = seen[("final_in", 0)]  # (T, D) residual stream after the last block
+        self.final_scale = norm_scale(self.final_norm(), self.final_in)
+        self.final_out = out.last_hidden_state[0].detach().float()  # (T, D) after the final norm
+
+    # -- boundaries ----------------------------------------------------------------------------------
+    def block_output(self, layer: int) -> torch.Tensor:
+        """(T, D) residual stream after block `layer`."""
+        return self.blocks[layer + 1].x_in if layer + 1 < self.n_layers else self.final_in
+
+    def real_logits(self, position: int) -> torch.Tensor:
+        with torch.no_grad():
+            head = self.adapter.lm_head(self.model)
+            x = self.final_out[position].to(self.handle.device, next(head.parameters()).dtype)
+            return head(x).float().cpu()
