@@ -7,8 +7,14 @@
 """
 
 from attrwidgets.core.adapters import describe_boundaries
-from attrwidgets.core.depass import (Decomposition, HeadContributions, depass, load_decomposition,
-                                     load_head_contributions, residual_state)
+from attrwidgets.core.depass import (
+    Decomposition,
+    HeadContributions,
+    depass,
+    load_decomposition,
+    load_head_contributions,
+    residual_state,
+)
 from attrwidgets.core.depass.heads import head_contributions
 from attrwidgets.core.registry import list_methods
 from attrwidgets.core.result import Attribution

@@ -79,7 +79,7 @@ def attention_step(frozen: FrozenForward, layer: int, X: torch.Tensor, first: to
     rec = frozen.blocks[layer]
     v = head_values(frozen, layer, apply_norm(X, frozen.norm_attn(layer), rec.scale_attn))
     out_map = frozen.out_map(layer)
-    M, T, H, hd = v.shape
+    _, T, H, hd = v.shape
     bytes_per_cell = 4 * (2 * H * hd + X.shape[2] + T * H)  # ctx, output, and the sliced keys per query
     for t0, t1, active in position_chunks(first, T, bytes_per_cell, budget):
         if on_chunk is not None:

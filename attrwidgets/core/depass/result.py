@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from attrwidgets.core.bundle_io import (load_bundle, require, require_array, save_bundle, tokens_from_header)
+from attrwidgets.core.bundle_io import load_bundle, require, require_array, save_bundle, tokens_from_header
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 
