@@ -114,7 +114,8 @@ def test_head_level_heads_are_the_attention_output_per_head(arch):
     frozen = FrozenForward(h, h.tokenizer(PROMPT, return_tensors="pt")["input_ids"][0])
     seed = head_seed(frozen, 1)
     H = frozen.n_heads
-    heads, bias = seed.X[1:1 + H], seed.X[-1]
+    X = seed.public()
+    heads, bias = X[1:1 + H], X[-1]
     np.testing.assert_allclose((heads.sum(0) + bias).numpy(), attn_out.numpy(), atol=1e-5)
     w = h.model.model.layers[1].self_attn.o_proj.weight.detach()
     hd = w.shape[1] // H

@@ -38,36 +38,41 @@ def check_index(name: str, value, size: int, *, hint: str = "") -> int:
 
 
 class Seed:
-    """A component stack at a boundary: X (M, T, D), first (M,), labels, and where it sits."""
+    """A component stack at a boundary, in propagation order: the bias component FIRST, then the others
+    by the first position where they can be non-zero (core/frozen_ops.py). `labels` are in API order."""
 
-    def __init__(self, X, first, labels, layer: int, where: str):
-        self.X, self.first, self.labels, self.layer, self.where = X, first, labels, layer, where
+    def __init__(self, parts: list[torch.Tensor], labels: list[str], layer: int, where: str, first=None):
+        bias = torch.zeros_like(parts[0]) if len(parts[0].shape) == 2 else torch.zeros_like(parts[0][0])
+        stack = [p.unsqueeze(0) if p.ndim == 2 else p for p in parts]
+        self.X = torch.cat([bias.unsqueeze(0), *stack]).contiguous()
+        zero = torch.zeros(1, dtype=torch.long, device=self.X.device)
+        self.first = torch.cat([zero, first]) if first is not None else zero.expand(self.X.shape[0]).clone()
+        self.labels, self.layer, self.where = labels + ["bias"], layer, where
 
-
-def _stack(parts: list[torch.Tensor]) -> torch.Tensor:
-    return torch.stack(parts, dim=0).contiguous()
+    def public(self, X: torch.Tensor | None = None) -> torch.Tensor:
+        """A stack in propagation order -> API order (the bias component last)."""
+        X = self.X if X is None else X
+        return torch.cat([X[1:], X[:1]])
 
 
 def token_seed(frozen: FrozenForward, start_layer: int) -> Seed:
     h = frozen.blocks[start_layer].x_in
     T, D = h.shape
-    X = torch.zeros(T + 1, T, D, dtype=h.dtype, device=h.device)
+    X = torch.zeros(T, T, D, dtype=h.dtype, device=h.device)
     idx = torch.arange(T, device=h.device)
     X[idx, idx] = h  # GPT-2: token k's component holds its position embedding too
-    first = torch.cat([idx, torch.zeros(1, dtype=idx.dtype, device=idx.device)])
-    return Seed(X, first, [f"token {k}" for k in range(T)] + ["bias"], start_layer, "input")
+    return Seed([X], [f"token {k}" for k in range(T)], start_layer, "input", first=idx)
 
 
 def head_seed(frozen: FrozenForward, layer: int) -> Seed:
     h = frozen.blocks[layer].x_in
-    per_head, out_bias = head_outputs(frozen, layer, _stack([h, torch.zeros_like(h)]))
-    bias = per_head[1].sum(1)  # the value bias through every head's attention
+    per_head, out_bias = head_outputs(frozen, layer, torch.stack([torch.zeros_like(h), h]))
+    seed = Seed([h, per_head[1].permute(1, 0, 2)], ["stream"] + [f"L{layer}.H{k}" for k in range(per_head.shape[2])],
+                layer, "mid")
+    seed.X[0] = per_head[0].sum(1)  # the value bias through every head's attention...
     if out_bias is not None:
-        bias = bias + out_bias
-    heads = per_head[0].permute(1, 0, 2)  # (H, T, D)
-    X = torch.cat([h.unsqueeze(0), heads, bias.unsqueeze(0)])
-    labels = ["stream"] + [f"L{layer}.H{k}" for k in range(heads.shape[0])] + ["bias"]
-    return Seed(X, _zeros_first(X), labels, layer, "mid")
+        seed.X[0] += out_bias  # ...and the output projection's bias
+    return seed
 
 
 def module_seed(frozen: FrozenForward, layer: int, module: str) -> Seed:
@@ -76,8 +81,7 @@ def module_seed(frozen: FrozenForward, layer: int, module: str) -> Seed:
         parts, where = [rec.x_in, rec.attn_out], "mid"
     else:
         parts, where = [rec.mid, rec.mlp_out], "output"
-    X = _stack(parts + [torch.zeros_like(rec.x_in)])
-    return Seed(X, _zeros_first(X), [f"before L{layer}.{module}", f"L{layer}.{module}", "bias"], layer, where)
+    return Seed(parts, [f"before L{layer}.{module}", f"L{layer}.{module}"], layer, where)
 
 
 def neuron_seed(frozen: FrozenForward, layer: int, neurons) -> Seed:
@@ -97,9 +101,7 @@ def neuron_seed(frozen: FrozenForward, layer: int, neurons) -> Seed:
     rest = rec.mid + (rec.values * keep) @ out_map.weight.t()  # the stream after the MLP, without them
     if out_map.bias is not None:
         rest = rest + out_map.bias
-    X = torch.cat([rest.unsqueeze(0), picked, torch.zeros_like(rest).unsqueeze(0)])
-    labels = [f"rest after L{layer}.mlp"] + [f"L{layer}.N{n}" for n in chosen] + ["bias"]
-    return Seed(X, _zeros_first(X), labels, layer, "output")
+    return Seed([rest, picked], [f"rest after L{layer}.mlp"] + [f"L{layer}.N{n}" for n in chosen], layer, "output")
 
 
 def subspace_seed(frozen: FrozenForward, layer: int, components) -> Seed:
@@ -119,26 +121,18 @@ def subspace_seed(frozen: FrozenForward, layer: int, components) -> Seed:
                 raise AttrWidgetsError(f"basis {i} must be (D, k) with D = {h.shape[1]}, got {tuple(B.shape)}.")
             parts.append(h @ B @ torch.linalg.pinv(B))  # orthogonal projection onto span(B)
         parts.append(h - sum(parts))  # the remainder is a component of its own
-        labels = [f"subspace {i}" for i in range(len(components))] + ["remainder"]
-        X = _stack(parts)
-    else:
-        X = torch.as_tensor(components, dtype=h.dtype).to(h.device)
-        if X.ndim != 3 or X.shape[1:] != h.shape:
-            raise AttrWidgetsError(f"components must be (M, T, D) = (M, {h.shape[0]}, {h.shape[1]}), got {tuple(X.shape)}.")
-        err = relative_error(X.sum(0), h)
-        if err > SUBSPACE_TOLERANCE:
-            raise AttrWidgetsError(
-                f"The components do not sum to the state entering layer {layer}: relative error {err:.2e} "
-                f"(allowed {SUBSPACE_TOLERANCE:.0e}). Build them from attrwidgets.residual_state(model, prompt, "
-                f"layer={layer}), e.g. a projection and the remainder."
-            )
-        labels = [f"component {i}" for i in range(X.shape[0])]
-    X = torch.cat([X, torch.zeros_like(h).unsqueeze(0)])
-    return Seed(X, _zeros_first(X), labels + ["bias"], layer, "input")
-
-
-def _zeros_first(X: torch.Tensor) -> torch.Tensor:
-    return torch.zeros(X.shape[0], dtype=torch.long, device=X.device)
+        return Seed(parts, [f"subspace {i}" for i in range(len(components))] + ["remainder"], layer, "input")
+    X = torch.as_tensor(components, dtype=h.dtype).to(h.device)
+    if X.ndim != 3 or X.shape[1:] != h.shape:
+        raise AttrWidgetsError(f"components must be (M, T, D) = (M, {h.shape[0]}, {h.shape[1]}), got {tuple(X.shape)}.")
+    err = relative_error(X.sum(0), h)
+    if err > SUBSPACE_TOLERANCE:
+        raise AttrWidgetsError(
+            f"The components do not sum to the state entering layer {layer}: relative error {err:.2e} "
+            f"(allowed {SUBSPACE_TOLERANCE:.0e}). Build them from attrwidgets.residual_state(model, prompt, "
+            f"layer={layer}), e.g. a projection and the remainder."
+        )
+    return Seed([X], [f"component {i}" for i in range(X.shape[0])], layer, "input")
 
 
 def build_seed(frozen: FrozenForward, level: str, *, layer, module, neurons, components, start_layer) -> Seed:
@@ -163,7 +157,7 @@ def build_seed(frozen: FrozenForward, level: str, *, layer, module, neurons, com
 
 def decompose(frozen: FrozenForward, seed: Seed, *, end_layer, mlp_rule: str, temperature: float,
               budget=None, progress=False, cancel: threading.Event | None = None):
-    """-> (states (M, T, D) torch, completeness error) for a seed."""
+    """-> (states (M, T, D) torch in API order, completeness error) for a seed."""
     L = frozen.n_layers
     end = L if end_layer is None else end_layer
     first_end = seed.layer + (0 if seed.where == "input" else 1)
@@ -176,7 +170,7 @@ def decompose(frozen: FrozenForward, seed: Seed, *, end_layer, mlp_rule: str, te
     out = propagate(frozen, seed.X.clone(), seed.first, start_layer=seed.layer, where=seed.where, end_layer=end,
                     split=split, budget=budget, progress=progress, cancel=cancel)
     real = frozen.final_out if end == L else frozen.block_output(end - 1)
-    return out, relative_error(out.sum(0), real)
+    return seed.public(out), relative_error(out.sum(0), real)
 
 
 def depass(handle, prompt_or_messages, *, level: str = "token", layer=None, module: str = "attn", neurons=None,

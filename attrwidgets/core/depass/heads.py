@@ -32,9 +32,10 @@ def _direct_per_source(frozen: FrozenForward, layer: int, position: int, directi
     """
     rec = frozen.blocks[layer]
     h = rec.x_in.unsqueeze(0)
-    v = head_values(frozen, layer, apply_norm(torch.cat([h, torch.zeros_like(h)]), frozen.norm_attn(layer),
-                                               rec.scale_attn))[0]  # (T, H, hd), no bias
-    H, hd = v.shape[1:]
+    stack = torch.cat([torch.zeros_like(h), h])  # [bias, stream]: the value bias stays in the first
+    v = head_values(frozen, layer, apply_norm(stack, frozen.norm_attn(layer), rec.scale_attn))[1]  # (T, KV, hd)
+    H, hd = frozen.n_heads, frozen.head_dim
+    v = v[:, torch.arange(H, device=v.device) // (H // v.shape[1])]  # (T, H, hd): query head h reads kv h // rep
     w = frozen.out_map(layer).weight.view(-1, H, hd)  # (D, H, hd)
     read = torch.einsum("khd,ehd,e->hk", v, w, direction)  # each source's written vector, read out
     return rec.attention[:, position, :] * read

@@ -1,7 +1,7 @@
 """MLP split rules: how a neuron's real output is shared among the components (METHODS.md section 3).
 
 g (M, c, I): component m's contribution to neuron i's pre-activation at each of c positions (the bias
-component last); g_real (c, I): the real pre-activation. Each rule returns shares (M, c, I) that sum to 1
+component first, as inside every propagation); g_real (c, I): the real pre-activation. Each rule returns shares (M, c, I) that sum to 1
 over components, so the split is exact. Pinned details: a component with g == 0 exactly takes no share
 (the softmax mask is exact because every component is built from its own terms); a neuron that no
 component reaches goes to the bias component.
@@ -20,7 +20,7 @@ MLP_RULES = ("softmax", "max", "linear", "relu", "taylor")
 
 def _unreached_to_bias(shares: torch.Tensor, reached: torch.Tensor) -> torch.Tensor:
     shares = torch.where(reached, shares, torch.zeros_like(shares))
-    shares[-1] += (~reached).to(shares.dtype)
+    shares[0] += (~reached).to(shares.dtype)
     return shares
 
 
