@@ -25,12 +25,16 @@ def _unreached_to_bias(shares: torch.Tensor, reached: torch.Tensor) -> torch.Ten
 
 
 def softmax_shares(g: torch.Tensor, g_real: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
-    """Softmax of g / temperature over the components with g != 0."""
-    mask = g != 0
-    logits = (g / temperature).masked_fill(~mask, float("-inf"))
-    reached = mask.any(0)
-    shares = torch.softmax(logits.masked_fill(~reached, 0.0), dim=0)  # unreached columns: no NaN, fixed below
-    return _unreached_to_bias(shares, reached)
+    """Softmax of g / temperature over the components with g != 0 (in place, few passes: this is the
+    default rule and runs on (components x positions x neurons) per layer)."""
+    e = torch.where(g != 0, g, float("-inf"))
+    top = e.amax(0, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # unreached neurons: all -inf
+    e.sub_(top).mul_(1.0 / temperature).exp_()
+    total = e.sum(0, keepdim=True)
+    e.div_(total.clamp(min=torch.finfo(e.dtype).tiny))
+    e[0] += (total[0] == 0).to(e.dtype)  # a neuron no component reaches goes to the bias component
+    return e
 
 
 def max_shares(g: torch.Tensor, g_real: torch.Tensor) -> torch.Tensor:
