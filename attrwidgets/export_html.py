@@ -1,10 +1,12 @@
-"""to_html(): a standalone page showing the same TokenMatrix view, without a kernel and without a network.
+"""to_html(): a standalone page showing the same view (TokenMatrix or HeadGrid), without a kernel or a network.
 
-The built bundle (attrwidgets/static/token_matrix.js) is inlined and loaded from a blob: URL; tensors are
-embedded as base64 float32 made by the widgets' one serializer; a small in-page model object stands in for
+The view's built bundle (attrwidgets/static/<view>.js) is inlined and loaded from a blob: URL; tensors are
+embedded as base64 made by the widgets' one serializer; a small in-page model object stands in for
 anywidget's (get/set/on/off/save_changes), so the view's own render() runs unchanged and clicks still change
-the selected target locally. All data sits in <script type="application/json"> blocks with "<" escaped, so
-no token text can close the block or start markup.
+the selection locally. A view whose selections need the kernel (HeadGrid: another target's contributions, a
+head's full pattern) exports `standalone(model, data)`, which answers from data embedded in the page. All
+data sits in <script type="application/json"> blocks with "<" escaped, so no token text can close the block
+or start markup.
 """
 
 from __future__ import annotations
@@ -15,24 +17,37 @@ import json
 from pathlib import Path
 from typing import Any
 
+import traitlets
+
 from attrwidgets.core.result import Attribution
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import NOT_BUILT_MESSAGE, bundle_path
 from attrwidgets.widgets.serialization import serialize_tensor
 
-VIEW_STATE = ("selected_target", "normalization", "sign_mode", "hide_special")
+VIEW_STATE = ("selected_target", "normalization", "sign_mode", "hide_special")  # TokenMatrix
+HEAD_GRID_VIEW_STATE = ("selected_target", "selected_source", "selected_layer", "selected_head", "statistic",
+                        "mode")
+# The full (L, H, T, T) patterns are embedded (float16) up to this many values, 32 MB; past it, the page keeps
+# the statistics (one attention row per target) and says why a head's pattern is missing.
+EMBED_ATTENTION_MAX = 16_000_000
+_WIDGET_TRAITS = ("layout", "tabbable", "tooltip")  # ipywidgets' own, not part of the view's model
 
 _LOADER = """
 const read = (id) => JSON.parse(document.getElementById(id).textContent);
-const state = read("aw-state");
-for (const [key, value] of Object.entries(state)) {
-  if (value && typeof value === "object" && typeof value.base64 === "string") {
+// {base64, dtype, shape} anywhere in the data -> the {buffer: DataView, dtype, shape} that ipywidgets delivers.
+const decode = (value) => {
+  if (Array.isArray(value)) return value.map(decode);
+  if (!value || typeof value !== "object") return value;
+  if (typeof value.base64 === "string") {
     const raw = atob(value.base64);
     const bytes = new Uint8Array(raw.length);
     for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-    state[key] = { buffer: new DataView(bytes.buffer), dtype: value.dtype, shape: value.shape };
+    return { buffer: new DataView(bytes.buffer), dtype: value.dtype, shape: value.shape };
   }
-}
+  for (const key of Object.keys(value)) value[key] = decode(value[key]);
+  return value;
+};
+const state = decode(read("aw-state"));
 const listeners = new Map();
 const model = {
   get: (key) => state[key],
@@ -55,9 +70,12 @@ const model = {
 const el = document.getElementById("aw-view");
 try {
   const url = URL.createObjectURL(new Blob([read("aw-bundle")], { type: "text/javascript" }));
-  const view = (await import(url)).default;
+  const module = await import(url);
   el.textContent = "";
-  view.render({ model, el });
+  if (document.getElementById("aw-extra") && typeof module.standalone === "function") {
+    module.standalone(model, decode(read("aw-extra")));  // answers what the kernel would
+  }
+  module.default.render({ model, el });
   window.attrwidgetsModel = model;  // for tests and the curious: model.set("selected_target", 2)
 } catch (e) {
   el.textContent = "attrwidgets: could not start the view: " + e;
@@ -84,7 +102,7 @@ _PAGE = """<!doctype html>
 attribution view.</noscript></div>
 <script type="application/json" id="aw-state">{state}</script>
 <script type="application/json" id="aw-bundle">{bundle}</script>
-<script type="module">{loader}</script>
+{extra}<script type="module">{loader}</script>
 </body>
 </html>
 """
@@ -100,19 +118,28 @@ def script_json(value: Any) -> str:
     return text
 
 
-def _tensor(value: Any) -> dict | None:
-    wire = serialize_tensor(value)
-    if wire is None:
-        return None
-    return {"base64": base64.b64encode(wire["buffer"]).decode("ascii"), "dtype": wire["dtype"],
-            "shape": wire["shape"]}
+def _tensor(value: Any, dtype: str = "float32") -> dict | None:
+    return _base64_buffers(serialize_tensor(value, dtype))
+
+
+def _base64_buffers(value: Any) -> Any:
+    """Serialized tensors ({buffer, dtype, shape}) anywhere in `value` -> {base64, dtype, shape}."""
+    if isinstance(value, dict):
+        if isinstance(value.get("buffer"), (memoryview, bytes, bytearray)):
+            return {"base64": base64.b64encode(value["buffer"]).decode("ascii"), "dtype": value["dtype"],
+                    "shape": list(value["shape"])}
+        return {k: _base64_buffers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_base64_buffers(v) for v in value]
+    return value
 
 
 def page_state(result: Attribution, view: dict | None = None) -> dict:
     """The TokenMatrix traits for `result`, tensors as base64 (js/types.ts Model)."""
     if not isinstance(result, Attribution):
         raise AttrWidgetsError(
-            f"to_html expects an Attribution or a TokenMatrix, got {type(result).__name__}."
+            f"to_html expects an Attribution or a TokenMatrix (or a HeadContributions or a HeadGrid), got "
+            f"{type(result).__name__}."
         )
     state = {
         "tokens": [t.to_dict() for t in result.tokens],
@@ -137,20 +164,24 @@ def page_state(result: Attribution, view: dict | None = None) -> dict:
 
 
 def to_html(result: Any, path: str | Path | None = None, *, title: str | None = None, **view: Any) -> str:
-    """A standalone HTML page of the TokenMatrix view of `result` (an Attribution or a TokenMatrix).
+    """A standalone HTML page of the view of `result`: an Attribution or a TokenMatrix (the TokenMatrix view),
+    a HeadContributions or a HeadGrid (the HeadGrid view).
 
-    view: initial selected_target, normalization ("row"|"global"), sign_mode ("signed"|"absolute"),
-    hide_special; a TokenMatrix passes its own. Writes the page to `path` when given; returns it.
+    view (TokenMatrix): initial selected_target, normalization ("row"|"global"), sign_mode
+    ("signed"|"absolute"), hide_special. view (HeadGrid): selected_target, selected_source, selected_layer,
+    selected_head, statistic, mode. A widget passes its own. Writes the page to `path` when given; returns it.
     """
+    if _is_head_view(result):
+        state, extra, meta = _head_grid_page(result, view)
+        title = title or f"attrwidgets: attention heads ({'DePass' if state['mode'] == 'depass' else 'attention'})"
+        return _write_page("head_grid", state, extra, title, meta, path)
     unknown = sorted(set(view) - set(VIEW_STATE))
     if unknown:
         raise AttrWidgetsError(f"to_html got unknown option(s) {unknown}; it accepts {list(VIEW_STATE)}.")
     if hasattr(result, "result") and hasattr(result, "selected_target"):  # a TokenMatrix widget
         view = {**{k: getattr(result, k) for k in VIEW_STATE}, **view}
         result = result.result
-    bundle = bundle_path("token_matrix")
-    if not bundle.is_file():
-        raise AttrWidgetsError(f"Cannot export HTML: {NOT_BUILT_MESSAGE} ({bundle} is missing).")
+    _bundle("token_matrix")
     state = page_state(result, view)
     n = len(state["target_positions"])
     if n and not 0 <= int(state["selected_target"]) < n:
@@ -160,11 +191,86 @@ def to_html(result: Any, path: str | Path | None = None, *, title: str | None = 
         f"model: {result.model_id or 'unknown'}   method: {result.method}   {result.timestamp}\n"
         f"prompt: {result.prompt}"
     )
+    return _write_page("token_matrix", state, None, title, meta, path)
+
+
+def _is_head_view(obj: Any) -> bool:
+    from attrwidgets.core.depass.result import HeadContributions
+    from attrwidgets.widgets.head_grid import HeadGrid
+
+    return isinstance(obj, (HeadContributions, HeadGrid))
+
+
+def _head_grid_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
+    """HeadGrid traits (as the widget would send them), and what the page's standalone() needs to answer
+    selections without a kernel: every target row computed so far, and the patterns when they fit."""
+    from attrwidgets.widgets.head_grid import HeadGrid, _finite_or_none
+
+    unknown = sorted(set(view) - set(HEAD_GRID_VIEW_STATE))
+    if unknown:
+        raise AttrWidgetsError(
+            f"to_html got unknown option(s) {unknown}; for a HeadGrid it accepts {list(HEAD_GRID_VIEW_STATE)}."
+        )
+    _bundle("head_grid")
+    own = not isinstance(view_or_result, HeadGrid)
+    try:
+        grid = HeadGrid(view_or_result, **view) if own else view_or_result
+    except traitlets.TraitError as exc:
+        raise AttrWidgetsError(str(exc)) from exc
+    try:
+        if not own:
+            view = {**{k: getattr(grid, k) for k in HEAD_GRID_VIEW_STATE}, **view}
+            view = grid.check_view(view)
+        names = [t for t in HeadGrid.public_traits() if t not in _WIDGET_TRAITS]
+        wire = grid.get_state(names)
+        state = {**wire, **view, "busy": False, "error": ""}
+        attention = grid.attention
+        queries = list(grid.query_positions)
+        fits = attention is not None and attention.size <= EMBED_ATTENTION_MAX
+        extra = {
+            "rows": {str(r): {"contributions": serialize_tensor(res.contributions),
+                              "per_source": serialize_tensor(res.per_source),
+                              "logit": _finite_or_none(res.logit),
+                              "completeness_error": _finite_or_none(res.completeness_error)}
+                     for r, res in grid.computed_rows().items()},
+            "attention": serialize_tensor(attention, "float16") if fits else None,
+            "query_attention": None if attention is None else serialize_tensor(
+                attention[:, :, queries, :].transpose(2, 0, 1, 3), "float16"),
+            "note": "" if fits else (
+                f"This page does not embed the full attention patterns ({attention.size:,} values is over "
+                f"{EMBED_ATTENTION_MAX:,}); open the head in a notebook to see its pattern."
+            ),
+        }
+        n_rows = len(extra["rows"])
+        meta = (
+            f"model: {grid.llm_id or 'unknown'}   mode: {grid.mode}   {grid.n_layers} layers x {grid.n_heads} "
+            f"heads   targets computed: {n_rows} of {len(grid.target_positions)}\nprompt: {grid.prompt_text}"
+        )
+    finally:
+        if own:
+            grid.close()
+    return state, extra, meta
+
+
+def _bundle(stem: str) -> Path:
+    bundle = bundle_path(stem)
+    if not bundle.is_file():
+        raise AttrWidgetsError(f"Cannot export HTML: {NOT_BUILT_MESSAGE} ({bundle} is missing).")
+    return bundle
+
+
+def _write_page(stem: str, state: dict, extra: dict | None, title: str, meta: str,
+                path: str | Path | None) -> str:
+    bundle = _bundle(stem)
+    extra_block = "" if extra is None else (
+        f'<script type="application/json" id="aw-extra">{script_json(_base64_buffers(extra))}</script>\n'
+    )
     page = _PAGE.format(
         title=html.escape(title),
         meta=html.escape(meta),
-        state=script_json(state),
+        state=script_json(_base64_buffers(state)),
         bundle=script_json(bundle.read_text(encoding="utf-8")),
+        extra=extra_block,
         loader=_LOADER,
     )
     if path is not None:

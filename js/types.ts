@@ -1,4 +1,4 @@
-// Mirrors the synced traits of attrwidgets/widgets/token_matrix.py::TokenMatrix.
+// Mirrors the synced traits of the views: TokenMatrix (Model) and HeadGrid (HeadGridModel).
 // Names are snake_case and identical on both sides (DESIGN.md house style 2).
 
 /** A tensor as made by attrwidgets/widgets/serialization.py: C-contiguous, little-endian. */
@@ -50,4 +50,33 @@ export interface AnyModel<T> {
 export interface RenderProps<T> {
   model: AnyModel<T>;
   el: HTMLElement;
+}
+
+export type HeadStatistic = "contribution" | "entropy" | "source_weight" | "max_weight";
+
+// Mirrors the synced traits of attrwidgets/widgets/head_grid.py::HeadGrid (L layers, H heads, T tokens).
+export interface HeadGridModel {
+  tokens: TokenRecord[]; // (T,): prompt, then generated tokens
+  target_positions: number[]; // (n_targets,): index into tokens of each target
+  query_positions: number[]; // (n_targets,): position whose next-token logit explains row i
+  target_labels: string[]; // (n_targets,): text of each explained token (UNTRUSTED)
+  n_layers: number;
+  n_heads: number;
+  contributions: TensorDict | null; // (L, H) rows layers, columns heads; DePass share of the target logit; NaN = not computed
+  attention_stats: TensorDict | null; // (3, L, H): [entropy (nats), max weight, weight on selected_source] at the query
+  thumbnails: TensorDict | null; // (L, H, S, S) float16: each head's pattern, rows queries, columns keys, max-pooled
+  detail_attention: TensorDict | null; // (T, T) float16, on request: the selected head's pattern
+  detail_contribution: TensorDict | null; // (T,), on request: the selected head's direct contribution per source
+  detail_key: number[]; // [layer, head, target row] the detail traits belong to; [] none
+  selected_target: number; // row index into target_positions; -1 none; two-way
+  selected_source: number; // a position; -1 none; two-way
+  selected_layer: number; // -1 none; two-way
+  selected_head: number; // -1: no head open; two-way
+  statistic: HeadStatistic; // what colours the cells; two-way
+  mode: "depass" | "attention"; // attention: no DePass (statistic "contribution" unavailable)
+  busy: boolean;
+  error: string;
+  llm_id: string;
+  target_logit: number | null; // the real logit of the target; null = not computed
+  completeness_error: number | null; // worst relative error of the DePass splits
 }

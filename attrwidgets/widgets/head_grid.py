@@ -21,8 +21,14 @@ from attrwidgets.core.depass.result import HeadContributions
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import AttrWidget, bundle, unknown_keyword_error
-from attrwidgets.widgets.head_stats import (STATISTICS, attention_stats, check_attention, check_tokens,
-                                            static_rows, thumbnails)
+from attrwidgets.widgets.head_stats import (
+    STATISTICS,
+    attention_stats,
+    check_attention,
+    check_tokens,
+    static_rows,
+    thumbnails,
+)
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
 
@@ -108,7 +114,7 @@ class HeadGrid(AttrWidget):
         if kwargs.get("mode") == "attention":
             kwargs.setdefault("statistic", "entropy")
         self._detail_shown: tuple = ()
-        self._lock = threading.RLock()
+        self._grid_lock = threading.RLock()  # the live cache's lock once live: one lock, one order
         if result is not None:
             self._start_static(result, kwargs)
         else:
@@ -160,6 +166,7 @@ class HeadGrid(AttrWidget):
         except (TypeError, ValueError):
             self._can_cancel = False
         self._live = LiveValues(self, self._on_ready, name="attrwidgets-HeadGrid")
+        self._grid_lock = self._live.lock
 
     # -- selection -> what the view needs ----------------------------------------------------------------
     @observe("selected_target", "mode")
@@ -210,7 +217,7 @@ class HeadGrid(AttrWidget):
             self._show(result)
 
     def _show(self, result: HeadContributions | None) -> None:
-        with self._lock, self.hold_sync():
+        with self._grid_lock, self.hold_sync():
             if result is None:
                 self.contributions = np.full((self.n_layers, self.n_heads), np.nan, np.float32)
                 self.target_logit = self.completeness_error = None
@@ -230,7 +237,7 @@ class HeadGrid(AttrWidget):
 
     def _refresh_detail(self) -> None:
         """The selected head's full pattern and per-source contributions; nothing when no head is open."""
-        with self._lock:
+        with self._grid_lock:
             layer, head, row = int(self.selected_layer), int(self.selected_head), int(self.selected_target)
             open_ = 0 <= layer < self.n_layers and 0 <= head < self.n_heads
             result = self.computed_rows().get(row) if open_ and self.mode == "depass" else None
@@ -273,12 +280,26 @@ class HeadGrid(AttrWidget):
 
     @validate("selected_target", "selected_source", "selected_layer", "selected_head")
     def _valid_selection(self, proposal: dict) -> int:
-        name, value = proposal["trait"].name, int(proposal["value"])
+        return self._check_selection(proposal["trait"].name, proposal["value"])
+
+    def _check_selection(self, name: str, value: Any) -> int:
+        value = int(value)
         n = {"selected_target": len(self.target_positions), "selected_source": len(self.tokens),
              "selected_layer": self.n_layers, "selected_head": self.n_heads}[name]
         if not -1 <= value < n:
             raise traitlets.TraitError(f"{name} must be -1 (none) or in [0, {n}), got {value}.")
         return value
+
+    def check_view(self, view: dict) -> dict:
+        """View-state values checked as the traits check them, without setting them (used by to_html)."""
+        out = {}
+        for key, value in view.items():
+            try:
+                value = self.traits()[key].validate(self, value)
+                out[key] = self._check_selection(key, value) if key.startswith("selected_") else value
+            except traitlets.TraitError as exc:
+                raise AttrWidgetsError(str(exc)) from exc
+        return out
 
     # -- Python API --------------------------------------------------------------------------------------
     @property
@@ -299,6 +320,12 @@ class HeadGrid(AttrWidget):
             return {}
         with self._live.lock:
             return dict(self._live.cache)
+
+    @property
+    def prompt_text(self) -> str:
+        if self._static is not None:
+            return self._static.prompt
+        return str(getattr(self._session, "prompt_text", "") or "")
 
     @property
     def attention(self) -> np.ndarray | None:

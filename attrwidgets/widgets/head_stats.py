@@ -52,7 +52,7 @@ def attention_stats(attention: np.ndarray | None, query: int, source: int, n_lay
     rows = attention[:, :, query, :].astype(np.float64)  # (L, H, T) keys
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(rows > 0, rows * np.log(np.where(rows > 0, rows, 1.0)), 0.0)
-    out[0] = -plogp.sum(-1)
+    out[0] = -plogp.sum(-1) + 0.0  # + 0.0: no "-0" entropy for a one-hot row
     out[1] = rows.max(-1)
     if 0 <= source < rows.shape[-1]:
         out[2] = rows[..., source]

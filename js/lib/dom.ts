@@ -31,14 +31,32 @@ export function showWhitespace(s: string): string {
 }
 
 /** Make a non-button element clickable by mouse and keyboard. */
-export function clickable(node: HTMLElement, onActivate: () => void): void {
+export function clickable(node: HTMLElement, onActivate: (e: MouseEvent | KeyboardEvent) => void): void {
   node.tabIndex = 0;
   node.setAttribute("role", "button");
-  node.addEventListener("click", onActivate);
+  node.addEventListener("click", (e) => onActivate(e));
   node.addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === " ") {
       e.preventDefault();
-      onActivate();
+      onActivate(e);
     }
   });
+}
+
+/** CSS custom property of an element, or a fallback. */
+export function cssVar(el: HTMLElement, name: string, fallback: string): string {
+  const v = getComputedStyle(el).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
+/** Size a canvas for CSS pixels w x h at the device pixel ratio; returns its context scaled to CSS px. */
+export function sizeCanvas(canvas: HTMLCanvasElement, w: number, hgt: number): CanvasRenderingContext2D | null {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${hgt}px`;
+  canvas.width = Math.max(1, Math.round(w * dpr));
+  canvas.height = Math.max(1, Math.round(hgt * dpr));
+  const ctx = canvas.getContext("2d");
+  if (ctx) ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return ctx;
 }

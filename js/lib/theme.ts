@@ -81,6 +81,27 @@ const CSS = `
   box-shadow: 0 1px 4px rgba(0,0,0,0.25); }
 .aw-tooltip:empty { display: none; }
 .aw-info { margin: 4px 0; font-family: var(--aw-mono); font-size: 12px; }
+.aw-hint { color: var(--aw-fg-dim); font-size: 11px; margin: 2px 0 4px; }
+.aw-tok.aw-pickable { cursor: pointer; }
+.aw-tok.aw-source { outline: 2px dashed var(--aw-accent); }
+.aw-tok.aw-ws { color: var(--aw-fg-dim); font-family: var(--aw-mono); font-size: 0.85em; }
+.aw-head-grid .aw-toolbar { gap: 4px 10px; }
+.aw-head-grid .aw-model-id { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.aw-head-grid .aw-legend { flex-wrap: wrap; }
+.aw-head-grid .aw-text { max-height: 180px; overflow: auto; }
+.aw-head-grid .aw-toolbar label { white-space: nowrap; }
+.aw-head-grid .aw-legend-bar { width: 120px; flex: 0 1 120px; }
+.aw-badge { font-size: 11px; padding: 0 5px; border-radius: 8px; border: 1px solid var(--aw-border);
+  color: var(--aw-fg-dim); }
+.aw-hg-box, .aw-detail-box { overflow: auto; max-height: 480px; border: 1px solid var(--aw-border); width: max-content;
+  border-radius: 3px; max-width: 100%; }
+.aw-hg-canvas, .aw-detail-canvas { display: block; }
+.aw-hg-canvas:focus-visible, .aw-hg-canvas:focus { outline: 2px solid var(--aw-accent); outline-offset: -2px; }
+.aw-detail { margin-top: 6px; border-top: 2px solid var(--aw-accent); padding-top: 4px; }
+.aw-detail-head { display: flex; flex-wrap: wrap; gap: 4px 8px; align-items: center; margin-bottom: 4px; }
+.aw-detail-title { font-weight: bold; }
+.aw-detail-close { margin-left: auto; font: inherit; color: var(--aw-fg); background: var(--aw-bg-alt);
+  border: 1px solid var(--aw-border); border-radius: 3px; cursor: pointer; padding: 0 8px; }
 `;
 
 export function injectStyle(el: HTMLElement): void {

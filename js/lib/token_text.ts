@@ -1,7 +1,7 @@
 // The prompt and the generation as running text, each token tinted by its score for the selected target.
 import type { TokenRecord } from "../types";
 import { colourFor, normalise, type SignMode } from "./colour";
-import { clickable, h } from "./dom";
+import { clickable, h, showWhitespace } from "./dom";
 import { hideTooltip, showTooltip } from "./heatmap";
 
 export interface TextSpec {
@@ -14,7 +14,14 @@ export interface TextSpec {
   hideSpecial: boolean;
   describe: (position: number) => string;
   onSelect: (row: number) => void;
+  // Optional (HeadGrid): clicking a non-target token, or shift-clicking any token, picks it as the source.
+  onSource?: (position: number) => void;
+  selectedSource?: number;
+  // Draw whitespace-only tokens as visible glyphs (then a real line break), so they can be clicked.
+  markWhitespace?: boolean;
 }
+
+const WHITESPACE = /^\s*$/;
 
 /** Text shown for a token in running text: the decoded form, or the raw piece for specials. */
 export function displayText(t: TokenRecord): string {
@@ -37,7 +44,9 @@ export function renderTokenText(container: HTMLElement, spec: TextSpec, tooltip:
       block.appendChild(body);
       container.appendChild(block);
     }
-    const span = h("span", "aw-tok", displayText(tok));
+    const shown = displayText(tok);
+    const blank = Boolean(spec.markWhitespace) && WHITESPACE.test(shown);
+    const span = h("span", blank ? "aw-tok aw-ws" : "aw-tok", blank ? showWhitespace(shown) : shown);
     span.dataset.position = String(pos);
     if (tok.special) span.classList.add("aw-special");
     if (tok.special && spec.hideSpecial) span.classList.add("aw-hidden");
@@ -47,15 +56,21 @@ export function renderTokenText(container: HTMLElement, spec: TextSpec, tooltip:
     }
     if (spec.selectedPosition >= 0 && pos > spec.selectedPosition) span.classList.add("aw-future");
     const row = spec.targetOf.get(pos);
+    const onSource = spec.onSource;
     if (row !== undefined) {
       span.classList.add("aw-target");
       span.dataset.target = String(row);
       if (pos === spec.selectedPosition) span.classList.add("aw-selected");
-      clickable(span, () => spec.onSelect(row));
+      clickable(span, (e) => (onSource && e.shiftKey ? onSource(pos) : spec.onSelect(row)));
+    } else if (onSource) {
+      span.classList.add("aw-pickable");
+      clickable(span, () => onSource(pos));
     }
+    if (pos === spec.selectedSource) span.classList.add("aw-source");
     span.addEventListener("mousemove", (e) => showTooltip(tooltip, spec.describe(pos), e));
     span.addEventListener("mouseleave", () => hideTooltip(tooltip));
     (body as HTMLElement).appendChild(span);
+    if (blank && shown.includes("\n")) (body as HTMLElement).appendChild(document.createTextNode("\n"));
   });
   // A block whose tokens are all hidden specials would show an empty labelled bar.
   for (const b of Array.from(container.children) as HTMLElement[]) {
