@@ -54,7 +54,7 @@ def apply_norm(X: torch.Tensor, spec: NormSpec, scale: torch.Tensor) -> torch.Te
     offset to the bias component (index 0)."""
     if spec.kind == "layer":
         X = X - X.mean(-1, keepdim=True)
-    Y = X * scale.view(1, -1, 1) * spec.weight
+    Y = X * (scale.unsqueeze(1) * spec.weight)  # one pass over the stack: (T, D) factor broadcast over M
     if spec.bias is not None:
         Y[0] += spec.bias
     return Y

@@ -1,0 +1,95 @@
+"""One prepared device check: every method's and view's compute path on CUDA in fp32 and bf16, with timings
+and the same correctness checks as the CPU tests. Meant for ONE short call on a lent GPU machine:
+
+    python benchmarks/gpu_check.py                 # cuda, float32 then bfloat16
+    python benchmarks/gpu_check.py --device cpu    # the same script on the CPU (a dry run)
+
+Checks (thresholds: fp32 as the CPU tests; bf16 looser, since the model itself then rounds to 8 bits):
+token attribution (saliency, input x gradient, IG with its completeness error), DePass at every level and
+rule (completeness, causality), head contributions (each layer's split sums to the real logit), the
+HeadGrid's live session. Prints one line per check and exits non-zero if any fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+PROMPT = "The capital of France is"
+CHAT = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def run(device: str, dtype: str) -> list[str]:
+    import torch
+
+    import attrwidgets as aw
+    from attrwidgets.core.depass.heads import HeadSession
+    from attrwidgets.core.depass.rules import MLP_RULES
+
+    failures: list[str] = []
+    tol = 1e-4 if dtype == "float32" else 2e-2
+
+    def check(name: str, ok: bool, detail: str, seconds: float) -> None:
+        print(f"  [{'ok' if ok else 'FAIL'}] {name:<38} {seconds * 1e3:9.1f} ms  {detail}", flush=True)
+        if not ok:
+            failures.append(f"{device}/{dtype}: {name}: {detail}")
+
+    def timed(fn):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out, time.perf_counter() - start
+
+    print(f"== {device} {dtype}", flush=True)
+    model = aw.load_model(device=device, dtype=getattr(torch, dtype))
+    for method in ("saliency", "input_x_gradient"):
+        r, s = timed(lambda m=method: aw.attribute(model, CHAT, method=m, max_new_tokens=8, progress=False))
+        causal = all(np.all(r.scores[i, p:] == 0) for i, p in enumerate(r.target_positions))
+        check(method, np.isfinite(r.scores).all() and causal, f"{r.n_targets} targets, causal={causal}", s)
+    ig, s = timed(lambda: aw.attribute(model, PROMPT, method="integrated_gradients", max_new_tokens=4,
+                                       progress=False))
+    check("integrated_gradients", np.isfinite(ig.scores).all(),
+          f"completeness error median {np.median(ig.completeness_error):.3f} (reported, not a pass bar)", s)
+    for level, kwargs in (("token", {}), ("head", {"layer": 10}), ("module", {"layer": 10, "module": "mlp"}),
+                          ("neuron", {"layer": 10, "neurons": [1, 2, 3]})):
+        for rule in MLP_RULES if level == "token" else ("softmax",):
+            d, s = timed(lambda lv=level, kw=kwargs, ru=rule: aw.depass(model, CHAT, level=lv, mlp_rule=ru,
+                                                                        max_new_tokens=4, progress=False, **kw))
+            ok = d.completeness_error < tol
+            if level == "token":
+                n = len(d.tokens)
+                ok = ok and bool(np.all(d.states[:, :n][np.triu(np.ones((n, n), bool), 1)] == 0))
+            check(f"depass {level} {rule}", ok, f"T={len(d.tokens)} error {d.completeness_error:.1e}", s)
+    r, s = timed(lambda: aw.head_contributions(model, PROMPT, progress=False))
+    split = r.stream + r.contributions.sum(1) + r.bias
+    err = float(np.abs(split - r.logit).max() / max(abs(r.logit), 1e-6))
+    check("head_contributions", err < tol * 10, f"target {r.target_text!r} split error {err:.1e}", s)
+    session, s = timed(lambda: HeadSession(model, CHAT, max_new_tokens=4))
+    row, s2 = timed(lambda: session.contributions(1))
+    check("HeadSession row", np.isfinite(row.contributions).all(), f"session {s:.2f} s", s2)
+    long_prompt = " ".join(["The river ran past the old town and its market."] * 50)
+    d, s = timed(lambda: aw.depass(model, long_prompt, progress=False))
+    check("depass token, long prompt", d.completeness_error < tol, f"T={len(d.tokens)} error {d.completeness_error:.1e}", s)
+    return failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    args = parser.parse_args()
+    failures = []
+    for dtype in args.dtypes.split(","):
+        failures += run(args.device, dtype)
+    print("\n".join(["== failures:", *failures]) if failures else "== all checks passed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
