@@ -8,6 +8,7 @@ import { debounce, h, showWhitespace } from "./lib/dom";
 import { HeadCanvas } from "./lib/head_canvas";
 import { DetailCanvas } from "./lib/head_detail";
 import { decodeTensor, decodeVector, type Tensor } from "./lib/tensor";
+import { viewStatus } from "./lib/status";
 import { injectStyle } from "./lib/theme";
 import { displayText, renderTokenText } from "./lib/token_text";
 
@@ -53,7 +54,6 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
   // cells, Escape leaves edit mode); Lumino skips targets inside an element carrying this attribute.
   root.dataset.lmSuppressShortcuts = "true";
   injectStyle(root);
-  let renderCount = 0;
   const save = debounce(() => model.save_changes(), SAVE_DEBOUNCE_MS);
   // Local set first so the view answers at once; the kernel hears the last value after the debounce.
   function write<K extends keyof HeadGridModel>(key: K, value: HeadGridModel[K]): void {
@@ -76,9 +76,8 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
   const modelId = h("span", "aw-model-id");
   toolbar.append(statLabel, modeBadge, busy, modelId);
 
-  const errorBanner = h("div", "aw-banner aw-error");
-  errorBanner.setAttribute("role", "alert");
-  const warnBanner = h("div", "aw-banner aw-warning");
+  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw());
+  const { errorBanner, warnBanner, updateBusy, updateError, redraw } = status;
   const info = h("div", "aw-info");
   const hint = h("div", "aw-hint",
     "Click a head for its pattern (or arrows + Enter on the grid). Click a generated token to explain it; " +
@@ -129,29 +128,7 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
   });
   resize.observe(root);
 
-  function updateBusy() {
-    root.dataset.busy = String(Boolean(model.get("busy")));
-  }
-  function updateError() {
-    const err = model.get("error") || "";
-    root.dataset.error = err;
-    errorBanner.textContent = err;
-  }
-
-  function redraw() {
-    renderCount += 1;
-    root.dataset.renderCount = String(renderCount);
-    try {
-      draw();
-    } catch (e) {
-      // A malformed message must not take the view down; show it and keep the controls alive.
-      root.dataset.viewError = String(e);
-      warnBanner.textContent = `view error: ${String(e)}`;
-    }
-  }
-
   function draw() {
-    delete root.dataset.viewError;
     lastWidth = width();
     const tokens: TokenRecord[] = model.get("tokens") || [];
     const targets: number[] = model.get("target_positions") || [];

@@ -6,6 +6,7 @@ import { formatValue, legendGradient, normalise, rowScales } from "./lib/colour"
 import { debounce, h, showWhitespace } from "./lib/dom";
 import { renderHeatmap, type RowStat } from "./lib/heatmap";
 import { decodeTensor, decodeVector, row, type Tensor } from "./lib/tensor";
+import { viewStatus } from "./lib/status";
 import { injectStyle } from "./lib/theme";
 import { displayText, renderTokenText } from "./lib/token_text";
 
@@ -41,7 +42,6 @@ function render({ model, el }: RenderProps<Model>) {
   const root = h("div", "aw-root aw-token-matrix");
   if (el.closest(".aw-standalone-host")) root.classList.add("aw-standalone");
   injectStyle(root);
-  let renderCount = 0;
   const save = debounce(() => model.save_changes(), SAVE_DEBOUNCE_MS);
   // Local set first so the view answers at once; the kernel hears the last value after the debounce.
   function write<K extends keyof Model>(key: K, value: Model[K]): void {
@@ -74,9 +74,8 @@ function render({ model, el }: RenderProps<Model>) {
     labeled("hide special tokens", hide), busy, modelId,
   );
 
-  const errorBanner = h("div", "aw-banner aw-error");
-  errorBanner.setAttribute("role", "alert");
-  const warnBanner = h("div", "aw-banner aw-warning");
+  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw());
+  const { errorBanner, warnBanner, updateBusy, updateError, redraw } = status;
   const info = h("div", "aw-info");
   const text = h("div", "aw-text");
   const legend = h("div", "aw-legend");
@@ -89,29 +88,7 @@ function render({ model, el }: RenderProps<Model>) {
   root.append(toolbar, errorBanner, warnBanner, info, text, legend, hmScroll, tooltip);
   el.appendChild(root);
 
-  function updateBusy() {
-    root.dataset.busy = String(Boolean(model.get("busy")));
-  }
-  function updateError() {
-    const err = model.get("error") || "";
-    root.dataset.error = err;
-    errorBanner.textContent = err;
-  }
-
-  function redraw() {
-    renderCount += 1;
-    root.dataset.renderCount = String(renderCount);
-    try {
-      draw();
-    } catch (e) {
-      // A malformed message must not take the view down; show it and keep the controls alive.
-      root.dataset.viewError = String(e);
-      warnBanner.textContent = `view error: ${String(e)}`;
-    }
-  }
-
   function draw() {
-    delete root.dataset.viewError;
     const tokens: TokenRecord[] = model.get("tokens") || [];
     const targets: number[] = model.get("target_positions") || [];
     const scores: Tensor | null = decodeTensor(model.get("scores"));

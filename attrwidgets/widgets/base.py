@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import traitlets
+
+from attrwidgets.core.tokens import SEGMENTS, Token
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -53,6 +56,24 @@ def unknown_keyword_error(cls: type, key: str, allowed: Iterable[str]) -> TypeEr
     )
 
 
+TOKEN_KEYS = ("id", "text", "clean", "segment", "special")
+
+
+def check_tokens(value: list) -> list[dict]:
+    """A view's `tokens` trait: Token objects or dicts with every key of Token.to_dict(), checked."""
+    out = []
+    for i, t in enumerate(value):
+        d = t.to_dict() if isinstance(t, Token) else t
+        missing = [k for k in TOKEN_KEYS if k not in d]
+        if missing:
+            raise traitlets.TraitError(f"token {i} lacks {missing}; each token needs {list(TOKEN_KEYS)}.")
+        if d["segment"] not in SEGMENTS:
+            raise traitlets.TraitError(f"token {i} has segment {d['segment']!r}; use one of {SEGMENTS}.")
+        out.append({"id": int(d["id"]), "text": str(d["text"]), "clean": str(d["clean"]),
+                    "segment": str(d["segment"]), "special": bool(d["special"])})
+    return out
+
+
 class AttrWidget(anywidget.AnyWidget):
     """Base class: rejects unknown constructor keywords with a hint (lonboard's BaseWidget does the same),
     so `TokenMatrix(result, normalisation="global")` fails loudly instead of being ignored."""
@@ -61,9 +82,22 @@ class AttrWidget(anywidget.AnyWidget):
     def public_traits(cls) -> list[str]:
         return [name for name in cls.class_trait_names(sync=True) if not name.startswith("_")]
 
+    _live: Any = None  # a live view's worker (widgets/live.py): wait() and close() go through it
+
     def __init__(self, **kwargs: Any) -> None:
         allowed = self.public_traits()
         for key in kwargs:
             if key not in allowed:
                 raise unknown_keyword_error(type(self), key, allowed)
         super().__init__(**kwargs)
+
+    def wait(self, timeout: float | None = None):
+        """Block until nothing is computing (tests, scripts); returns the widget, so it displays."""
+        if self._live is not None:
+            self._live.wait(timeout)
+        return self
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.close()
+        super().close()

@@ -20,12 +20,11 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe, vali
 from attrwidgets.core.depass.result import HeadContributions
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
-from attrwidgets.widgets.base import AttrWidget, bundle, unknown_keyword_error
+from attrwidgets.widgets.base import AttrWidget, bundle, check_tokens, unknown_keyword_error
 from attrwidgets.widgets.head_stats import (
     STATISTICS,
     attention_stats,
     check_attention,
-    check_tokens,
     static_rows,
     thumbnails,
 )
@@ -338,17 +337,6 @@ class HeadGrid(AttrWidget):
         from attrwidgets.widgets.head_chart import head_chart
 
         return head_chart(self)
-
-    def wait(self, timeout: float | None = None) -> HeadGrid:
-        """Block until nothing is computing (tests, scripts); returns the widget, so it displays."""
-        if self._live is not None:
-            self._live.wait(timeout)
-        return self
-
-    def close(self) -> None:
-        if self._live is not None:
-            self._live.close()
-        super().close()
 
     def __repr__(self) -> str:
         state = " busy" if self.busy else ""

@@ -9,15 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import traitlets
 
-from attrwidgets.core.tokens import SEGMENTS, Token
 from attrwidgets.errors import AttrWidgetsError
 
 THUMB_SIZE = 24  # thumbnails are S x S with S = min(T, THUMB_SIZE)
 STATISTICS = ("contribution", "entropy", "source_weight", "max_weight")
 STAT_ROWS = ("entropy", "max_weight", "source_weight")  # order of attention_stats' first axis
-_TOKEN_KEYS = ("id", "text", "clean", "segment", "special")
 
 
 def check_attention(attention: Any, n_tokens: int) -> np.ndarray:
@@ -56,20 +53,6 @@ def attention_stats(attention: np.ndarray | None, query: int, source: int, n_lay
     out[1] = rows.max(-1)
     if 0 <= source < rows.shape[-1]:
         out[2] = rows[..., source]
-    return out
-
-
-def check_tokens(value: list) -> list[dict]:
-    out = []
-    for i, t in enumerate(value):
-        d = t.to_dict() if isinstance(t, Token) else t
-        missing = [k for k in _TOKEN_KEYS if k not in d]
-        if missing:
-            raise traitlets.TraitError(f"token {i} lacks {missing}; each token needs {list(_TOKEN_KEYS)}.")
-        if d["segment"] not in SEGMENTS:
-            raise traitlets.TraitError(f"token {i} has segment {d['segment']!r}; use one of {SEGMENTS}.")
-        out.append({"id": int(d["id"]), "text": str(d["text"]), "clean": str(d["clean"]),
-                    "segment": str(d["segment"]), "special": bool(d["special"])})
     return out
 
 

@@ -144,6 +144,23 @@ class LatestWins:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+class _LiveWorker:
+    """What LiveRows and LiveValues share: a lock, the jobs in flight (each with a cancel event) and a worker."""
+
+    lock: threading.RLock
+    inflight: list
+    worker: LatestWins
+
+    def wait(self, timeout: float | None = None) -> None:
+        self.worker.wait(timeout)
+
+    def close(self) -> None:
+        with self.lock:
+            for job in self.inflight:
+                job.cancel.set()
+        self.worker.shutdown()
+
+
 @dataclass
 class _Job:
     key: Key
@@ -153,7 +170,7 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
-class LiveRows:
+class LiveRows(_LiveWorker):
     """Keeps an AttributionSession and fills a widget's `scores` / `completeness_error` for its selection.
 
     The widget provides traits `method`, `n_steps`, `selected_target`, `methods`, `scores`,
@@ -276,14 +293,6 @@ class LiveRows:
         with self.lock:
             return self.entry(self.current_key()).attribution()
 
-    def wait(self, timeout: float | None = None) -> None:
-        self.worker.wait(timeout)
-
-    def close(self) -> None:
-        with self.lock:
-            for job in self.inflight:
-                job.cancel.set()
-        self.worker.shutdown()
 
 
 @dataclass
@@ -292,7 +301,7 @@ class _Pending:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
-class LiveValues:
+class LiveValues(_LiveWorker):
     """A keyed cache and a last-request-wins worker: a live view says what its selection needs (a cache key
     and a compute function) and gets the worker thread, the cache, the busy flag and the error banner.
 
@@ -372,11 +381,3 @@ class LiveValues:
             if job.key == self.current:
                 self.on_ready(job.key, value)
 
-    def wait(self, timeout: float | None = None) -> None:
-        self.worker.wait(timeout)
-
-    def close(self) -> None:
-        with self.lock:
-            for job in self.inflight:
-                job.cancel.set()
-        self.worker.shutdown()

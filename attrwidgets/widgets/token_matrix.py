@@ -14,16 +14,15 @@ import traitlets
 from traitlets import Bool, Dict, Enum, Int, List, Unicode, observe, validate
 
 from attrwidgets.core.result import Attribution
-from attrwidgets.core.tokens import SEGMENTS, Token
+from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
-from attrwidgets.widgets.base import AttrWidget, bundle, close_match, unknown_keyword_error
+from attrwidgets.widgets.base import AttrWidget, bundle, check_tokens, close_match, unknown_keyword_error
 from attrwidgets.widgets.live import LiveRows, method_defaults
 from attrwidgets.widgets.serialization import Tensor
 
 # The contract's methods, used when neither the session nor the package can list them.
 DEFAULT_METHODS = ["attention", "input_x_gradient", "integrated_gradients", "saliency"]
 DEFAULT_N_STEPS = 32
-_TOKEN_KEYS = ("id", "text", "clean", "segment", "special")
 _LIVE_KEYWORDS = ("model", "prompt", "session", "max_new_tokens", "target", "contrast")
 _LIVE_STATE = ("method", "methods", "n_steps")  # traits a live widget may be given
 # Traits filled from the result or the session, never from constructor keywords.
@@ -224,17 +223,7 @@ class TokenMatrix(AttrWidget):
     # -- validation at the boundary ----------------------------------------------------------------
     @validate("tokens")
     def _valid_tokens(self, proposal: dict) -> list[dict]:
-        out = []
-        for i, t in enumerate(proposal["value"]):
-            d = t.to_dict() if isinstance(t, Token) else t
-            missing = [k for k in _TOKEN_KEYS if k not in d]
-            if missing:
-                raise traitlets.TraitError(f"token {i} lacks {missing}; each token needs {list(_TOKEN_KEYS)}.")
-            if d["segment"] not in SEGMENTS:
-                raise traitlets.TraitError(f"token {i} has segment {d['segment']!r}; use one of {SEGMENTS}.")
-            out.append({"id": int(d["id"]), "text": str(d["text"]), "clean": str(d["clean"]),
-                        "segment": str(d["segment"]), "special": bool(d["special"])})
-        return out
+        return check_tokens(proposal["value"])
 
     @validate("target_positions")
     def _valid_targets(self, proposal: dict) -> list[int]:
@@ -298,17 +287,6 @@ class TokenMatrix(AttrWidget):
             method=self.method, options=self._live.options_for(self.method), model_id=self.llm_id,
             target_prob=self.target_prob, target_entropy=self.target_entropy,
         )
-
-    def wait(self, timeout: float | None = None) -> TokenMatrix:
-        """Block until nothing is computing (tests, scripts); returns the widget, so it displays."""
-        if self._live is not None:
-            self._live.wait(timeout)
-        return self
-
-    def close(self) -> None:
-        if self._live is not None:
-            self._live.close()
-        super().close()
 
     def __repr__(self) -> str:
         state = " busy" if self.busy else ""

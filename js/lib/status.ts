@@ -1,0 +1,43 @@
+// What every view shows the same way: the kernel's busy flag and error banner, and a redraw that survives a
+// malformed message (it shows the problem and keeps the controls alive).
+import { h } from "./dom";
+
+export interface Status {
+  errorBanner: HTMLDivElement;
+  warnBanner: HTMLDivElement;
+  updateBusy(): void;
+  updateError(): void;
+  /** Calls draw(); counts renders in data-render-count; an exception goes to the warning banner. */
+  redraw(): void;
+}
+
+export function viewStatus(root: HTMLElement, busy: () => unknown, error: () => string | undefined,
+  draw: () => void): Status {
+  const errorBanner = h("div", "aw-banner aw-error");
+  errorBanner.setAttribute("role", "alert");
+  const warnBanner = h("div", "aw-banner aw-warning");
+  let renderCount = 0;
+  return {
+    errorBanner,
+    warnBanner,
+    updateBusy() {
+      root.dataset.busy = String(Boolean(busy()));
+    },
+    updateError() {
+      const err = error() || "";
+      root.dataset.error = err;
+      errorBanner.textContent = err;
+    },
+    redraw() {
+      renderCount += 1;
+      root.dataset.renderCount = String(renderCount);
+      try {
+        delete root.dataset.viewError;
+        draw();
+      } catch (e) {
+        root.dataset.viewError = String(e);
+        warnBanner.textContent = `view error: ${String(e)}`;
+      }
+    },
+  };
+}
