@@ -173,6 +173,13 @@ def test_generation_then_decomposition_and_logit_scores(tiny_llama):
         d.logit_scores("capital of France")
 
 
+def test_token_level_layer_means_start_layer(tiny_llama):
+    by_layer = aw.depass(tiny_llama, PROMPT, layer=1, progress=False)
+    by_start = aw.depass(tiny_llama, PROMPT, start_layer=1, progress=False)
+    np.testing.assert_array_equal(by_layer.states, by_start.states)
+    assert by_layer.options["start_layer"] == 1
+
+
 def test_cancel_stops_between_layers(tiny_llama):
     cancel = threading.Event()
     cancel.set()
@@ -192,6 +199,8 @@ def test_cancel_stops_between_layers(tiny_llama):
     ({"end_layer": 3}, "end_layer=3 is out of range"),
     ({"level": "subspace", "layer": 0}, "needs components="),
     ({"level": "subspace", "layer": 0, "components": [np.ones((7, 2))]}, r"basis 0 must be \(D, k\)"),
+    ({"level": "head", "layer": 0, "neurons": [1]}, "neurons= belongs to level='neuron'"),
+    ({"layer": 1, "start_layer": 2}, "give one"),
 ])
 def test_bad_input_is_a_clear_error(tiny_llama, kwargs, match):
     with pytest.raises(AttrWidgetsError, match=match):

@@ -139,8 +139,14 @@ def build_seed(frozen: FrozenForward, level: str, *, layer, module, neurons, com
     L = frozen.n_layers
     if level not in LEVELS:
         raise AttrWidgetsError(f"Unknown level {level!r}: use one of {', '.join(LEVELS)}.")
+    for name, value, owner in (("neurons", neurons, "neuron"), ("components", components, "subspace")):
+        if value is not None and level != owner:
+            raise AttrWidgetsError(f"{name}= belongs to level={owner!r}; level={level!r} does not use it.")
     if level == "token":
-        return token_seed(frozen, check_index("start_layer", start_layer, L))
+        if layer is not None and start_layer not in (0, layer):
+            raise AttrWidgetsError(f"level='token' got layer={layer!r} and start_layer={start_layer!r}: give one.")
+        # layer= reads naturally as "decompose from that layer": take it as start_layer
+        return token_seed(frozen, check_index("start_layer", start_layer if layer is None else layer, L))
     if layer is None:
         raise AttrWidgetsError(f"level={level!r} needs layer=<0..{L - 1}>: the layer it is seeded at.")
     layer = check_index("layer", layer, L)
