@@ -7,6 +7,7 @@ rendered for messages[:k] and the text grown by message k belongs to it.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -131,10 +132,13 @@ def greedy_continue(handle, ids: list[int], max_new_tokens: int) -> list[int]:
     """Greedy decoding with a KV cache; stops after an end-of-sequence token (kept as a target)."""
     model, eos = handle.model, _eos_ids(handle)
     current = torch.tensor([ids], device=handle.device)
+    # transformers >= 5.2x names the KV cache `cache` and warns on `past_key_values` (and older releases
+    # only know `past_key_values`): pass whichever this model's forward declares.
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     past, out = None, []
     for _ in range(max_new_tokens):
-        logits_out = model(input_ids=current, past_key_values=past, use_cache=True)
-        past = logits_out.past_key_values
+        logits_out = model(input_ids=current, use_cache=True, **{cache_arg: past})
+        past = getattr(logits_out, cache_arg)
         nxt = int(logits_out.logits[0, -1].argmax())
         out.append(nxt)
         if nxt in eos:
