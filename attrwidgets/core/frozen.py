@@ -201,6 +201,21 @@ class FrozenForward:
         """(T, D) residual stream after block `layer`."""
         return self.blocks[layer + 1].x_in if layer + 1 < self.n_layers else self.final_in
 
+    def prefix(self, length: int) -> FrozenForward:
+        """The same records cut to the first `length` positions: exact for a causal model, no new forward."""
+        if length == self.length:
+            return self
+        cut = object.__new__(FrozenForward)
+        cut.__dict__.update(self.__dict__)
+        cut.input_ids = self.input_ids[:length]
+        cut.blocks = [BlockRecord(**{
+            name: (value[:, :length, :length] if name == "attention" else value[:length])
+            for name, value in vars(block).items()
+        }) for block in self.blocks]
+        cut.final_in, cut.final_scale, cut.final_out = (self.final_in[:length], self.final_scale[:length],
+                                                        self.final_out[:length])
+        return cut
+
     def real_logits(self, position: int) -> torch.Tensor:
         with torch.no_grad():
             head = self.adapter.lm_head(self.model)

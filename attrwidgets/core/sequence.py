@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from jinja2 import TemplateError
 
@@ -179,6 +180,13 @@ def prepare_sequence(handle, prompt, *, max_new_tokens: int = 8, target: str | N
     segments = segments + ["generated"] * len(continuation)
     tokens = [Token(int(i), str(p), c, s, int(i) in special) for i, p, c, s in zip(all_ids, pieces, cleans, segments)]
     return PreparedSequence(torch.tensor(all_ids), tokens, len(ids), text)
+
+
+def check_row(row, n: int) -> int:
+    """A target row index (negative counts from the end) -> 0..n-1, or a clear error."""
+    if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not -n <= row < n:
+        raise AttrWidgetsError(f"Target row {row!r} does not exist: there are {n} targets (0..{n - 1}).")
+    return int(row) % n
 
 
 def contrast_token_id(tokenizer, contrast) -> int | None:

@@ -14,7 +14,7 @@ import torch
 from attrwidgets.core.forward import TargetFunction
 from attrwidgets.core.registry import get_method, resolve_options
 from attrwidgets.core.result import Attribution
-from attrwidgets.core.sequence import contrast_token_id, prepare_sequence
+from attrwidgets.core.sequence import check_row, contrast_token_id, prepare_sequence
 from attrwidgets.errors import AttrWidgetsError, NonFiniteGradientError
 
 
@@ -75,10 +75,7 @@ class AttributionSession:
         return self._to_result(spec.name, resolved, rows, out, n_targets, n_positions)
 
     def _check_row(self, row) -> int:
-        n = len(self.target_positions)
-        if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not -n <= row < n:
-            raise AttrWidgetsError(f"Target row {row!r} does not exist: there are {n} targets (0..{n - 1}).")
-        return int(row) % n
+        return check_row(row, len(self.target_positions))
 
     def _to_result(self, method, options, rows, out, n_targets, n_positions) -> Attribution:
         def widen(block: np.ndarray, fill=np.nan) -> np.ndarray:

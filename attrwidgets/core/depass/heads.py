@@ -20,7 +20,7 @@ from attrwidgets.core.depass.result import HeadContributions, resolve_token_id
 from attrwidgets.core.depass.rules import split_rule
 from attrwidgets.core.frozen import FrozenForward
 from attrwidgets.core.frozen_ops import apply_norm, head_values
-from attrwidgets.core.sequence import prepare_sequence
+from attrwidgets.core.sequence import check_row, prepare_sequence
 from attrwidgets.errors import AttrWidgetsError
 
 
@@ -61,11 +61,7 @@ def head_contributions_at(frozen: FrozenForward, position: int, target_id: int, 
         from tqdm.auto import tqdm
 
         layers = tqdm(layers, desc="head contributions", unit="layer", leave=False)
-    for layer in layers:
-        if cancel is not None and cancel.is_set():
-            from attrwidgets.core.forward import ComputationCancelled
-
-            raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
+    for layer in layers:  # decompose() checks `cancel` between half-layers
         states, error = decompose(frozen, head_seed(frozen, layer), end_layer=None, mlp_rule=mlp_rule,
                                   temperature=temperature, budget=budget, cancel=cancel)
         worst = max(worst, error)
@@ -106,12 +102,11 @@ def head_contributions(handle, prompt, *, target=None, position: int = -1, mlp_r
     position %= T
     frozen = FrozenForward(handle, sequence.input_ids[: position + 1])  # later positions cannot matter
     target_id = _target_id(handle, frozen, position, target)
-    result = head_contributions_at(
+    return head_contributions_at(
         frozen, position, target_id, mlp_rule=mlp_rule, temperature=temperature, tokens=sequence.tokens[: position + 1],
         budget=chunk_budget, progress=progress, model_id=handle.model_id, prompt=sequence.prompt_text,
         target_text=handle.tokenizer.decode([target_id]),
     )
-    return result
 
 
 class HeadSession:
@@ -165,36 +160,15 @@ class HeadSession:
 
     def contributions(self, row: int, *, cancel: threading.Event | None = None,
                       progress: bool = False) -> HeadContributions:
-        n = len(self.target_positions)
-        if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not -n <= row < n:
-            raise AttrWidgetsError(f"Target row {row!r} does not exist: there are {n} targets (0..{n - 1}).")
-        row = int(row) % n
+        row = check_row(row, len(self.target_positions))
         position, target_id = self.query_positions[row], int(self.sequence.input_ids[self.target_positions[row]])
-        frozen = truncated(self.frozen, position + 1)
+        frozen = self.frozen.prefix(position + 1)
         result = head_contributions_at(
             frozen, position, target_id, mlp_rule=self.mlp_rule, temperature=self.temperature,
             tokens=self.tokens[: position + 1], progress=progress, cancel=cancel, model_id=self.model_id,
             prompt=self.prompt_text, target_text=self.tokens[self.target_positions[row]].clean,
         )
         return widen(result, self.tokens, self.attention)
-
-
-def truncated(frozen: FrozenForward, length: int) -> FrozenForward:
-    """The same frozen forward cut to the first `length` positions (exact for a causal model)."""
-    if length == frozen.length:
-        return frozen
-    from dataclasses import replace
-
-    cut = object.__new__(FrozenForward)
-    cut.__dict__.update(frozen.__dict__)
-    cut.input_ids = frozen.input_ids[:length]
-    cut.blocks = [replace(b, x_in=b.x_in[:length], mid=b.mid[:length], attn_out=b.attn_out[:length],
-                          mlp_out=b.mlp_out[:length], attention=b.attention[:, :length, :length],
-                          preact=b.preact[:length], values=b.values[:length], scale_attn=b.scale_attn[:length],
-                          scale_mlp=b.scale_mlp[:length]) for b in frozen.blocks]
-    cut.final_in, cut.final_scale, cut.final_out = (frozen.final_in[:length], frozen.final_scale[:length],
-                                                    frozen.final_out[:length])
-    return cut
 
 
 def widen(result: HeadContributions, tokens, attention: np.ndarray) -> HeadContributions:
