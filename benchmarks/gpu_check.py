@@ -30,7 +30,7 @@ def run(device: str, dtype: str) -> list[str]:
     from attrwidgets.core.depass.rules import MLP_RULES
 
     failures: list[str] = []
-    tol = 1e-4 if dtype == "float32" else 2e-2
+    tol = 1e-4 if dtype == "float32" else 5e-2  # bf16: measured 1.1-1.7% on CPU (the model rounds)
 
     def check(name: str, ok: bool, detail: str, seconds: float) -> None:
         print(f"  [{'ok' if ok else 'FAIL'}] {name:<38} {seconds * 1e3:9.1f} ms  {detail}", flush=True)
