@@ -15,7 +15,12 @@ from attrwidgets.core.tokens import SEGMENTS, Token
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
-NOT_BUILT_MESSAGE = "attrwidgets: front-end not built: run npm ci && npm run build"
+NOT_BUILT_MESSAGE = (
+    "attrwidgets: front-end not built: run npm ci && npm run build in the attrwidgets checkout (needs Node.js "
+    ">= 18 and npm), then re-run the cell. Installed from a wheel? That wheel lacks the front-end: reinstall "
+    "attrwidgets from a wheel built with Node.js and npm on PATH (pip install --force-reinstall --no-deps "
+    "<wheel or source>), or from its sdist."
+)
 
 # Shown instead of the view when the bundle is missing, so `import attrwidgets` never fails on it.
 _FALLBACK_ESM = """
