@@ -6,6 +6,7 @@ import { checksumFloat32 } from "./lib/checksum";
 import { formatValue, legendGradient, type SignMode } from "./lib/colour";
 import { debounce, h, showWhitespace } from "./lib/dom";
 import { HeadCanvas } from "./lib/head_canvas";
+import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
 import { DetailCanvas } from "./lib/head_detail";
 import { decodeTensor, decodeVector, type Tensor } from "./lib/tensor";
 import { viewStatus } from "./lib/status";
@@ -64,19 +65,18 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
   const thumbs = memoDecode();
   const detailAtt = memoDecode();
 
-  const toolbar = h("div", "aw-toolbar");
-  const statLabel = h("label", "", "colour by");
   const statSel = h("select");
   statSel.append(...STATS.map(([v, text]) => Object.assign(h("option", "", text), { value: v })));
   statSel.addEventListener("change", () => write("statistic", statSel.value as HeadStatistic));
-  statLabel.appendChild(statSel);
   const modeBadge = h("span", "aw-badge");
   const busy = h("span", "aw-busy");
   busy.append(h("span", "aw-spinner"), h("span", "", "computing\u2026"));
-  const modelId = h("span", "aw-model-id");
-  toolbar.append(statLabel, modeBadge, busy, modelId);
+  const toolbar = responsiveToolbar(root, {
+    primary: [labeled("colour by", statSel)], secondary: [], status: [modeBadge, busy],
+  });
 
-  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw());
+  const tooltip = h("div", "aw-tooltip");
+  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw(), tooltip);
   const { errorBanner, warnBanner, updateBusy, updateError, redraw } = status;
   const info = h("div", "aw-info");
   const hint = h("div", "aw-hint",
@@ -89,7 +89,6 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
   const legendLo = h("span");
   const legendHi = h("span");
   legend.append(legendName, legendLo, legendBar, legendHi);
-  const tooltip = h("div", "aw-tooltip");
   const grid = new HeadCanvas(tooltip, {
     open: (l, hd) => { write("selected_layer", l); write("selected_head", hd); },
     move: (l, hd) => { if (model.get("selected_head") >= 0) { write("selected_layer", l); write("selected_head", hd); } },
@@ -97,6 +96,7 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
   });
   const gridBox = h("div", "aw-hg-box");
   gridBox.appendChild(grid.canvas);
+  grid.stickTo(gridBox); // layer and head numbers stay in view while the box scrolls
 
   const detail = h("div", "aw-detail");
   const detailHead = h("div", "aw-detail-head");
@@ -112,7 +112,7 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
   const detailBox = h("div", "aw-detail-box");
   detailBox.appendChild(detailCanvas.canvas);
   detail.append(detailHead, detailNote, detailBox);
-  root.append(toolbar, errorBanner, warnBanner, info, hint, text, legend, gridBox, detail, tooltip);
+  root.append(toolbar.element, errorBanner, warnBanner, info, hint, text, legend, gridBox, detail, tooltip);
   root.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && model.get("selected_head") >= 0) {
       e.preventDefault();
@@ -123,10 +123,9 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
 
   const width = () => Math.max(120, (root.clientWidth || 640) - 14);
   let lastWidth = 0;
-  const resize = new ResizeObserver(() => {
+  const unwatch = watchWidth(root, () => {
     if (Math.abs(width() - lastWidth) >= 1) redraw();
   });
-  resize.observe(root);
 
   function draw() {
     lastWidth = width();
@@ -166,7 +165,7 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
     (statSel.options[0] as HTMLOptionElement).disabled = mode === "attention";
     statSel.options[0].title = mode === "attention" ? "needs mode='depass': attention mode runs no DePass" : "";
     modeBadge.textContent = mode === "attention" ? "attention only" : "DePass";
-    modelId.textContent = model.get("llm_id") || "";
+    toolbar.setModelId(model.get("llm_id") || "");
     const tokLabel = (p: number) => (tokens[p] ? showWhitespace(displayText(tokens[p])) : "?");
     const targetName = (r: number) => JSON.stringify(showWhitespace(labels[r] ?? tokLabel(targets[r])));
 
@@ -211,7 +210,7 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
     legendBar.style.background = legendGradient(signMode);
     legendLo.textContent = signMode === "signed" ? formatValue(-scale) : "0";
     legendName.textContent = `${STATS.find(([v]) => v === stat)?.[1] ?? stat}:`;
-  legendHi.textContent = formatValue(scale);
+    legendHi.textContent = formatValue(scale);
 
     const cell = (l: number, hd: number) => l * nh + hd;
     grid.draw({
@@ -258,7 +257,8 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
   redraw();
   return () => {
     save.cancel();
-    resize.disconnect();
+    unwatch();
+    toolbar.dispose();
     for (const [ev, fn] of handlers) model.off(ev, fn);
   };
 }

@@ -5,6 +5,7 @@ import { checksumFloat32 } from "./lib/checksum";
 import { formatValue, legendGradient, normalise, rowScales } from "./lib/colour";
 import { debounce, h, showWhitespace } from "./lib/dom";
 import { renderHeatmap, type RowStat } from "./lib/heatmap";
+import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
 import { decodeTensor, decodeVector, row, type Tensor } from "./lib/tensor";
 import { viewStatus } from "./lib/status";
 import { injectStyle } from "./lib/theme";
@@ -16,12 +17,6 @@ const REDRAW_TRAITS = [
   "tokens", "target_positions", "scores", "target_prob", "target_entropy", "completeness_error",
   "selected_target", "method", "methods", "n_steps", "normalization", "sign_mode", "hide_special", "llm_id",
 ] as const;
-
-function labeled(text: string, control: HTMLElement): HTMLLabelElement {
-  const label = h("label", "", text);
-  label.appendChild(control);
-  return label;
-}
 
 function selectOf(options: string[], value: string, onChange: (v: string) => void): HTMLSelectElement {
   const sel = h("select");
@@ -50,8 +45,7 @@ function render({ model, el }: RenderProps<Model>) {
     save();
   }
 
-  // Toolbar.
-  const toolbar = h("div", "aw-toolbar");
+  // Toolbar: one row at any width (narrow: the secondary controls move into a menu, see lib/layout.ts).
   const methodSel = selectOf([], "", (v) => write("method", v));
   const steps = h("input");
   steps.type = "number";
@@ -68,13 +62,14 @@ function render({ model, el }: RenderProps<Model>) {
   hide.addEventListener("change", () => write("hide_special", hide.checked));
   const busy = h("span", "aw-busy");
   busy.append(h("span", "aw-spinner"), h("span", "", "computing\u2026"));
-  const modelId = h("span", "aw-model-id");
-  toolbar.append(
-    labeled("method", methodSel), stepsLabel, labeled("normalise", normSel), labeled("sign", signSel),
-    labeled("hide special tokens", hide), busy, modelId,
-  );
+  const toolbar = responsiveToolbar(root, {
+    primary: [labeled("method", methodSel)],
+    secondary: [stepsLabel, labeled("normalise", normSel), labeled("sign", signSel), labeled("hide special tokens", hide)],
+    status: [busy],
+  });
 
-  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw());
+  const tooltip = h("div", "aw-tooltip");
+  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw(), tooltip);
   const { errorBanner, warnBanner, updateBusy, updateError, redraw } = status;
   const info = h("div", "aw-info");
   const text = h("div", "aw-text");
@@ -84,9 +79,9 @@ function render({ model, el }: RenderProps<Model>) {
   const legendHi = h("span");
   legend.append(h("span", "", "colour:"), legendLo, legendBar, legendHi);
   const hmScroll = h("div", "aw-hm-scroll");
-  const tooltip = h("div", "aw-tooltip");
-  root.append(toolbar, errorBanner, warnBanner, info, text, legend, hmScroll, tooltip);
+  root.append(toolbar.element, errorBanner, warnBanner, info, text, legend, hmScroll, tooltip);
   el.appendChild(root);
+  const unwatch = watchWidth(root);
 
   function draw() {
     const tokens: TokenRecord[] = model.get("tokens") || [];
@@ -110,7 +105,7 @@ function render({ model, el }: RenderProps<Model>) {
     normSel.value = norm;
     signSel.value = signMode;
     hide.checked = hideSpecial;
-    modelId.textContent = model.get("llm_id") || "";
+    toolbar.setModelId(model.get("llm_id") || "");
 
     if (scores && (scores.shape[0] !== targets.length || scores.shape[1] !== tokens.length)) {
       throw new Error(`scores shape [${scores.shape}] does not match ${targets.length} targets x ${tokens.length} tokens`);
@@ -166,7 +161,7 @@ function render({ model, el }: RenderProps<Model>) {
 
     renderTokenText(text, {
       tokens, targetOf, values: selRow, scale: selScale, mode: signMode,
-      selectedPosition: sel >= 0 ? targets[sel] : -1, hideSpecial, onSelect,
+      selectedPosition: sel >= 0 ? targets[sel] : -1, hideSpecial, onSelect, markWhitespace: true,
       describe: (p) => (sel >= 0 ? describe(sel, p) : `source #${p} ${JSON.stringify(tokLabel(p))}`),
     }, tooltip);
 
@@ -218,6 +213,8 @@ function render({ model, el }: RenderProps<Model>) {
   redraw();
   return () => {
     save.cancel();
+    unwatch();
+    toolbar.dispose();
     for (const [ev, fn] of handlers) model.off(ev, fn);
   };
 }

@@ -3,7 +3,7 @@
 // enough, layer/head numbers around it. Hit-testing, hover and the keyboard cursor live here too.
 import { colourFor, normalise, type SignMode } from "./colour";
 import { cssVar, sizeCanvas } from "./dom";
-import { hideTooltip, showTooltip } from "./heatmap";
+import { hideTooltip, showTooltip } from "./tooltip";
 import type { Tensor } from "./tensor";
 
 export const LABEL_W = 34; // room for "L31"
@@ -82,6 +82,7 @@ export class HeadCanvas {
   private spec: GridSpec | null = null;
   private atlasFor: Tensor | null = null;
   private atlas: HTMLCanvasElement | null = null;
+  private box: HTMLElement | null = null;
 
   constructor(tooltip: HTMLElement, private on: GridEvents) {
     const c = document.createElement("canvas");
@@ -104,6 +105,21 @@ export class HeadCanvas {
     c.addEventListener("keydown", (e) => this.key(e));
     c.addEventListener("focus", () => this.redraw());
     c.addEventListener("blur", () => this.redraw());
+  }
+
+  /** Keep the layer and head numbers in view while `box` (the canvas's scrolling parent) scrolls: they are
+   * redrawn at its scroll offset over an opaque band, as CSS `position: sticky` would place them. */
+  stickTo(box: HTMLElement): void {
+    this.box = box;
+    let queued = false;
+    box.addEventListener("scroll", () => {
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(() => {
+        queued = false;
+        this.redraw();
+      });
+    }, { passive: true });
   }
 
   private key(e: KeyboardEvent): void {
@@ -130,8 +146,11 @@ export class HeadCanvas {
   cellAt(e: MouseEvent): [number, number] | null {
     if (!this.spec) return null;
     const box = this.canvas.getBoundingClientRect();
-    const hd = Math.floor((e.clientX - box.left - LABEL_W) / this.cell);
-    const l = Math.floor((e.clientY - box.top - HEADER_H) / this.cell);
+    const x = e.clientX - box.left;
+    const y = e.clientY - box.top;
+    if (x < (this.box?.scrollLeft ?? 0) + LABEL_W || y < (this.box?.scrollTop ?? 0) + HEADER_H) return null; // labels
+    const hd = Math.floor((x - LABEL_W) / this.cell);
+    const l = Math.floor((y - HEADER_H) / this.cell);
     if (hd < 0 || l < 0 || hd >= this.spec.nHeads || l >= this.spec.nLayers) return null;
     return [l, hd];
   }
@@ -156,18 +175,17 @@ export class HeadCanvas {
     c.dataset.cursor = `${this.cursor[0]},${this.cursor[1]}`;
     c.setAttribute("aria-label", `attention heads, ${nl} layers x ${nh} heads: arrows move, Enter opens, Escape closes. ` +
       spec.describe(this.cursor[0], this.cursor[1]).replace(/\n/g, "; "));
-    const ctx = sizeCanvas(c, LABEL_W + nh * cell + 2, HEADER_H + nl * cell + 2);
+    const w = LABEL_W + nh * cell + 2;
+    const hgt = HEADER_H + nl * cell + 2;
+    const dpr = window.devicePixelRatio || 1;
+    // Resize (which reallocates) only when the size changed: a scroll redraws every frame.
+    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(hgt * dpr)) sizeCanvas(c, w, hgt);
+    const ctx = c.getContext("2d");
     if (!ctx) return;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, hgt);
     const fg = cssVar(c, "--aw-fg-dim", "#616161");
     const accent = cssVar(c, "--aw-accent", "#1976d2");
-    ctx.font = "10px ui-monospace, monospace";
-    ctx.fillStyle = fg;
-    ctx.textBaseline = "middle";
-    const every = (n: number) => Math.max(1, Math.ceil(n / cell)); // label every k-th row/column when small
-    ctx.textAlign = "center";
-    for (let hd = 0; hd < nh; hd += every(18)) ctx.fillText(String(hd), LABEL_W + (hd + 0.5) * cell, HEADER_H / 2);
-    ctx.textAlign = "right";
-    for (let l = 0; l < nl; l += every(12)) ctx.fillText(`L${l}`, LABEL_W - 4, HEADER_H + (l + 0.5) * cell);
 
     const showThumbs = spec.thumbs !== null && cell >= THUMB_MIN;
     if (showThumbs && this.atlasFor !== spec.thumbs) {
@@ -207,5 +225,25 @@ export class HeadCanvas {
       ctx.strokeRect(LABEL_W + this.cursor[1] * cell + 0.5, HEADER_H + this.cursor[0] * cell + 0.5, cell - 2, cell - 2);
       ctx.setLineDash([]);
     }
+    this.drawLabels(ctx, nl, nh, fg);
+  }
+
+  /** Layer numbers down the left, head numbers across the top, on opaque bands at the scroll offset. */
+  private drawLabels(ctx: CanvasRenderingContext2D, nl: number, nh: number, fg: string): void {
+    const cell = this.cell;
+    const sx = this.box?.scrollLeft ?? 0;
+    const sy = this.box?.scrollTop ?? 0;
+    this.canvas.dataset.labelsAt = `${sx},${sy}`;
+    ctx.fillStyle = cssVar(this.canvas, "--aw-bg", "#ffffff");
+    ctx.fillRect(sx, 0, LABEL_W, HEADER_H + nl * cell + 2);
+    ctx.fillRect(0, sy, LABEL_W + nh * cell + 2, HEADER_H);
+    ctx.font = "10px ui-monospace, monospace";
+    ctx.fillStyle = fg;
+    ctx.textBaseline = "middle";
+    const every = (n: number) => Math.max(1, Math.ceil(n / cell)); // label every k-th row/column when small
+    ctx.textAlign = "center";
+    for (let hd = 0; hd < nh; hd += every(18)) ctx.fillText(String(hd), LABEL_W + (hd + 0.5) * cell, sy + HEADER_H / 2);
+    ctx.textAlign = "right";
+    for (let l = 0; l < nl; l += every(12)) ctx.fillText(`L${l}`, sx + LABEL_W - 4, HEADER_H + (l + 0.5) * cell);
   }
 }

@@ -3,7 +3,7 @@
 // Token labels are drawn with fillText: canvas text is never parsed as markup.
 import { colourFor, formatValue, normalise } from "./colour";
 import { cssVar, sizeCanvas } from "./dom";
-import { hideTooltip, showTooltip } from "./heatmap";
+import { hideTooltip, showTooltip } from "./tooltip";
 import type { Tensor } from "./tensor";
 
 const ROW_LABEL_W = 92;

@@ -1,6 +1,7 @@
 // Targets x sources heatmap: one canvas for the cells, DOM for the labels (clickable, textContent only).
 import { colourFor, normalise, type SignMode } from "./colour";
-import { clickable, h } from "./dom";
+import { clickable, cssVar, h } from "./dom";
+import { hideTooltip, showTooltip } from "./tooltip";
 import type { Tensor } from "./tensor";
 
 export const CELL_H = 16;
@@ -29,25 +30,6 @@ export interface HeatmapSpec {
   statHeaders: [string, string][]; // [short name, explanation]
   describe: (r: number, c: number) => string; // tooltip text for a cell
   onSelect: (r: number) => void;
-}
-
-function cssVar(el: HTMLElement, name: string, fallback: string): string {
-  const v = getComputedStyle(el).getPropertyValue(name).trim();
-  return v || fallback;
-}
-
-/** Place the shared tooltip near the pointer, in coordinates of its positioned parent. */
-export function showTooltip(tooltip: HTMLElement, text: string, e: MouseEvent): void {
-  // parentElement, not offsetParent: the latter is null while the (empty) tooltip is display:none.
-  const parent = tooltip.parentElement;
-  const box = parent ? parent.getBoundingClientRect() : { left: 0, top: 0 };
-  tooltip.textContent = text;
-  tooltip.style.left = `${e.clientX - box.left + 12}px`;
-  tooltip.style.top = `${e.clientY - box.top + 12}px`;
-}
-
-export function hideTooltip(tooltip: HTMLElement): void {
-  tooltip.textContent = "";
 }
 
 export function renderHeatmap(container: HTMLElement, spec: HeatmapSpec, tooltip: HTMLElement): void {

@@ -1,18 +1,20 @@
 // What every view shows the same way: the kernel's busy flag and error banner, and a redraw that survives a
 // malformed message (it shows the problem and keeps the controls alive).
 import { h } from "./dom";
+import { refreshTooltip } from "./tooltip";
 
 export interface Status {
   errorBanner: HTMLDivElement;
   warnBanner: HTMLDivElement;
   updateBusy(): void;
   updateError(): void;
-  /** Calls draw(); counts renders in data-render-count; an exception goes to the warning banner. */
+  /** Calls draw(); counts renders in data-render-count; an exception goes to the warning banner; then the
+   * tooltip is re-read under the pointer (a click changed what it describes). */
   redraw(): void;
 }
 
 export function viewStatus(root: HTMLElement, busy: () => unknown, error: () => string | undefined,
-  draw: () => void): Status {
+  draw: () => void, tooltip?: HTMLElement): Status {
   const errorBanner = h("div", "aw-banner aw-error");
   errorBanner.setAttribute("role", "alert");
   const warnBanner = h("div", "aw-banner aw-warning");
@@ -38,6 +40,7 @@ export function viewStatus(root: HTMLElement, busy: () => unknown, error: () => 
         root.dataset.viewError = String(e);
         warnBanner.textContent = `view error: ${String(e)}`;
       }
+      if (tooltip) refreshTooltip(tooltip);
     },
   };
 }

@@ -1,6 +1,28 @@
 // Styles for every view. JupyterLab's CSS variables carry the light/dark theme; the fallbacks apply in
 // Notebook 7 / Colab / the standalone HTML export, and follow prefers-color-scheme there.
 
+// Below layout.NARROW_PX (the root has aw-narrow): a one-row toolbar with a menu, compact heatmap labels.
+const NARROW = `
+.aw-narrow .aw-toolbar { flex-wrap: nowrap; gap: 6px; }
+.aw-narrow .aw-toolbar > label { min-width: 0; flex: 0 1 auto; }
+.aw-narrow .aw-toolbar > label > .aw-label-text { display: none; }
+.aw-narrow .aw-toolbar select { min-width: 0; max-width: 100%; }
+.aw-narrow .aw-busy > span:last-child { display: none; }
+.aw-narrow .aw-menu-toggle:not(.aw-no-menu) { display: inline-block; flex: none; font: inherit; line-height: 1.2;
+  color: var(--aw-fg); background: var(--aw-bg-alt); border: 1px solid var(--aw-border); border-radius: 3px;
+  cursor: pointer; padding: 0 6px; }
+.aw-narrow .aw-toolbar-more { display: none; }
+.aw-narrow.aw-menu-open .aw-toolbar-more { display: flex; flex-direction: column; align-items: flex-start; gap: 6px;
+  position: absolute; top: 100%; left: 0; right: 0; z-index: 20; margin-top: 2px; padding: 6px 8px;
+  background: var(--aw-bg); border: 1px solid var(--aw-border); border-radius: 3px; box-shadow: 0 2px 6px rgba(0,0,0,0.25); }
+.aw-narrow .aw-model-full { display: block; color: var(--aw-fg-dim); font-family: var(--aw-mono); overflow-wrap: anywhere; }
+.aw-narrow .aw-model-id { flex: 1 1 0; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+  text-align: right; }
+.aw-narrow .aw-hm-stat { display: none; }
+.aw-narrow .aw-hm-name { min-width: 2em; max-width: 8em; }
+.aw-narrow .aw-hm-scroll, .aw-narrow .aw-hg-box { max-height: 360px; }
+`;
+
 const CSS = `
 .aw-root {
   --aw-fg: var(--jp-ui-font-color1, #1f1f1f);
@@ -29,7 +51,9 @@ const CSS = `
   }
 }
 .aw-root * { box-sizing: border-box; }
-.aw-toolbar { display: flex; flex-wrap: wrap; gap: 10px; align-items: center; margin-bottom: 6px; }
+.aw-toolbar { display: flex; flex-wrap: wrap; gap: 10px; align-items: center; margin-bottom: 6px; position: relative; }
+.aw-toolbar-more { display: contents; }
+.aw-menu-toggle, .aw-model-full { display: none; }
 .aw-toolbar label { display: inline-flex; gap: 4px; align-items: center; color: var(--aw-fg-dim); }
 .aw-toolbar select, .aw-toolbar input { color: var(--aw-fg); background: var(--aw-bg-alt);
   border: 1px solid var(--aw-border); border-radius: 3px; font: inherit; padding: 1px 4px; }
@@ -62,8 +86,8 @@ const CSS = `
 .aw-tok.aw-special { font-family: var(--aw-mono); font-size: 0.85em; color: var(--aw-fg-dim);
   border: 1px solid var(--aw-border); }
 .aw-hidden { display: none !important; }
-.aw-legend { display: flex; align-items: center; gap: 6px; margin: 4px 0; color: var(--aw-fg-dim); }
-.aw-legend-bar { width: 160px; height: 10px; border: 1px solid var(--aw-border); }
+.aw-legend { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin: 4px 0; color: var(--aw-fg-dim); }
+.aw-legend-bar { width: 160px; flex: 0 1 160px; min-width: 40px; height: 10px; border: 1px solid var(--aw-border); }
 .aw-hm-scroll { overflow: auto; max-height: 480px; border: 1px solid var(--aw-border); border-radius: 3px; }
 .aw-hm { display: grid; align-items: end; width: max-content; position: relative; }
 .aw-hm-left { position: sticky; left: 0; background: var(--aw-bg); z-index: 1; display: flex; align-items: end;
@@ -77,14 +101,16 @@ const CSS = `
 .aw-hm-collabel { writing-mode: vertical-rl; transform: rotate(180deg); font-family: var(--aw-mono); font-size: 11px;
   max-height: 90px; overflow: hidden; white-space: pre; text-overflow: ellipsis; }
 .aw-tooltip { position: absolute; pointer-events: none; z-index: 1000; background: var(--aw-bg-alt); color: var(--aw-fg);
-  border: 1px solid var(--aw-border); border-radius: 3px; padding: 3px 6px; font-size: 12px; white-space: pre;
-  box-shadow: 0 1px 4px rgba(0,0,0,0.25); }
+  border: 1px solid var(--aw-border); border-radius: 3px; padding: 3px 6px; font-size: 12px; white-space: pre-wrap;
+  overflow-wrap: anywhere; max-width: 100%; box-shadow: 0 1px 4px rgba(0,0,0,0.25); }
 .aw-tooltip:empty { display: none; }
-.aw-info { margin: 4px 0; font-family: var(--aw-mono); font-size: 12px; }
+.aw-info { margin: 4px 0; font-family: var(--aw-mono); font-size: 12px; overflow-wrap: anywhere; }
 .aw-hint { color: var(--aw-fg-dim); font-size: 11px; margin: 2px 0 4px; }
 .aw-tok.aw-pickable { cursor: pointer; }
 .aw-tok.aw-source { outline: 2px dashed var(--aw-accent); }
-.aw-tok.aw-ws { color: var(--aw-fg-dim); font-family: var(--aw-mono); font-size: 0.85em; }
+/* Whitespace tokens as glyphs with a width you can hit (a bare newline is 2 px wide). */
+.aw-tok.aw-ws { color: var(--aw-fg-dim); font-family: var(--aw-mono); font-size: 0.85em; display: inline-block;
+  min-width: 1.3em; text-align: center; }
 .aw-head-grid .aw-toolbar { gap: 4px 10px; }
 .aw-head-grid .aw-model-id { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .aw-head-grid .aw-legend { flex-wrap: wrap; }
@@ -102,7 +128,7 @@ const CSS = `
 .aw-detail-title { font-weight: bold; }
 .aw-detail-close { margin-left: auto; font: inherit; color: var(--aw-fg); background: var(--aw-bg-alt);
   border: 1px solid var(--aw-border); border-radius: 3px; cursor: pointer; padding: 0 8px; }
-`;
+${NARROW}`;
 
 export function injectStyle(el: HTMLElement): void {
   const style = document.createElement("style");

@@ -2,7 +2,7 @@
 import type { TokenRecord } from "../types";
 import { colourFor, normalise, type SignMode } from "./colour";
 import { clickable, h, showWhitespace } from "./dom";
-import { hideTooltip, showTooltip } from "./heatmap";
+import { hideTooltip, showTooltip } from "./tooltip";
 
 export interface TextSpec {
   tokens: TokenRecord[];

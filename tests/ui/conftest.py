@@ -1,189 +1,31 @@
-"""Real JupyterLab in Debian's Chromium, driven by Playwright (RECIPES.md).
+"""Real JupyterLab, Notebook 7 and marimo in Debian's Chromium, driven by Playwright (RECIPES.md).
 
 Fixtures:
   lab       one JupyterLab server for tests/ui: temp JUPYTER_* dirs, deterministic settings, a free port and a
             token; its root is a temp folder, so notebooks are copied in and the repo is never written to.
+  notebook7_server, marimo_server   the same for Notebook 7 and `marimo run`; started on first use.
   page      a fresh browser page that records console errors and uncaught page errors, and leaves a
             screenshot in tests/ui/artifacts/ when the test ends.
-  open_notebook(path) -> Notebook: opens a notebook in `page` and waits for its kernel; the Notebook runs
-            all cells through the menu and evaluates Python in that same kernel (to compare what the browser
-            shows with what the kernel holds).
+  open_notebook(path) -> Notebook: opens a notebook in `page` (JupyterLab) and waits for its kernel; the
+            Notebook runs all cells through the menu and evaluates Python in that same kernel (to compare what
+            the browser shows with what the kernel holds). The machinery lives in jupyter.py.
+  show_in(host, setup) -> Hosted: a view in any host (JupyterLab, Notebook 7, the sidecar, marimo) through one
+            interface: hosts.py.
 
 Missing chromium or playwright skips these tests locally and FAILS them in CI (CI=true).
-The server, Playwright and the browser live for this package only: Playwright's sync API keeps an event loop
+The servers, Playwright and the browser live for this package only: Playwright's sync API keeps an event loop
 running while it is open, and other tiers that start their own sync_playwright() would fail inside it.
 """
 
 from __future__ import annotations
 
-import ast
 import json
-import os
-import queue
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.browser_support import CHROMIUM_ARGS, find_chromium, unavailable
-
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-# Settings that keep runs deterministic: no news/update fetches, and no autosave writing outputs back.
-LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
-    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-}
-SERVER_START_TIMEOUT_S = 60
-# JupyterLab's own probe for the language-server extension 404s where jupyter-lsp's server part is not
-# enabled (e.g. a venv that borrows system site-packages); it says nothing about the widgets under test.
-_BENIGN_404 = re.compile(r"/lsp/status")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# 'dialog' while a dialog (Select Kernel) is open, 'kernel' once the toolbar names a kernel, else false.
-_KERNEL_STATE_JS = """() => {
-    if (document.querySelector('.jp-Dialog')) return 'dialog';
-    const name = document.querySelector('.jp-NotebookPanel .jp-KernelName, .jp-NotebookPanel .jp-Toolbar-kernelName');
-    const text = name && name.textContent.trim();
-    return text && text !== 'No Kernel' ? 'kernel' : false;
-}"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LabServer:
-    """A running `jupyter lab`; stopped by its PID when the tests/ui package is done."""
-
-    def __init__(self, base: Path):
-        self.base = base
-        self.root = base / "root"
-        self.root.mkdir()
-        self.runtime_dir = base / "runtime"
-        self.token = uuid.uuid4().hex
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = base / "lab.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        for var, sub in [
-            ("JUPYTER_CONFIG_DIR", "config"),
-            ("JUPYTER_DATA_DIR", "data"),
-            ("JUPYTER_RUNTIME_DIR", "runtime"),
-            ("JUPYTERLAB_SETTINGS_DIR", "settings"),
-            ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
-        ]:
-            (self.base / sub).mkdir(exist_ok=True)
-            env[var] = str(self.base / sub)
-        for name, value in LAB_SETTINGS.items():
-            path = self.base / "settings" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(value))
-        # `-m jupyterlab`, not `jupyter lab`: the latter runs whichever jupyter-lab is first on PATH, and the
-        # kernel runs the server's interpreter (jupyter_client maps a spec's "python" to sys.executable).
-        cmd = [
-            sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={self.port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}", "--allow-root",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={self.root}",
-        ]  # fmt: skip
-        with open(self.log_path, "wb") as log:  # the server keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                self.api("GET", "/api/status")
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"jupyter lab did not answer within {SERVER_START_TIMEOUT_S} s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            # SIGTERM: the server shuts its kernels down before it exits. The process group is the one
-            # Popen(start_new_session=True) made for this server, so nothing else is signalled.
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def api(self, method: str, path: str, body: dict | None = None):
-        req = urllib.request.Request(
-            f"{self.url}{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            data = resp.read()
-        return json.loads(data) if data else None
-
-    def delete_sessions(self) -> None:
-        """An old session's kernel would re-render its widgets into the next test: end them all."""
-        for session in self.api("GET", "/api/sessions"):
-            self.api("DELETE", f"/api/sessions/{session['id']}")
-
-    def copy_in(self, source: Path) -> None:
-        """Copy a file or a folder's contents into the server root (notebooks keep their relative paths)."""
-        if source.is_dir():
-            shutil.copytree(
-                source, self.root, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
-            )
-        else:
-            shutil.copyfile(source, self.root / source.name)
-
-    def write_notebook(self, name: str, cells: list[str]) -> str:
-        """Write a notebook of code cells (with a python3 kernelspec) into the server root."""
-        import nbformat
-
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-        nb.metadata["kernelspec"] = {
-            "name": "python3",
-            "display_name": "Python 3 (ipykernel)",
-            "language": "python",
-        }
-        nbformat.write(nb, self.root / name)
-        return name
-
-    def lab_url(self, notebook: str) -> str:
-        # ?reset: start from an empty workspace instead of restoring an earlier test's notebooks.
-        return f"{self.url}/lab/tree/{notebook}?reset&token={self.token}"
-
-    def kernel_client(self, notebook: str):
-        """A client on the kernel that the browser's session for `notebook` runs."""
-        from jupyter_client import BlockingKernelClient
-
-        sessions = [s for s in self.api("GET", "/api/sessions") if s["path"] == notebook]
-        assert len(sessions) == 1, f"expected one session for {notebook}, got {sessions}"
-        client = BlockingKernelClient(
-            connection_file=str(self.runtime_dir / f"kernel-{sessions[0]['kernel']['id']}.json")
-        )
-        client.load_connection_file()
-        client.start_channels()
-        client.wait_for_ready(timeout=30)
-        return client
+from tests.ui.hosts import SERVER_OF, MarimoServer, show
+from tests.ui.jupyter import ARTIFACTS, BENIGN_404, JupyterServer, Notebook
 
 
 @pytest.fixture(scope="package")
@@ -219,14 +61,37 @@ def browser(playwright_api, chromium_executable):
     browser.close()
 
 
-@pytest.fixture(scope="package")
-def lab(tmp_path_factory, chromium_executable):
-    server = LabServer(tmp_path_factory.mktemp("lab"))
+def _need(module: str, what: str) -> None:
+    """A host's package is in the dev extra: missing, it skips locally and fails in CI, like Chromium."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        unavailable(f"{what} is not installed (it is in the dev extra: pip install -e '.[dev]')")
+
+
+def _serve(server):
     try:
         server.start()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="package")
+def lab(tmp_path_factory, chromium_executable):
+    yield from _serve(JupyterServer(tmp_path_factory.mktemp("lab")))
+
+
+@pytest.fixture(scope="package")
+def notebook7_server(tmp_path_factory, chromium_executable):
+    _need("notebook", "Notebook 7")
+    yield from _serve(JupyterServer(tmp_path_factory.mktemp("notebook7"), app="notebook"))
+
+
+@pytest.fixture(scope="package")
+def marimo_server(tmp_path_factory, chromium_executable):
+    _need("marimo", "marimo")
+    yield from _serve(MarimoServer(tmp_path_factory.mktemp("marimo")))
 
 
 @pytest.fixture
@@ -251,126 +116,22 @@ def page(browser, request):
 
     def on_console(msg) -> None:
         url = (msg.location or {}).get("url", "")
-        if msg.type != "error" or _BENIGN_404.search(url) and msg.text.startswith("Failed to load resource"):
+        if msg.type != "error" or BENIGN_404.search(url) and msg.text.startswith("Failed to load resource"):
             return
         page.console_errors.append(f"console: {msg.text}" + (f" ({url})" if url else ""))
 
+    def on_pageerror(exc) -> None:  # with the top frame, so a host's own known error can be told from ours
+        frame = (exc.stack or "").splitlines()[1:2]
+        page.console_errors.append(f"pageerror: {exc}" + (f" [{frame[0].strip()}]" if frame else ""))
+
     page.on("console", on_console)
-    page.on("pageerror", lambda exc: page.console_errors.append(f"pageerror: {exc}"))
+    page.on("pageerror", on_pageerror)
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
     finally:
         context.close()
-
-
-class Notebook:
-    """One notebook open in JupyterLab: run it through the UI, evaluate expressions in its kernel."""
-
-    def __init__(self, lab: LabServer, page, path: str):
-        self.lab, self.page, self.path = lab, page, path
-        self._client = None
-
-    def open(self) -> Notebook:
-        self.lab.delete_sessions()
-        self.page.goto(self.lab.lab_url(self.path))
-        self.page.locator(".jp-NotebookPanel").first.wait_for(state="visible", timeout=60_000)
-        # Run All before a kernel is attached opens a "Select Kernel" dialog that blocks the run. A notebook
-        # without kernelspec metadata asks up front: accept the default (this environment's Python 3).
-        state = self.page.wait_for_function(_KERNEL_STATE_JS, timeout=60_000).json_value()
-        if state == "dialog":
-            self.page.locator(".jp-Dialog .jp-mod-accept").click()
-            self.page.wait_for_function(f"() => ({_KERNEL_STATE_JS})() === 'kernel'", timeout=60_000)
-        self.wait_idle(timeout_s=60)
-        return self
-
-    def wait_idle(self, timeout_s: float = 120) -> None:
-        self.page.wait_for_function(
-            """() => {
-                const ind = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
-                return ind && ind.getAttribute('data-status') === 'idle';
-            }""",
-            timeout=timeout_s * 1000,
-        )
-
-    def run_all(self, timeout_s: float = 300) -> None:
-        """Run > Run All Cells (found by its label), then wait until the kernel has run every code cell.
-
-        Progress is read from the kernel's broadcast channel, not from the page: a saved notebook already
-        shows "[n]" prompts, and JupyterLab stops a run at the first error, which then fails here with the
-        cell's traceback instead of timing out.
-        """
-        import nbformat
-
-        cells = nbformat.read(self.lab.root / self.path, as_version=4).cells
-        n_cells = sum(1 for c in cells if c.cell_type == "code" and c.source.strip())
-        kernel = self._kernel()
-        while kernel.iopub_channel.msg_ready():
-            kernel.get_iopub_msg(timeout=0)
-        self.page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        self.page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-        started, last_request, finished = 0, None, False
-        deadline = time.monotonic() + timeout_s
-        while not finished:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"Run All: {started} of {n_cells} cells started within {timeout_s} s"
-            try:
-                msg = kernel.get_iopub_msg(timeout=min(remaining, 1.0))
-            except queue.Empty:
-                continue
-            kind, content, parent = msg["msg_type"], msg["content"], msg["parent_header"].get("msg_id")
-            if kind == "execute_input":
-                started, last_request = started + 1, parent
-            elif kind == "error":
-                tb = _ANSI.sub("", "\n".join(content.get("traceback", [])))
-                raise AssertionError(
-                    f"cell {started} of {n_cells} raised {content['ename']}: {content['evalue']}\n{tb}"
-                )
-            elif kind == "status" and content["execution_state"] == "idle" and parent == last_request:
-                # The last cell's request going idle ends the run (widget comm traffic has other parents).
-                finished = started >= n_cells
-
-    def _kernel(self):
-        if self._client is None:
-            self._client = self.lab.kernel_client(self.path)
-        return self._client
-
-    def execute(self, code: str) -> None:
-        """Run `code` in the notebook's own kernel without touching the notebook (defines test helpers).
-
-        A second client on the same kernel sends a silent request: no output and no execution count appear
-        in the notebook, and the kernel runs it after the comm messages that clicks have already queued.
-        """
-        reply = self._kernel().execute_interactive(code, silent=True, timeout=120)
-        assert reply["content"]["status"] == "ok", reply["content"]
-
-    def eval(self, expression: str):
-        """Evaluate `expression` in the notebook's own kernel; its value must be JSON-able."""
-        reply = self._kernel().execute_interactive(
-            "", silent=True, user_expressions={"v": f"__import__('json').dumps({expression})"}, timeout=120
-        )
-        value = reply["content"]["user_expressions"]["v"]
-        assert value["status"] == "ok", f"{expression!r} raised {value.get('ename')}: {value.get('evalue')}"
-        return json.loads(ast.literal_eval(value["data"]["text/plain"]))
-
-    def wait_for_kernel(self, expression: str, timeout_s: float = 120, interval_s: float = 0.1):
-        """Poll `expression` in the kernel until it is truthy; returns that value."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            value = self.eval(expression)
-            if value or time.monotonic() > deadline:
-                assert value, f"kernel: {expression!r} still {value!r} after {timeout_s} s"
-                return value
-            time.sleep(interval_s)
-
-    def screenshot(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.stop_channels()
 
 
 @pytest.fixture
@@ -386,3 +147,22 @@ def open_notebook(lab, page):
     for nb in opened:
         nb.close()
     lab.delete_sessions()
+
+
+@pytest.fixture
+def show_in(request, page):
+    """show_in(host, setup) -> Hosted: `setup` (Python defining the widget `w`) shown in `host` (hosts.HOSTS);
+    the host's server is started on first use and shared by every later test."""
+    shown = []
+
+    def _show(host: str, setup: str, selector: str = ".aw-root"):
+        if host == "sidecar":
+            _need("sidecar", "sidecar")
+        server = request.getfixturevalue({"lab": "lab"}.get(SERVER_OF[host], f"{SERVER_OF[host]}_server"))
+        hosted = show(host, server, page, setup, selector)
+        shown.append(hosted)
+        return hosted
+
+    yield _show
+    for hosted in shown:
+        hosted.close()

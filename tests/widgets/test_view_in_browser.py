@@ -84,7 +84,7 @@ def test_completeness_warning_tooltip_and_hide_special(page):
     assert "source #0" in tip and "target #0" in tip and "score" in tip
     specials = page.locator(".aw-tok.aw-special")
     assert specials.count() == 3 and specials.first.is_visible()
-    page.check("text=hide special tokens >> input")
+    page.get_by_label("hide special tokens").check()
     assert not specials.first.is_visible()
     assert page.locator(".aw-hm-collabel").count() == 5
 
@@ -110,5 +110,5 @@ def test_kernel_updates_busy_error_and_new_scores(page, result):
     assert attr(page, "checksum") == checksum(new[1])
     page.evaluate("window.attrwidgetsModel.set('busy', false); window.attrwidgetsModel.set('error', '')")
     assert attr(page, "busy") == "false" and not page.is_visible(".aw-error")
-    page.select_option("text=normalise >> select", "global")  # the widget still responds
+    page.get_by_label("normalise").select_option("global")  # the widget still responds
     assert page.evaluate("window.attrwidgetsModel.get('normalization')") == "global"

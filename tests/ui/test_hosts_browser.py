@@ -1,0 +1,96 @@
+"""The live views in every host a user runs them in (hosts.py): Notebook 7, JupyterLab's right sidebar through
+`sidecar`, and marimo (`mo.ui.anywidget(w)` and a bare `w` under `marimo run`). JupyterLab's own notebook is
+covered by test_quickstart_browser.py and test_head_grid_browser.py.
+
+Each test renders the LIVE view on a tiny random model, clicks a generated token, and waits until the view's
+data-checksum (an FNV-1a of the bytes it draws) equals the kernel's checksum of the selected row; no console
+errors, and no request leaves the machine.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.ui
+
+TARGET_TOKENS = ".aw-text .aw-tok.aw-target"
+TOKEN_MATRIX = """
+import attrwidgets as aw
+from attrwidgets.testing import tiny_handle
+
+w = aw.TokenMatrix(model=tiny_handle("llama"), prompt="The capital of France is", max_new_tokens=4)
+"""
+HEAD_GRID = """
+from attrwidgets.testing import tiny_handle
+from attrwidgets.widgets.head_grid import HeadGrid
+
+w = HeadGrid(model=tiny_handle("llama"), prompt="The capital of France is", max_new_tokens=3)
+"""
+# Defined silently in the host's kernel: the kernel's state for a selected row, None until it is computed.
+KERNEL_HELPERS = """
+def _aw_row(w, row):
+    import numpy as np
+    from attrwidgets.widgets.serialization import checksum
+    data = w.scores[row] if hasattr(w, "scores") else w.contributions  # TokenMatrix row / HeadGrid (L, H)
+    if w.selected_target != row or w.busy or data is None or not np.isfinite(data).any():
+        return None
+    return {"checksum": checksum(data), "error": w.error}
+"""
+
+
+def click_target_and_match_kernel(hosted, expect) -> dict:
+    """Click a generated token other than the selected one; wait until the view draws the kernel's bytes."""
+    view = hosted.view
+    hosted.execute(KERNEL_HELPERS)
+    start = hosted.wait_for_kernel(f"_aw_row(w, {int(view.get_attribute('data-selected-target'))})")
+    expect(view).to_have_attribute("data-checksum", start["checksum"], timeout=30_000)
+    selected = view.get_attribute("data-selected-target")
+    token = view.locator(f"{TARGET_TOKENS}:not([data-target='{selected}'])").last
+    row = int(token.get_attribute("data-target"))
+    renders = int(view.get_attribute("data-render-count"))
+    t0 = time.monotonic()
+    token.click()
+    expect(view).to_have_attribute("data-selected-target", str(row))  # local, before the kernel hears it
+    state = hosted.wait_for_kernel(f"_aw_row(w, {row})")
+    assert state["error"] == "", state["error"]
+    expect(view).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+    expect(view).to_have_attribute("data-busy", "false")
+    assert int(view.get_attribute("data-render-count")) > renders
+    assert view.get_attribute("data-view-error") is None
+    return {"click_to_redraw_s": time.monotonic() - t0}
+
+
+def check_clean(hosted) -> None:
+    errors = hosted.console_errors()
+    assert errors == [], "\n".join(errors)
+    assert hosted.offsite == [], f"requests left the machine: {hosted.offsite}"
+
+
+@pytest.mark.parametrize("host", ["notebook7", "sidecar", "marimo", "marimo-bare"])
+def test_token_matrix_round_trip(host, show_in, expect, save_timings):
+    t0 = time.monotonic()
+    hosted = show_in(host, TOKEN_MATRIX)
+    t1 = time.monotonic()
+    timings = click_target_and_match_kernel(hosted, expect)
+    if host == "sidecar":  # a real narrow host: the sidebar's default 250 px
+        box = hosted.view.bounding_box()
+        assert box["width"] <= 260, box
+        expect(hosted.view).to_have_attribute("data-narrow", "true")
+        row_h = hosted.view.locator(".aw-toolbar select").first.bounding_box()["height"]
+        assert hosted.view.locator(".aw-toolbar").bounding_box()["height"] <= 2 * row_h + 12
+    hosted.screenshot(f"host-{host}-token-matrix")
+    check_clean(hosted)
+    save_timings({"open_to_view_s": t1 - t0, **timings, "total_s": time.monotonic() - t0})
+
+
+@pytest.mark.parametrize("host", ["notebook7"])
+def test_head_grid_round_trip(host, show_in, expect, save_timings):
+    t0 = time.monotonic()
+    hosted = show_in(host, HEAD_GRID, selector=".aw-head-grid")
+    t1 = time.monotonic()
+    timings = click_target_and_match_kernel(hosted, expect)
+    hosted.screenshot(f"host-{host}-head-grid")
+    check_clean(hosted)
+    save_timings({"open_to_view_s": t1 - t0, **timings, "total_s": time.monotonic() - t0})
