@@ -9,7 +9,7 @@ import { HeadCanvas } from "./lib/head_canvas";
 import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
 import { DetailCanvas } from "./lib/head_detail";
 import { decodeTensor, decodeVector, type Tensor } from "./lib/tensor";
-import { viewStatus } from "./lib/status";
+import { listen, viewStatus } from "./lib/status";
 import { injectStyle } from "./lib/theme";
 import { displayText, renderTokenText } from "./lib/token_text";
 
@@ -77,7 +77,7 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
 
   const tooltip = h("div", "aw-tooltip");
   const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw(), tooltip);
-  const { errorBanner, warnBanner, updateBusy, updateError, redraw } = status;
+  const { errorBanner, warnBanner, redraw } = status;
   const info = h("div", "aw-info");
   const hint = h("div", "aw-hint",
     "Click a head for its pattern (or arrows + Enter on the grid). Click a generated token to explain it; " +
@@ -246,20 +246,12 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
     }
   }
 
-  const handlers: [string, () => void][] = [
-    ...REDRAW_TRAITS.map((t) => [`change:${t}`, redraw] as [string, () => void]),
-    ["change:busy", () => { updateBusy(); redraw(); }],
-    ["change:error", updateError],
-  ];
-  for (const [ev, fn] of handlers) model.on(ev, fn);
-  updateBusy();
-  updateError();
-  redraw();
+  const unlisten = listen(model, REDRAW_TRAITS, status);
   return () => {
     save.cancel();
     unwatch();
     toolbar.dispose();
-    for (const [ev, fn] of handlers) model.off(ev, fn);
+    unlisten();
   };
 }
 

@@ -7,7 +7,7 @@ import { debounce, h, showWhitespace } from "./lib/dom";
 import { renderHeatmap, type RowStat } from "./lib/heatmap";
 import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
 import { decodeTensor, decodeVector, row, type Tensor } from "./lib/tensor";
-import { viewStatus } from "./lib/status";
+import { listen, viewStatus } from "./lib/status";
 import { injectStyle } from "./lib/theme";
 import { displayText, renderTokenText } from "./lib/token_text";
 
@@ -70,7 +70,7 @@ function render({ model, el }: RenderProps<Model>) {
 
   const tooltip = h("div", "aw-tooltip");
   const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw(), tooltip);
-  const { errorBanner, warnBanner, updateBusy, updateError, redraw } = status;
+  const { errorBanner, warnBanner } = status;
   const info = h("div", "aw-info");
   const text = h("div", "aw-text");
   const legend = h("div", "aw-legend");
@@ -202,20 +202,12 @@ function render({ model, el }: RenderProps<Model>) {
   const formatProb = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : "\u2013");
   const formatNum = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "\u2013");
 
-  const handlers: [string, () => void][] = [
-    ...REDRAW_TRAITS.map((t) => [`change:${t}`, redraw] as [string, () => void]),
-    ["change:busy", () => { updateBusy(); redraw(); }],
-    ["change:error", updateError],
-  ];
-  for (const [ev, fn] of handlers) model.on(ev, fn);
-  updateBusy();
-  updateError();
-  redraw();
+  const unlisten = listen(model, REDRAW_TRAITS, status);
   return () => {
     save.cancel();
     unwatch();
     toolbar.dispose();
-    for (const [ev, fn] of handlers) model.off(ev, fn);
+    unlisten();
   };
 }
 

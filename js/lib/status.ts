@@ -44,3 +44,20 @@ export function viewStatus(root: HTMLElement, busy: () => unknown, error: () => 
     },
   };
 }
+
+/** Redraw on every trait in `traits`, track busy and error, draw once now; returns the unsubscribe. */
+export function listen(model: { on(e: string, f: () => void): void; off(e?: string | null, f?: (() => void) | null): void },
+  traits: readonly string[], status: Status): () => void {
+  const handlers: [string, () => void][] = [
+    ...traits.map((t) => [`change:${t}`, status.redraw] as [string, () => void]),
+    ["change:busy", () => { status.updateBusy(); status.redraw(); }],
+    ["change:error", status.updateError],
+  ];
+  for (const [ev, fn] of handlers) model.on(ev, fn);
+  status.updateBusy();
+  status.updateError();
+  status.redraw();
+  return () => {
+    for (const [ev, fn] of handlers) model.off(ev, fn);
+  };
+}

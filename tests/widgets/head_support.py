@@ -6,7 +6,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from attrwidgets.core.depass.result import HeadContributions
 from attrwidgets.core.forward import ComputationCancelled
@@ -99,20 +98,3 @@ class FakeHeadSession:
         if row in self.fail:
             raise self.fail[row]
         return make_head_result(self.query_positions[row], self.tokens, row=row, attention=self.attention)
-
-
-def head_bundle_path():
-    """The HeadGrid bundle (npm run build makes both views); skips with the reason when it cannot be built."""
-    import shutil
-    import subprocess
-    from pathlib import Path
-
-    from attrwidgets.widgets.base import bundle_path
-
-    path = bundle_path("head_grid")
-    root = Path(__file__).resolve().parents[2]
-    if not path.is_file() and (root / "node_modules" / ".bin" / "esbuild").exists() and shutil.which("npm"):
-        subprocess.run(["npm", "run", "build"], cwd=root, check=True, capture_output=True)
-    if not path.is_file():
-        pytest.skip("front-end not built: run npm ci && npm run build")
-    return path

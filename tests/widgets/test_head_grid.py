@@ -29,7 +29,6 @@ from .head_support import (
     FakeHeadSession,
     causal_attention,
     expected_contributions,
-    head_bundle_path,
     head_tokens,
     make_head_result,
 )
@@ -38,9 +37,6 @@ from .support import HOSTILE, FakeSession, wait_until
 PROMPT = "The capital of France is"
 
 
-@pytest.fixture(scope="module")
-def head_bundle(built_bundle):
-    return head_bundle_path()
 TENSORS = ("contributions", "attention_stats", "thumbnails", "detail_attention", "detail_contribution")
 
 
@@ -299,7 +295,7 @@ def _blocks(page: str) -> tuple[dict, dict]:
     return get("aw-state"), get("aw-extra")
 
 
-@pytest.mark.usefixtures("head_bundle")
+@pytest.mark.usefixtures("built_bundle")
 def test_to_html_head_grid_is_self_contained(tmp_path):
     s = FakeHeadSession()
     w = HeadGrid(session=s).wait(10)
@@ -321,7 +317,7 @@ def test_to_html_head_grid_is_self_contained(tmp_path):
     w.close()
 
 
-@pytest.mark.usefixtures("head_bundle")
+@pytest.mark.usefixtures("built_bundle")
 def test_to_html_from_a_result_with_view_options_and_limits(monkeypatch):
     hc = make_head_result()
     state, extra = _blocks(to_html(hc, statistic="max_weight", selected_layer=1, selected_head=0))

@@ -14,30 +14,9 @@ import pytest
 from attrwidgets.export_html import to_html
 from attrwidgets.widgets import checksum
 from attrwidgets.widgets.head_grid import HeadGrid
-from tests.browser_support import CHROMIUM_ARGS, find_chromium, unavailable
 
-from .head_support import FakeHeadSession, expected_contributions, head_bundle_path
+from .head_support import FakeHeadSession, expected_contributions
 from .support import HOSTILE
-
-
-@pytest.fixture(scope="module")
-def head_bundle(built_bundle):
-    return head_bundle_path()
-
-
-@pytest.fixture(scope="module")
-def browser(head_bundle):
-    try:
-        from playwright import sync_api
-    except ImportError:
-        unavailable("needs the playwright package (pip install -e '.[dev]')")
-    chromium = find_chromium()
-    if chromium is None:
-        unavailable("needs Chromium (Debian package `chromium`) for the browser check")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from attrwidgets.core.depass.result import HeadContributions
 from attrwidgets.core.result import Attribution
 from attrwidgets.core.tokens import Token
 from attrwidgets.export_html import to_html
-from tests.browser_support import CHROMIUM_ARGS, find_chromium, unavailable
 
 pytestmark = pytest.mark.usefixtures("built_bundle")
 SIDEBAR = 250
@@ -48,21 +47,6 @@ def many_heads(n_layers: int = 4, n_heads: int = 40) -> HeadContributions:
         tokens=tokens, position=t - 1, target_id=1, target_text=" the", contributions=c,
         per_source=att[:, :, t - 1, :] * c[:, :, None], attention=att, stream=np.zeros(n_layers, np.float32),
         bias=np.zeros(n_layers, np.float32), logit=float(c.sum()), completeness_error=1e-6, model_id="heads-40")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright import sync_api
-    except ImportError:
-        unavailable("needs the playwright package (pip install -e '.[dev]')")
-    chromium = find_chromium()
-    if chromium is None:
-        unavailable("needs Chromium (Debian package `chromium`) for the browser check")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,26 +11,10 @@ import pytest
 
 from attrwidgets.export_html import to_html
 from attrwidgets.widgets import checksum
-from tests.browser_support import CHROMIUM_ARGS, find_chromium, unavailable
 
 from .support import HOSTILE, SCRIPT_BREAKER
 
 pytestmark = pytest.mark.usefixtures("built_bundle")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright import sync_api
-    except ImportError:
-        unavailable("needs the playwright package (pip install -e '.[dev]')")
-    chromium = find_chromium()
-    if chromium is None:
-        unavailable("needs Chromium (Debian package `chromium`) for the browser check")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture
