@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.ui.jupyter import ARTIFACTS, JupyterServer, Notebook, free_port
+from tests.ui.jupyter import ARTIFACTS, JupyterServer, Notebook, free_port, poll_kernel
 
 DISPLAY = {
     "lab": "w",
@@ -75,13 +75,7 @@ class Hosted:
 
     def wait_for_kernel(self, expression: str, timeout_s: float = 120, interval_s: float = 0.1):
         """Poll `expression` in the kernel until it is truthy; returns that value."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            value = self.eval(expression)
-            if value or time.monotonic() > deadline:
-                assert value, f"{self.host} kernel: {expression!r} still {value!r} after {timeout_s} s"
-                return value
-            time.sleep(interval_s)
+        return poll_kernel(self.eval, expression, f"{self.host} kernel", timeout_s, interval_s)
 
     def console_errors(self) -> list[str]:
         """Console errors and uncaught exceptions in the page, less the host's own (UPSTREAM_ERRORS)."""

@@ -50,6 +50,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+
+def poll_kernel(evaluate, expression: str, where: str, timeout_s: float, interval_s: float):
+    """Evaluate `expression` (in a kernel or an app) until it is truthy; returns that value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = evaluate(expression)
+        if value or time.monotonic() > deadline:
+            assert value, f"{where}: {expression!r} still {value!r} after {timeout_s} s"
+            return value
+        time.sleep(interval_s)
+
 class JupyterServer:
     """A running `jupyter lab` (app="jupyterlab") or `jupyter notebook` (app="notebook", Notebook 7); stopped by
     its PID when the tests/ui package is done."""
@@ -267,13 +278,7 @@ class Notebook:
 
     def wait_for_kernel(self, expression: str, timeout_s: float = 120, interval_s: float = 0.1):
         """Poll `expression` in the kernel until it is truthy; returns that value."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            value = self.eval(expression)
-            if value or time.monotonic() > deadline:
-                assert value, f"kernel: {expression!r} still {value!r} after {timeout_s} s"
-                return value
-            time.sleep(interval_s)
+        return poll_kernel(self.eval, expression, "kernel", timeout_s, interval_s)
 
     def screenshot(self, name: str) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
