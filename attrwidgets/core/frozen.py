@@ -12,6 +12,7 @@ The last component of every stack is the bias component: every bias and norm off
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -157,15 +158,19 @@ class FrozenForward:
             model.set_attn_implementation("eager")  # sdpa returns no weights (RECIPES.md)
         seen: dict[tuple[str, int], torch.Tensor] = {}
         hooks = []
+        # Hooks belong to the module, not to this call: a live widget's worker thread may run the same model
+        # meanwhile (a TokenMatrix and a HeadGrid on one model). Record only this thread's forward.
+        owner = threading.get_ident()
+
+        def keep(name, layer, value) -> None:
+            if threading.get_ident() == owner:
+                seen[(name, layer)] = value[0].detach().float()
 
         def keep_input(name, layer):
-            return lambda mod, args: seen.__setitem__((name, layer), args[0][0].detach().float())
+            return lambda mod, args: keep(name, layer, args[0])
 
         def keep_output(name, layer):
-            def hook(mod, args, out):
-                out = out[0] if isinstance(out, tuple) else out
-                seen[(name, layer)] = out[0].detach().float()
-            return hook
+            return lambda mod, args, out: keep(name, layer, out[0] if isinstance(out, tuple) else out)
 
         with contextlib.ExitStack() as stack:
             for layer in range(self.n_layers):

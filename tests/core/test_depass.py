@@ -180,6 +180,30 @@ def test_token_level_layer_means_start_layer(tiny_llama):
     assert by_layer.options["start_layer"] == 1
 
 
+def test_capture_ignores_a_forward_of_another_thread(tiny_llama):
+    """A live widget's worker may run the same model while a decomposition records its forward: right after
+    our forward, another thread runs one on another prompt; its activations must not replace ours."""
+    h = tiny_llama
+    other = h.tokenizer("one two three four five six seven", return_tensors="pt")["input_ids"]
+
+    ran = []
+
+    def other_thread_forward(module, args, out):
+        if not ran:  # once: the other forward passes through this hook too
+            ran.append(True)
+            worker = threading.Thread(target=lambda: h.model(input_ids=other))
+            worker.start()
+            worker.join()
+
+    hook = h.model.model.norm.register_forward_hook(other_thread_forward)
+    try:
+        with torch.no_grad():
+            d = aw.depass(h, PROMPT, progress=False)
+    finally:
+        hook.remove()
+    assert ran and d.completeness_error < EXACT
+
+
 def test_cancel_stops_between_layers(tiny_llama):
     cancel = threading.Event()
     cancel.set()
