@@ -201,8 +201,10 @@ def depass(handle, prompt_or_messages, *, level: str = "token", layer=None, modu
     states, error = decompose(frozen, seed, end_layer=end_layer, mlp_rule=mlp_rule, temperature=temperature,
                               budget=chunk_budget, progress=progress, cancel=cancel)
     end = frozen.n_layers if end_layer is None else end_layer
-    options = {"layer": seed.layer, "module": module if level == "module" else None,
-               "neurons": [int(n) for n in neurons] if level == "neuron" else None, "start_layer": seed.layer,
+    token_level = level == "token"
+    options = {"layer": None if token_level else seed.layer, "module": module if level == "module" else None,
+               "neurons": [int(n) for n in neurons] if level == "neuron" else None,
+               "start_layer": seed.layer if token_level else None,
                "end_layer": end, "mlp_rule": mlp_rule, "temperature": float(temperature),
                "max_new_tokens": max_new_tokens, "final_norm": end == frozen.n_layers}
     unembedding = None
