@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.ui.jupyter import ARTIFACTS, JupyterServer, Notebook, free_port, poll_kernel
+from tests.ui.jupyter import ARTIFACTS, JupyterServer, Notebook, free_port, poll_kernel, stop_server
 
 DISPLAY = {
     "lab": "w",
@@ -234,13 +233,7 @@ class MarimoServer:
         raise RuntimeError(f"marimo did not answer within {START_TIMEOUT_S} s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the group Popen(start_new_session=True) made
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_server(self.proc)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]

@@ -51,6 +51,18 @@ def free_port() -> int:
 
 
 
+def stop_server(proc: subprocess.Popen | None) -> None:
+    """SIGTERM (a server shuts its kernels down before it exits), then SIGKILL. The process group is the one
+    Popen(start_new_session=True) made for that server, so nothing else is signalled."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
 def poll_kernel(evaluate, expression: str, where: str, timeout_s: float, interval_s: float):
     """Evaluate `expression` (in a kernel or an app) until it is truthy; returns that value."""
     deadline = time.monotonic() + timeout_s
@@ -115,15 +127,7 @@ class JupyterServer:
         raise RuntimeError(f"{self.app} did not answer within {SERVER_START_TIMEOUT_S} s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            # SIGTERM: the server shuts its kernels down before it exits. The process group is the one
-            # Popen(start_new_session=True) made for this server, so nothing else is signalled.
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_server(self.proc)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]

@@ -125,3 +125,18 @@ def wait_until(predicate, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+
+
+def open_offline_page(browser, path, *, width: int = 1100, selector: str = ".aw-root[data-render-count]"):
+    """A standalone page in a new tab that may load only file: and blob: URLs (anything else is aborted);
+    page errors and console errors collect in `page.problems`, dialogs (an injected alert) in `page.dialogs`."""
+    pg = browser.new_page(viewport={"width": width, "height": 900})
+    pg.problems, pg.dialogs = [], []
+    pg.on("pageerror", lambda e: pg.problems.append(str(e)))
+    pg.on("console", lambda m: m.type == "error" and pg.problems.append(m.text))
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.route("**/*", lambda route: route.abort() if not route.request.url.startswith(("file:", "blob:"))
+             else route.continue_())
+    pg.goto(path.as_uri())
+    pg.wait_for_selector(selector)
+    return pg

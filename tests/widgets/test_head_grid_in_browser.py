@@ -16,7 +16,7 @@ from attrwidgets.widgets import checksum
 from attrwidgets.widgets.head_grid import HeadGrid
 
 from .head_support import FakeHeadSession, expected_contributions
-from .support import HOSTILE
+from .support import HOSTILE, open_offline_page
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +33,7 @@ def page_path(tmp_path_factory):
 
 
 def open_page(browser, path, width=1100):
-    pg = browser.new_page(viewport={"width": width, "height": 900})
-    problems, dialogs = [], []
-    pg.on("pageerror", lambda e: problems.append(str(e)))
-    pg.on("console", lambda m: m.type == "error" and problems.append(m.text))
-    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    pg.route("**/*", lambda route: route.abort() if not route.request.url.startswith(("file:", "blob:"))
-             else route.continue_())
-    pg.goto(path.as_uri())
-    pg.wait_for_selector(".aw-head-grid[data-render-count]")
-    pg.problems, pg.dialogs = problems, dialogs
-    return pg
+    return open_offline_page(browser, path, width=width, selector=".aw-head-grid[data-render-count]")
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from attrwidgets.core.result import Attribution
 from attrwidgets.core.tokens import Token
 from attrwidgets.export_html import to_html
 
+from .support import open_offline_page
+
 pytestmark = pytest.mark.usefixtures("built_bundle")
 SIDEBAR = 250
 MARGIN = 16  # the standalone page's body margin
@@ -62,12 +64,7 @@ def open_page(browser, pages):
     opened = []
 
     def _open(name: str, width: int):
-        pg = browser.new_page(viewport={"width": width + 2 * MARGIN, "height": 900})
-        pg.problems = []
-        pg.on("pageerror", lambda e: pg.problems.append(str(e)))
-        pg.on("console", lambda m: m.type == "error" and pg.problems.append(m.text))
-        pg.goto((pages / name).as_uri())
-        pg.wait_for_selector(".aw-root[data-render-count]")
+        pg = open_offline_page(browser, pages / name, width=width + 2 * MARGIN)
         opened.append(pg)
         return pg
 

@@ -12,7 +12,7 @@ import pytest
 from attrwidgets.export_html import to_html
 from attrwidgets.widgets import checksum
 
-from .support import HOSTILE, SCRIPT_BREAKER
+from .support import HOSTILE, SCRIPT_BREAKER, open_offline_page
 
 pytestmark = pytest.mark.usefixtures("built_bundle")
 
@@ -21,17 +21,9 @@ pytestmark = pytest.mark.usefixtures("built_bundle")
 def page(browser, result, tmp_path):
     path = tmp_path / "view.html"
     to_html(result, path, selected_target=1)
-    pg = browser.new_page()
-    problems, dialogs = [], []
-    pg.on("pageerror", lambda e: problems.append(str(e)))
-    pg.on("console", lambda m: m.type == "error" and problems.append(m.text))
-    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    pg.route("**/*", lambda route: route.abort() if not route.request.url.startswith(("file:", "blob:"))
-             else route.continue_())
-    pg.goto(path.as_uri())
-    pg.wait_for_selector(".aw-root[data-render-count]")
+    pg = open_offline_page(browser, path)
     yield pg
-    assert problems == [] and dialogs == []
+    assert pg.problems == [] and pg.dialogs == []
     pg.close()
 
 
