@@ -16,6 +16,7 @@ from attrwidgets.core.depass import (
     residual_state,
 )
 from attrwidgets.core.depass.heads import head_contributions
+from attrwidgets.core.lig import LayerAttribution, lig, load_layer_attribution, load_lig_json
 from attrwidgets.core.registry import list_methods
 from attrwidgets.core.result import Attribution
 from attrwidgets.core.session import AttributionSession, attribute
@@ -31,6 +32,7 @@ __all__ = [
     "Decomposition",
     "HeadContributions",
     "HeadGrid",
+    "LayerAttribution",
     "ModelHandle",
     "NonFiniteGradientError",
     "TokenMatrix",
@@ -38,9 +40,12 @@ __all__ = [
     "depass",
     "describe_boundaries",
     "head_contributions",
+    "lig",
     "list_methods",
     "load_decomposition",
     "load_head_contributions",
+    "load_layer_attribution",
+    "load_lig_json",
     "load_model",
     "load_result",
     "residual_state",

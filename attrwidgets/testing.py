@@ -59,7 +59,7 @@ def tiny_tokenizer(style: str = "byte"):
 
 
 def tiny_config(arch: str, vocab_size: int):
-    from transformers import GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
+    from transformers import BertConfig, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
 
     common = {"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                   "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128}
@@ -72,15 +72,20 @@ def tiny_config(arch: str, vocab_size: int):
     if arch == "gpt2":
         return GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=128,
                           bos_token_id=None, eos_token_id=None)
+    if arch == "bert":
+        return BertConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, max_position_embeddings=128)
     raise ValueError(f"tiny_config: unknown arch {arch!r}")
 
 
 def tiny_handle(arch: str = "llama", seed: int = 0, *, init_std: float | None = None):
     """A ModelHandle around a 2-layer random model (d=32, 4 heads) and an offline tokenizer.
 
+    arch "bert" is a bare encoder body (AutoModel, no head), as load_model gives for BERT-family folders.
+
     init_std: weight init scale; larger values make a less uniform, more "opinionated" model.
     """
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModel, AutoModelForCausalLM
 
     from attrwidgets.core.adapters import adapter_for
     from attrwidgets.models import ModelHandle
@@ -92,6 +97,14 @@ def tiny_handle(arch: str = "llama", seed: int = 0, *, init_std: float | None = 
     config.pad_token_id = tokenizer.pad_token_id
     config.eos_token_id = tokenizer.eos_token_id
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    loader = AutoModel if arch == "bert" else AutoModelForCausalLM
+    model = loader.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    if arch == "bert":
+        # BERT initialises biases to 0, and LayerNorm is scale-invariant: on the path a * x from a zero
+        # baseline the block's output would jump at a = 0 and stay flat. Real checkpoints have biases.
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name.endswith("bias"):
+                    param.normal_(0.0, 0.2)
     model.eval()
     return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter_for(model), model_id=f"tiny-{arch}")

@@ -6,7 +6,7 @@ A path of None means the architecture has no such module (BERT has no final norm
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -34,11 +34,14 @@ class ArchitectureAdapter:
     final_norm: str | None
     unembedding: str | None
     causal: bool = True
+    post_norm: bool = False  # BERT: each sublayer's norm comes after its residual add (norm(x + f(x)))
 
     # -- module access -----------------------------------------------------------------------------
     def get(self, model: torch.nn.Module, path: str | None, block: int | None = None):
         if path is None:
             return None
+        if path == "":  # a bare body (e.g. BertModel): the model itself
+            return model
         if block is not None:
             path = f"{self.blocks}.{block}.{path}"
         module = model
@@ -73,7 +76,7 @@ class ArchitectureAdapter:
                      "norm_attn", "norm_mlp"}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("name", "causal") or value is None:
+            if f.name in ("name", "causal", "post_norm") or value is None:
                 continue
             if f.name in per_block:
                 path = f"{self.blocks}.{{i}}.{value}"
@@ -149,8 +152,18 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
         final_norm=None,
         unembedding=None,
         causal=False,
+        post_norm=True,
     ),
 }
+ENCODERS = ("bert",)
+
+
+def _bare_body(adapter: ArchitectureAdapter) -> ArchitectureAdapter:
+    """The same map for a model that IS the body (AutoModel: BertModel has no `bert.` prefix, no head)."""
+    prefix = adapter.base_model + "."
+    strip = {f.name: getattr(adapter, f.name)[len(prefix):] for f in fields(adapter)
+             if isinstance(getattr(adapter, f.name), str) and getattr(adapter, f.name).startswith(prefix)}
+    return replace(adapter, base_model="", **strip)
 
 
 def adapter_for(model: torch.nn.Module) -> ArchitectureAdapter:
@@ -162,7 +175,8 @@ def adapter_for(model: torch.nn.Module) -> ArchitectureAdapter:
             "Add an ArchitectureAdapter entry to attrwidgets.core.adapters.ADAPTERS to map a new one."
         )
     if adapter.base_model and not hasattr(model, adapter.base_model.split(".")[0]):
-        # e.g. a bare BertModel (no MLM head): its body is the model itself.
+        if model_type in ENCODERS:
+            return _bare_body(adapter)  # e.g. BertModel from AutoModel: the body is the model itself
         raise AttrWidgetsError(
             f"{type(model).__name__} ({model_type}) lacks the `{adapter.base_model}` body this adapter expects: "
             "load it with AutoModelForCausalLM (a model with an LM head)."

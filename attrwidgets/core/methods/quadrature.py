@@ -17,7 +17,7 @@ import numpy as np
 
 from attrwidgets.errors import AttrWidgetsError
 
-FIXED_RULES = ("riemann_right", "trapezoid", "gauss_legendre")
+FIXED_RULES = ("riemann_right", "trapezoid", "gauss_legendre", "riemann_trapezoid")
 QUADRATURES = FIXED_RULES + ("adaptive",)
 
 
@@ -32,6 +32,14 @@ def fixed_rule(name: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
         weights = np.full(n_steps, 1.0 / (n_steps - 1))
         weights[[0, -1]] /= 2
         return nodes, weights
+    if name == "riemann_trapezoid":
+        # Captum's rule of that name, which upstream LIG uses: linspace nodes but weights 1/n with both
+        # ends halved, so they sum to (n - 1) / n, not 1. Kept to reproduce upstream numbers exactly.
+        if n_steps < 2:
+            raise AttrWidgetsError("quadrature='riemann_trapezoid' needs n_steps >= 2 (both ends of the path).")
+        weights = np.full(n_steps, 1.0 / n_steps)
+        weights[[0, -1]] /= 2
+        return np.linspace(0.0, 1.0, n_steps), weights
     if name == "gauss_legendre":
         x, w = np.polynomial.legendre.leggauss(n_steps)
         return (x + 1) / 2, w / 2
