@@ -1,4 +1,5 @@
-"""attrwidgets explain "prompt" --method integrated_gradients --max-new-tokens 8 -o out.json|out.csv|out.html"""
+"""attrwidgets explain "prompt" --method integrated_gradients --max-new-tokens 8 -o out.json|out.csv|out.html
+attrwidgets lig "The cat sat on the mat." --model DIR --steps 32 --granularity all --layers 0,5 -o out.json"""
 
 from __future__ import annotations
 
@@ -30,7 +31,67 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--tokenlens", action="store_true", help="write .json in the TokenLens format")
     explain.add_argument("-o", "--output", help="out.json, out.csv or out.html; none: print a summary")
     sub.add_parser("methods", help="list the attribution methods")
+    _lig_parser(sub)
     return parser
+
+
+def _int_list(text: str | None) -> list[int] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise AttrWidgetsError(f"Expected comma-separated integers (e.g. 0,5); got {text!r}.") from None
+
+
+def _lig_parser(sub) -> None:
+    """The upstream `lig explain` flags, so its users can switch; plus --quadrature."""
+    from attrwidgets.core.lig.baselines import BASELINES
+
+    lig = sub.add_parser("lig", help="layer-wise integrated gradients (z->z, z->u per head, u->z) of one text")
+    lig.add_argument("text", help="the input text")
+    lig.add_argument("--model", default=None, help="HF id or local folder (default: embedded SmolLM2)")
+    lig.add_argument("--steps", type=int, default=32, help="IG integration steps")
+    lig.add_argument("--granularity", default="all", help="att, mlp, layer, or all (comma-separated for several)")
+    lig.add_argument("--baseline-att", default="self_input_token", choices=BASELINES["att"])
+    lig.add_argument("--baseline-mlp", default="zero", choices=BASELINES["mlp"])
+    lig.add_argument("--baseline-layer", default="self_input_token", choices=BASELINES["layer"])
+    lig.add_argument("--layers", default=None, help="comma-separated layer indices (default: all)")
+    lig.add_argument("--target-tokens", default=None, help="comma-separated token indices (default: all)")
+    lig.add_argument("--target-head", type=int, default=None, help="one attention head (default: all heads)")
+    lig.add_argument("--quadrature", default=None, help="gauss_legendre (default), trapezoid, riemann_right, "
+                     "riemann_trapezoid (upstream's)")
+    lig.add_argument("--device", default="auto")
+    lig.add_argument("--no-residual", action="store_true", help="drop the MLP residual in the u->z route")
+    lig.add_argument("-o", "--output", default=None, help="out.json (upstream layout) or out.html; none: stdout")
+
+
+def _lig(args) -> int:
+    import json
+
+    import attrwidgets as aw
+
+    suffix = Path(args.output).suffix.lower() if args.output else None
+    if suffix not in (None, ".json", ".html"):
+        raise AttrWidgetsError(f"Cannot write {args.output!r}: the output must end in .json or .html.")
+    granularity = args.granularity.split(",") if "," in args.granularity else args.granularity
+    options = {"quadrature": args.quadrature} if args.quadrature else {}
+    handle = aw.load_model(args.model, device=args.device)
+    result = aw.lig(handle, args.text, n_steps=args.steps, granularity=granularity, layers=_int_list(args.layers),
+                    target_tokens=_int_list(args.target_tokens), target_head=args.target_head,
+                    baseline_att=args.baseline_att, baseline_mlp=args.baseline_mlp,
+                    baseline_layer=args.baseline_layer, include_residual_connection=not args.no_residual, **options)
+    if suffix is None:
+        print(json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
+        return 0
+    if suffix == ".html":
+        from attrwidgets.export_html import to_html
+
+        to_html(result, args.output)
+    else:
+        result.to_json(args.output)
+    print(f"{result!r}\nwrote {args.output}")
+    return 0
 
 
 def _explain(args) -> int:
@@ -78,7 +139,7 @@ def main(argv=None) -> int:
             for name in list_methods():
                 print(f"{name:22} {get_method(name).summary}")
             return 0
-        return _explain(args)
+        return _lig(args) if args.command == "lig" else _explain(args)
     except AttrWidgetsError as exc:
         print(f"attrwidgets: error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ class AttributionSession:
     def __init__(self, handle, prompt_or_messages, *, max_new_tokens: int = 8, target: str | None = None,
                  contrast=None):
         self.handle = handle
+        self._check_causal()
         self.sequence = prepare_sequence(handle, prompt_or_messages, max_new_tokens=max_new_tokens, target=target)
         self.contrast_id = contrast_token_id(handle.tokenizer, contrast)
         self.contrast = contrast
@@ -46,16 +47,20 @@ class AttributionSession:
         entropy = -(logp.exp() * logp).sum(-1)
         return chosen.squeeze(-1).exp().cpu().numpy(), entropy.cpu().numpy()
 
+    def _check_causal(self) -> None:
+        if not self.handle.adapter.causal or self.handle.adapter.lm_head(self.handle.model) is None:
+            raise AttrWidgetsError(
+                f"Token attribution during generation needs a causal LM with an LM head; "
+                f"{self.handle.adapter.name!r} is an encoder: use aw.lig on it instead."
+            )
+
     def is_cheap(self, method: str) -> bool:
         return get_method(method).cheap
 
     def compute(self, method: str, rows=None, *, progress: bool = True, cancel: threading.Event | None = None,
                 **options) -> Attribution:
         """Attribution with the requested rows filled (all when rows is None); other rows are NaN."""
-        if not self.handle.adapter.causal:
-            raise AttrWidgetsError(
-                f"Token attribution during generation needs a causal LM; {self.handle.adapter.name!r} is an encoder."
-            )
+        self._check_causal()
         spec = get_method(method)
         resolved = resolve_options(spec, options)
         n_targets, n_positions = len(self.target_positions), len(self.tokens)

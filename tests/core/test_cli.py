@@ -53,3 +53,21 @@ def test_explain_bad_input_is_a_clear_error(tiny_folder, capsys):
 def test_methods_lists_the_registry(capsys):
     assert main(["methods"]) == 0
     assert "integrated_gradients" in capsys.readouterr().out
+
+
+def test_lig_writes_the_upstream_json_layout(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "lig.json"
+    code = main(["lig", "the cat sat", "--model", tiny_folder, "--steps", "8", "--granularity", "layer,mlp",
+                 "--layers", "0,1", "--baseline-layer", "zero", "-o", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["config"]["num_steps"] == 8 and data["config"]["layers"] == [0, 1]
+    assert set(data["layers"]) == {"0", "1"} and "z2z" in data["layers"]["0"] and "targets" in data["layers"]["1"]
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_lig_bad_flags_exit_with_a_message(tiny_folder, capsys):
+    assert main(["lig", "the cat", "--model", tiny_folder, "--layers", "0,x"]) == 2
+    assert "comma-separated integers" in capsys.readouterr().err
+    assert main(["lig", "the cat", "--model", tiny_folder, "--steps", "0"]) == 2
+    assert "n_steps must be a positive integer" in capsys.readouterr().err
