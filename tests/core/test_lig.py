@@ -271,3 +271,23 @@ def test_unsupported_architecture_names_the_supported_ones():
                                      num_attention_heads=2, word_embed_proj_dim=16))
     with pytest.raises(AttrWidgetsError, match="Supported: bert, gpt2, llama"):
         adapter_for(model)
+
+
+@pytest.mark.parametrize("arch", ARCHS + ("mistral",))
+def test_single_query_block_equals_the_full_block(arch):
+    """core/single_query.py (what the routes integrate) against the model's own block forward, at
+    perturbed inputs, for a different query position in each batch row."""
+    from attrwidgets.core.single_query import block_output_at, head_writes_at
+
+    h = handle(arch) if arch != "mistral" else tiny_handle("mistral", seed=1)
+    bounds = Boundaries(h, torch.tensor([5, 6, 7, 8, 9, 10, 11]))
+    generator = torch.Generator().manual_seed(0)
+    positions = torch.tensor([0, 3, 6, 2])
+    rows = torch.arange(4)
+    with torch.no_grad():
+        for layer in range(bounds.n_layers):
+            z = bounds.state("input", layer).expand(4, -1, -1) + 0.5 * torch.randn(4, 7, 32, generator=generator)
+            torch.testing.assert_close(block_output_at(bounds, layer, z, positions),
+                                       bounds.run_block(layer, z)[rows, positions], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(head_writes_at(bounds, layer, z, positions),
+                                       bounds.head_writes(layer, z)[rows, positions], rtol=1e-5, atol=1e-5)

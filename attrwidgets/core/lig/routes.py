@@ -23,6 +23,7 @@ import torch
 from attrwidgets.core.boundaries import Boundaries
 from attrwidgets.core.frozen_ops import default_budget
 from attrwidgets.core.integrate import integrate_rows, relative_completeness
+from attrwidgets.core.single_query import block_output_at, head_writes_at
 
 MAX_POINTS_PER_CHUNK = 512
 
@@ -81,9 +82,8 @@ def layer_route(b: Boundaries, layer: int, targets: list[int], baseline: str, pa
         actual = b.state("output", layer)[target_of_row]
 
     def objective(points, rows):
-        out = b.run_block(layer, points)
-        picked = out[torch.arange(len(rows), device=out.device), target_of_row[rows]]
-        return torch.linalg.vector_norm(picked - reference[rows], dim=-1)
+        out = block_output_at(b, layer, points, target_of_row[rows])  # only query j_row is needed
+        return torch.linalg.vector_norm(out - reference[rows], dim=-1)
 
     ig = integrate_rows(objective, x, base, rule=path.rule, n_steps=path.n_steps, skip_origin=True,
                         points_per_chunk=points_per_chunk(b, z.shape[0], path.budget),
@@ -108,8 +108,8 @@ def att_route(b: Boundaries, layer: int, targets: list[int], heads: list[int], b
         actual = b.head_writes(layer, z.unsqueeze(0))[0][target_of_row, head_of_row]
 
     def objective(points, rows):
-        writes = b.head_writes(layer, points)
-        picked = writes[torch.arange(len(rows), device=writes.device), target_of_row[rows], head_of_row[rows]]
+        writes = head_writes_at(b, layer, points, target_of_row[rows])  # (N, H, D) at query j_row only
+        picked = writes[torch.arange(len(rows), device=writes.device), head_of_row[rows]]
         return torch.linalg.vector_norm(picked - reference[rows], dim=-1)
 
     ig = integrate_rows(objective, x, base, rule=path.rule, n_steps=path.n_steps, skip_origin=True,
