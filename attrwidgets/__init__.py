@@ -33,6 +33,7 @@ __all__ = [
     "HeadContributions",
     "HeadGrid",
     "LayerAttribution",
+    "LayerFlow",
     "ModelHandle",
     "NonFiniteGradientError",
     "TokenMatrix",
@@ -70,6 +71,10 @@ def __getattr__(name):
         from attrwidgets.widgets.head_grid import HeadGrid
 
         return HeadGrid
+    if name == "LayerFlow":
+        from attrwidgets.widgets.layer_flow import LayerFlow
+
+        return LayerFlow
     if name == "to_html":
         from attrwidgets.export_html import to_html
 

@@ -1,10 +1,12 @@
-"""to_html(): a standalone page showing the same view (TokenMatrix or HeadGrid), without a kernel or a network.
+"""to_html(): a standalone page showing the same view (TokenMatrix, HeadGrid or LayerFlow), without a kernel or a
+network.
 
 The view's built bundle (attrwidgets/static/<view>.js) is inlined and loaded from a blob: URL; tensors are
 embedded as base64 made by the widgets' one serializer; a small in-page model object stands in for
 anywidget's (get/set/on/off/save_changes), so the view's own render() runs unchanged and clicks still change
 the selection locally. A view whose selections need the kernel (HeadGrid: another target's contributions, a
-head's full pattern) exports `standalone(model, data)`, which answers from data embedded in the page. All
+head's full pattern; LayerFlow: another target, route, baseline or head) exports `standalone(model, data)`,
+which answers from data embedded in the page. All
 data sits in <script type="application/json"> blocks with "<" escaped, so no token text can close the block
 or start markup.
 """
@@ -17,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import traitlets
 
 from attrwidgets.core.result import Attribution
@@ -27,6 +30,8 @@ from attrwidgets.widgets.serialization import serialize_tensor
 VIEW_STATE = ("selected_target", "normalization", "sign_mode", "hide_special")  # TokenMatrix
 HEAD_GRID_VIEW_STATE = ("selected_target", "selected_source", "selected_layer", "selected_head", "statistic",
                         "mode")
+LAYER_FLOW_VIEW_STATE = ("selected_target", "selected_source", "selected_layer", "selected_head", "route",
+                         "baseline_layer", "baseline_att", "baseline_mlp", "threshold", "layers", "target_positions")
 # The full (L, H, T, T) patterns are embedded (float16) up to this many values, 32 MB; past it, the page keeps
 # the statistics (one attention row per target) and says why a head's pattern is missing.
 EMBED_ATTENTION_MAX = 16_000_000
@@ -138,7 +143,8 @@ def page_state(result: Attribution, view: dict | None = None) -> dict:
     """The TokenMatrix traits for `result`, tensors as base64 (js/types.ts Model)."""
     if not isinstance(result, Attribution):
         raise AttrWidgetsError(
-            f"to_html expects an Attribution or a TokenMatrix (or a HeadContributions or a HeadGrid), got "
+            f"to_html expects an Attribution or a TokenMatrix (or a HeadContributions or a HeadGrid, or a "
+            f"LayerAttribution or a LayerFlow), got "
             f"{type(result).__name__}."
         )
     state = {
@@ -165,12 +171,17 @@ def page_state(result: Attribution, view: dict | None = None) -> dict:
 
 def to_html(result: Any, path: str | Path | None = None, *, title: str | None = None, **view: Any) -> str:
     """A standalone HTML page of the view of `result`: an Attribution or a TokenMatrix (the TokenMatrix view),
-    a HeadContributions or a HeadGrid (the HeadGrid view).
+    a HeadContributions or a HeadGrid (the HeadGrid view), a LayerAttribution or a LayerFlow (the LayerFlow
+    view, with every column computed so far).
 
     view (TokenMatrix): initial selected_target, normalization ("row"|"global"), sign_mode
     ("signed"|"absolute"), hide_special. view (HeadGrid): selected_target, selected_source, selected_layer,
-    selected_head, statistic, mode. A widget passes its own. Writes the page to `path` when given; returns it.
+    selected_head, statistic, mode. view (LayerFlow): LAYER_FLOW_VIEW_STATE. A widget passes its own. Writes
+    the page to `path` when given; returns it.
     """
+    if _is_flow_view(result):
+        state, extra, meta = _layer_flow_page(result, view)
+        return _write_page("layer_flow", state, extra, title or "attrwidgets: layer flow (LIG)", meta, path)
     if _is_head_view(result):
         state, extra, meta = _head_grid_page(result, view)
         title = title or f"attrwidgets: attention heads ({'DePass' if state['mode'] == 'depass' else 'attention'})"
@@ -250,6 +261,63 @@ def _head_grid_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
         if own:
             grid.close()
     return state, extra, meta
+
+
+def _is_flow_view(obj: Any) -> bool:
+    from attrwidgets.core.lig.result import LayerAttribution
+    from attrwidgets.widgets.layer_flow import LayerFlow
+
+    return isinstance(obj, (LayerAttribution, LayerFlow))
+
+
+def _layer_flow_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
+    """LayerFlow traits for the view state, and every computed column of the result (only the computed target
+    columns of each route, baseline and layer), for the page's standalone() to answer any selection."""
+    from attrwidgets.widgets.layer_flow import PARTS, LayerFlow, _per_head
+
+    unknown = sorted(set(view) - set(LAYER_FLOW_VIEW_STATE))
+    if unknown:
+        raise AttrWidgetsError(
+            f"to_html got unknown option(s) {unknown}; for a LayerFlow it accepts {list(LAYER_FLOW_VIEW_STATE)}."
+        )
+    _bundle("layer_flow")
+    if isinstance(view_or_result, LayerFlow):
+        view = view_or_result.check_view({**{k: getattr(view_or_result, k) for k in LAYER_FLOW_VIEW_STATE}, **view})
+        result = view_or_result.result
+    else:
+        result = view_or_result
+    try:
+        flow = LayerFlow(result, live=False, **view)  # never computes: the page shows what exists
+    except traitlets.TraitError as exc:
+        raise AttrWidgetsError(str(exc)) from exc
+    try:
+        names = [t for t in LayerFlow.public_traits() if t not in _WIDGET_TRAITS]
+        state = {**flow.get_state(names), "busy": False, "error": "", "can_compute": False}
+        columns = []
+        for (route, baseline, layer), cols in sorted(result.columns.items()):
+            done = np.isfinite(cols.expected).reshape(result.length, -1).any(axis=1)
+            targets = [int(j) for j in np.flatnonzero(done)]
+            if not targets:
+                continue
+            entry = {"route": route, "baseline": baseline, "layer": int(layer), "targets": targets,
+                     "expected": serialize_tensor(cols.expected[targets]), "error": serialize_tensor(cols.error[targets]),
+                     "scores": None, "total": None, "per_head": None}
+            if route == "mlp":
+                entry["total"] = serialize_tensor(np.sum(cols.scores[targets], axis=-1, dtype=np.float64))
+                entry["per_head"] = serialize_tensor(_per_head(cols.scores[targets], result.n_heads))
+            else:
+                entry["scores"] = serialize_tensor(cols.scores[targets])
+            columns.append(entry)
+        shown = [r for r in PARTS if all(any(k[0] == p for k in result.columns) for p in PARTS[r])]
+        opts = result.options
+        meta = (
+            f"model: {result.model_id or 'unknown'}   {result.n_layers} layers x {result.n_heads} heads   "
+            f"routes computed: {', '.join(shown) or 'none'}   n_steps: {opts.get('n_steps')}   "
+            f"quadrature: {opts.get('quadrature')}\ntext: {result.text}"
+        )
+    finally:
+        flow.close()
+    return state, {"columns": columns}, meta
 
 
 def _bundle(stem: str) -> Path:

@@ -7,7 +7,8 @@ and the same correctness checks as the CPU tests. Meant for ONE short call on a 
 Checks (thresholds: fp32 as the CPU tests; bf16 looser, since the model itself then rounds to 8 bits):
 token attribution (saliency, input x gradient, IG with its completeness error), DePass at every level and
 rule (completeness, causality), head contributions (each layer's split sums to the real logit), the
-HeadGrid's live session. Prints one line per check and exits non-zero if any fails.
+HeadGrid's live session, LIG (every route: causality, completeness reported, the single-query block against
+the full block). Prints one line per check and exits non-zero if any fails.
 """
 
 from __future__ import annotations
@@ -76,7 +77,30 @@ def run(device: str, dtype: str) -> list[str]:
     long_prompt = " ".join(["The river ran past the old town and its market."] * 50)
     d, s = timed(lambda: aw.depass(model, long_prompt, progress=False))
     check("depass token, long prompt", d.completeness_error < tol, f"T={len(d.tokens)} error {d.completeness_error:.1e}", s)
+    failures += check_lig(model, check, timed, tol)
     return failures
+
+
+def check_lig(model, check, timed, tol) -> list[str]:
+    import torch
+
+    import attrwidgets as aw
+    from attrwidgets.core.boundaries import Boundaries
+    from attrwidgets.core.single_query import block_output_at
+
+    r, s = timed(lambda: aw.lig(model, "The capital of France is Paris", layers=[0, 15, 29], n_steps=32))
+    causal = all(np.all(np.triu(r.z2z[layer], 1) == 0) for layer in r.layers)
+    check("lig all routes, 3 layers", causal and np.isfinite(r.z2z[15]).all(),
+          f"causal={causal}, max completeness error {r.max_completeness_error():.3f} (reported)", s)
+    bounds = Boundaries(model, torch.tensor([t.id for t in r.tokens]))
+    z = bounds.state("input", 15).unsqueeze(0).repeat(r.length, 1, 1)
+    positions = torch.arange(r.length, device=z.device)
+    with torch.no_grad():
+        (one, full), s = timed(lambda: (block_output_at(bounds, 15, z, positions),
+                                         bounds.run_block(15, z)[positions, positions]))
+    err = float(((one - full).norm(dim=-1) / full.norm(dim=-1)).max())
+    check("single-query block = full block", err < tol * 10, f"relative error {err:.1e}", s)
+    return []
 
 
 def main() -> None:

@@ -1,0 +1,430 @@
+"""LayerFlow: LIG results (METHODS.md section 4) as token rows per layer with paths into the selected target.
+
+Front-end: js/layer_flow.ts -> attrwidgets/static/layer_flow.js, same trait names (js/lib/flow_model.ts
+LayerFlowModel). Layer rows run bottom-up (the first shown layer at the bottom, as the residual stream
+flows). For the selected target j, row l shows every source token i of block l's input as a circle whose area
+is its share |IG_ij| / sum_i |IG_ij| and whose colour is the sign. Static use shows one LayerAttribution;
+live use keeps a LigSession and computes the selected target's missing columns at every shown layer on a
+worker thread (widgets/live.py LiveValues: last request wins, busy, error banner). Columns only accumulate in
+the session's result, so nothing computed is lost when a request is superseded or fails.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import traitlets
+from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe, validate
+
+from attrwidgets.core.lig.baselines import BASELINES
+from attrwidgets.core.lig.result import FLAG_ERROR, LayerAttribution, RouteColumns
+from attrwidgets.core.tokens import Token
+from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.widgets.base import AttrWidget, bundle, check_tokens, unknown_keyword_error
+from attrwidgets.widgets.live import LiveValues
+from attrwidgets.widgets.serialization import Tensor
+
+VIEW_ROUTES = ("layer", "composed", "att", "mlp")  # z->z, ATT x MLP, z->u per head, u->z per head slice
+PARTS = {"layer": ("layer",), "composed": ("att", "mlp"), "att": ("att",), "mlp": ("mlp",)}
+_LIVE_KEYWORDS = ("model", "text", "session", "live")
+_SHARED = ("layers", "baseline_layer", "baseline_att", "baseline_mlp")  # view traits and lig options alike
+# Traits filled from the result or the session, never from constructor keywords.
+_DATA_TRAITS = frozenset({
+    "tokens", "n_layers", "n_heads", "values", "shares", "head_values", "completeness", "baseline_choices",
+    "computed_baselines", "can_compute", "flag_error", "busy", "error", "llm_id",
+})
+
+
+def _lig_options() -> tuple[str, ...]:
+    from attrwidgets.core.lig.compute import DEFAULTS
+
+    return tuple(DEFAULTS)
+
+
+def _per_head(u: np.ndarray, n_heads: int) -> np.ndarray | None:
+    """(..., D) -> (..., H) sums over each head's slice of the hidden dims, rounded to float32 as it is sent
+    (the standalone page starts from the same float32 numbers); None when D is not a multiple of H."""
+    d = u.shape[-1]
+    if n_heads <= 0 or d % n_heads:
+        return None
+    return u.reshape(*u.shape[:-1], n_heads, d // n_heads).sum(-1, dtype=np.float64).astype(np.float32)
+
+
+def flow_row(result: LayerAttribution, route: str, baselines: dict, layer: int, target: int,
+             head: int) -> tuple[np.ndarray, np.ndarray | None, float] | None:
+    """What one layer row shows for target position `target`: (values (T,) signed attribution of each
+    source token, head values (H,) or None, completeness error); None while the column is not computed.
+
+    att: head >= 0 that head's z->u column, else the sum over heads; head values = each head's total.
+    mlp: u->z is position-wise, so the only source token is the target itself (its total); head values =
+    the per-head slices (mlp_per_head). composed: sum_h z2u[j, h, :] * mlp_per_head[j, h], head values =
+    each head's term of that sum. js/lib/flow_local.ts repeats this for the standalone page.
+    """
+    t = result.length
+    cols = {p: result.columns.get((p, baselines[p], layer)) for p in PARTS[route]}
+    if any(c is None for c in cols.values()):
+        return None
+    if route == "layer":
+        c = cols["layer"]
+        return (c.scores[target].astype(np.float64), None, float(c.error[target])) if c.has(target) else None
+    att, mlp = cols.get("att"), cols.get("mlp")
+    if route == "att":
+        if head >= 0:
+            if not att.has(target, head):
+                return None
+            scores = att.scores[target].astype(np.float64)
+            return scores[head], scores.sum(-1), float(att.error[target, head])
+        if not att.has(target):
+            return None
+        scores = att.scores[target].astype(np.float64)
+        return scores.sum(0), scores.sum(-1), float(np.max(att.error[target]))
+    if not mlp.has(target):
+        return None
+    slices = _per_head(mlp.scores[target], result.n_heads)
+    if route == "mlp":
+        values = np.zeros(t)
+        values[target] = np.sum(mlp.scores[target], dtype=np.float64)
+        return values, None if slices is None else slices.astype(np.float64), float(mlp.error[target])
+    if not att.has(target):
+        return None
+    if slices is None:
+        raise AttrWidgetsError(f"Hidden size {result.hidden_size} is not a multiple of {result.n_heads} heads: "
+                               "no per-head MLP slices, so no composed route.")
+    scores, m = att.scores[target].astype(np.float64), slices.astype(np.float64)
+    error = max(float(np.max(att.error[target])), float(mlp.error[target]))
+    return m @ scores, scores.sum(-1) * m, error
+
+
+def signed_shares(values: np.ndarray) -> np.ndarray:
+    """values / sum |values| over the last axis: |share| is the circle area, the sign its colour."""
+    total = np.nansum(np.abs(values), axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, values / np.where(total > 0, total, 1), np.where(np.isnan(values), np.nan, 0))
+
+
+class LayerFlow(AttrWidget):
+    """LIG attributions of one text, layer over layer, into the selected target token.
+
+    LayerFlow(result)                                   # a LayerAttribution; live if it still has its session
+    LayerFlow(result, model=handle)                     # live: computes what the selection lacks
+    LayerFlow(model=handle, text="...", n_steps=32)     # live, any aw.lig option (layers=[...], baselines, ...)
+    LayerFlow(result, live=False)                       # static even if the result has a session
+
+    Click a token at any layer: it becomes selected_target and that layer selected_layer. `target_positions`
+    (default: every position) says which tokens are targets, so selected_target can index the same rows as a
+    linked HeadGrid or TokenMatrix; a click on any other token picks selected_source.
+    """
+
+    _esm = bundle("layer_flow")
+
+    tokens = List(Dict(), help="(T,) every position of the text (Token.to_dict())").tag(sync=True)
+    target_positions = List(Int(), help="(n_targets,) positions that can be targets; selected_target indexes it"
+                            ).tag(sync=True)
+    n_layers = Int(0, help="the model's block count").tag(sync=True)
+    n_heads = Int(0).tag(sync=True)
+    layers = List(Int(), help="the layers shown, bottom-up (first at the bottom)").tag(sync=True)
+    route = Enum(VIEW_ROUTES, "layer", help="layer z->z, composed ATT x MLP, att z->u, mlp u->z").tag(sync=True)
+    baseline_layer = Unicode("self_input_token").tag(sync=True)
+    baseline_att = Unicode("self_input_token").tag(sync=True)
+    baseline_mlp = Unicode("zero").tag(sync=True)
+    baseline_choices = Dict(help="route -> its valid baselines (core/lig/baselines.py)").tag(sync=True)
+    computed_baselines = Dict(help="route -> baselines with any computed column").tag(sync=True)
+    threshold = Float(0.05, min=0.0, max=1.0, help="paths are drawn for |share| above this").tag(sync=True)
+    # (n_shown, T): row r = layers[r], columns sources i; signed attribution to the selected target at that
+    # layer; NaN = not computed.
+    values = Tensor(ndim=2).tag(sync=True)
+    # (n_shown, T): values / sum_i |values| per row: |share| is the circle's area, its sign the colour.
+    shares = Tensor(ndim=2).tag(sync=True)
+    # (n_shown, H): att each head's total, mlp the per-head slice of u->z, composed each head's term; else None.
+    head_values = Tensor(ndim=2).tag(sync=True)
+    completeness = Tensor(ndim=1, help="(n_shown,) relative completeness error of each shown column").tag(sync=True)
+    flag_error = Float(FLAG_ERROR, help="columns above this completeness error are flagged").tag(sync=True)
+    selected_target = Int(-1, help="row index into target_positions; -1 none").tag(sync=True)
+    selected_source = Int(-1, help="a position; -1 none").tag(sync=True)
+    selected_layer = Int(-1, help="a layer index; -1 none").tag(sync=True)
+    selected_head = Int(-1, help="att route: the head shown; -1 = sum over heads").tag(sync=True)
+    can_compute = Bool(False, help="live: the kernel computes missing columns").tag(sync=True)
+    busy = Bool(False).tag(sync=True)
+    error = Unicode("").tag(sync=True)
+    llm_id = Unicode("").tag(sync=True)
+
+    _live: LiveValues | None = None
+    _session: Any = None
+    _result: LayerAttribution | None = None
+
+    def __init__(self, result: LayerAttribution | None = None, **kwargs: Any) -> None:
+        options = _lig_options()
+        live = {k: kwargs.pop(k) for k in (*_LIVE_KEYWORDS, *options) if k in kwargs and k not in _SHARED}
+        view = [t for t in self.public_traits() if t not in _DATA_TRAITS]
+        for key in kwargs:
+            if key not in view:
+                raise unknown_keyword_error(type(self), key, [*view, *_LIVE_KEYWORDS, *options])
+        self._lock = threading.RLock()
+        self._ready = False
+        session, result = self._resolve(result, live, kwargs)
+        self._session, self._result = session, result
+        defaults = self._defaults(result, kwargs)
+        super().__init__(**defaults)
+        if session is not None:
+            self._live = LiveValues(self, self._on_ready, name="attrwidgets-LayerFlow")
+            self._lock = self._live.lock
+        self._ready = True
+        self._request()
+
+    # -- construction ----------------------------------------------------------------------------------
+    def _resolve(self, result: Any, live: dict, view: dict) -> tuple[Any, LayerAttribution]:
+        want_live = live.pop("live", None)
+        if result is not None and not isinstance(result, LayerAttribution):
+            hint = " It looks like a model handle: use LayerFlow(model=handle, text='...')." if hasattr(
+                result, "tokenizer") else ""
+            raise AttrWidgetsError(f"LayerFlow expects a LayerAttribution (aw.lig), got {type(result).__name__}.{hint}")
+        session = live.pop("session", None)
+        model, text = live.pop("model", None), live.pop("text", None)
+        if result is None and session is None:
+            live.update({k: view[k] for k in _SHARED if k in view})  # shown, and the session's defaults
+        if session is None and model is None:
+            if result is None:
+                raise AttrWidgetsError("LayerFlow needs a LayerAttribution, e.g. LayerFlow(aw.lig(handle, text)), "
+                                       "or live arguments: LayerFlow(model=handle, text='...').")
+            if live:
+                raise AttrWidgetsError(f"LayerFlow got lig options {sorted(live)} without a model: pass model=... "
+                                       "to compute, or leave them out.")
+            session = getattr(result, "session", None) if want_live is not False else None
+            return session, result
+        if want_live is False:
+            raise AttrWidgetsError("LayerFlow(live=False) takes no model or session.")
+        if session is None:
+            same = getattr(getattr(result, "session", None), "handle", None) is model
+            if result is not None and same and not live:
+                return result.session, result
+            from attrwidgets.core.lig.compute import DEFAULTS, LigSession
+
+            if result is not None:  # how it integrates; which layers, targets and routes the view asks for itself
+                keep = set(DEFAULTS) - {"layers", "target_tokens", "target_head", "granularity"}
+                live = {**{k: v for k, v in result.options.items() if k in keep}, **live}
+                text = result.text if text is None else text
+            if text is None:
+                raise AttrWidgetsError("Live LayerFlow needs text='...' (or a LayerAttribution to continue).")
+            session = LigSession(model, text, **live)
+        elif live or model is not None or text is not None:
+            raise AttrWidgetsError("With session=..., do not pass model, text or lig options: the session has them.")
+        if result is not None and result is not session.result:
+            _adopt(session.result, result)
+        return session, session.result
+
+    def _defaults(self, result: LayerAttribution, view: dict) -> dict:
+        t = result.length
+        layers = result.options.get("layers")
+        layers = list(layers) if isinstance(layers, (list, tuple)) and layers else result.layers
+        routes = [r for r in VIEW_ROUTES if any(k[0] in PARTS[r] for k in result.columns)]
+        if self._session is not None:
+            planned = result.options.get("routes") or ("layer", "att", "mlp")
+            routes = [r for r in VIEW_ROUTES if all(p in planned for p in PARTS[r])] or list(VIEW_ROUTES)
+        out = {
+            "tokens": [tok.to_dict() if isinstance(tok, Token) else dict(tok) for tok in result.tokens],
+            "target_positions": list(range(t)), "n_layers": result.n_layers, "n_heads": result.n_heads,
+            "layers": layers or list(range(result.n_layers)), "route": routes[0] if routes else "layer",
+            "baseline_choices": {r: list(BASELINES[r]) for r in BASELINES},
+            "can_compute": self._session is not None, "llm_id": result.model_id,
+            **{f"baseline_{r}": result.options.get(f"baseline_{r}") or BASELINES[r][0] for r in BASELINES},
+        }
+        out.update(view)
+        targets = out["target_positions"]
+        if "selected_target" not in view and targets:
+            done = [row for row, p in enumerate(targets) if self._has_any(result, out, p)]
+            out["selected_target"] = (done or list(range(len(targets))))[-1]
+        return out
+
+    @staticmethod
+    def _has_any(result: LayerAttribution, state: dict, position: int) -> bool:
+        parts = PARTS[state["route"]]
+        return any(k[0] in parts and np.any(np.isfinite(c.expected[position])) for k, c in result.columns.items())
+
+    # -- selection -> what the view needs ----------------------------------------------------------------
+    @observe("route", "baseline_layer", "baseline_att", "baseline_mlp", "layers", "selected_target",
+             "target_positions")
+    def _on_selection(self, change: dict) -> None:
+        if self._ready:  # not during construction: __init__ requests once at the end
+            self._request()
+
+    @observe("selected_head")
+    def _on_head(self, change: dict) -> None:
+        if self._ready:
+            with self._lock:
+                self._refresh()
+
+    def _baselines(self) -> dict:
+        return {"layer": self.baseline_layer, "att": self.baseline_att, "mlp": self.baseline_mlp}
+
+    def _key(self) -> tuple:
+        b = self._baselines()
+        return self.route, tuple(b[p] for p in PARTS[self.route]), tuple(self.layers), self.target_position
+
+    @property
+    def target_position(self) -> int:
+        row = int(self.selected_target)
+        return self.target_positions[row] if 0 <= row < len(self.target_positions) else -1
+
+    def _missing(self) -> list[int]:
+        j, b = self.target_position, self._baselines()
+        if j < 0:
+            return []
+        return [layer for layer in self.layers
+                if any((c := self._result.columns.get((p, b[p], layer))) is None or not c.has(j)
+                       for p in PARTS[self.route])]
+
+    def _request(self) -> None:
+        """Show what is computed now; compute the selected target's missing columns on the worker."""
+        with self._lock:
+            self.error = ""
+            self._refresh()
+            missing = self._missing()
+            if self._live is None:
+                return
+            if not missing:
+                self._live.forget()  # a superseded request keeps what it finished; nothing else is wanted
+                return
+            key = self._key()
+            self._live.cache.pop(key, None)  # the result, not this cache, says what is computed
+            selected = int(self.selected_layer)
+            order = sorted(missing, key=lambda layer: layer != selected)  # the clicked row first
+            self._live.request(key, lambda cancel: self._compute(key, order, cancel))
+
+    def _compute(self, key: tuple, layers: list[int], cancel: threading.Event) -> bool:
+        """Runs on the worker thread: one layer at a time, redrawn as each arrives."""
+        from attrwidgets.core.forward import ComputationCancelled
+
+        route, baselines, _, target = key
+        for layer in layers:
+            for part, baseline in zip(PARTS[route], baselines, strict=True):
+                if cancel.is_set():
+                    raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
+                cols = self._result.columns.get((part, baseline, layer))
+                if cols is None or not cols.has(target):
+                    self._session.ensure(part, layer, target, baseline=baseline, cancel=cancel)
+            with self._lock:
+                if self._live.current == key:
+                    self._refresh()
+        return True
+
+    def _on_ready(self, key: tuple, value: Any) -> None:
+        if key == self._key():
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Fill the data traits for the current selection from the result (lock held)."""
+        t, nh, n = self._result.length, int(self.n_heads), len(self.layers)
+        values = np.full((n, t), np.nan)
+        heads = np.full((n, nh), np.nan)
+        errors = np.full(n, np.nan)
+        j, head, b = self.target_position, int(self.selected_head), self._baselines()
+        if j >= 0:
+            for r, layer in enumerate(self.layers):
+                try:
+                    row = flow_row(self._result, self.route, b, layer, j, head)
+                except AttrWidgetsError as exc:
+                    self.error, row = str(exc), None
+                if row is None:
+                    continue
+                values[r], errors[r] = row[0], row[2]
+                if row[1] is not None:
+                    heads[r] = row[1]
+        with self.hold_sync():
+            self.values = values
+            self.shares = signed_shares(values)
+            self.head_values = None if self.route == "layer" else heads
+            self.completeness = errors
+            self.computed_baselines = {r: sorted({k[1] for k in self._result.columns if k[0] == r}) for r in BASELINES}
+
+    # -- validation at the boundary ----------------------------------------------------------------------
+    @validate("tokens")
+    def _valid_tokens(self, proposal: dict) -> list[dict]:
+        return check_tokens(proposal["value"])
+
+    @validate("target_positions")
+    def _valid_targets(self, proposal: dict) -> list[int]:
+        n = len(self.tokens)
+        value = [int(p) for p in proposal["value"]]
+        bad = [p for p in value if not 0 <= p < n]
+        if bad or len(set(value)) != len(value):
+            raise traitlets.TraitError(f"target_positions must be distinct positions in [0, {n}), got {value}.")
+        return value
+
+    @validate("layers")
+    def _valid_layers(self, proposal: dict) -> list[int]:
+        value = sorted({int(v) for v in proposal["value"]})
+        bad = [v for v in value if not 0 <= v < self.n_layers]
+        if bad or not value:
+            raise traitlets.TraitError(f"layers must be a non-empty list of layer indices in [0, {self.n_layers}), "
+                                       f"got {list(proposal['value'])}.")
+        return value
+
+    @validate("baseline_layer", "baseline_att", "baseline_mlp")
+    def _valid_baseline(self, proposal: dict) -> str:
+        route = proposal["trait"].name.removeprefix("baseline_")
+        if proposal["value"] not in BASELINES[route]:
+            raise traitlets.TraitError(f"{proposal['trait'].name} must be one of {', '.join(BASELINES[route])}, "
+                                       f"got {proposal['value']!r}.")
+        return proposal["value"]
+
+    @validate("selected_target", "selected_source", "selected_layer", "selected_head")
+    def _valid_selection(self, proposal: dict) -> int:
+        name, value = proposal["trait"].name, int(proposal["value"])
+        n = {"selected_target": len(self.target_positions), "selected_source": len(self.tokens),
+             "selected_layer": self.n_layers, "selected_head": self.n_heads}[name]
+        if not -1 <= value < n:
+            raise traitlets.TraitError(f"{name} must be -1 (none) or in [0, {n}), got {value}.")
+        return value
+
+    def check_view(self, view: dict) -> dict:
+        """View-state values checked as the traits check them, without setting them (used by to_html)."""
+        own = {"selected_": self._valid_selection, "baseline_": self._valid_baseline, "layers": self._valid_layers}
+        out = {}
+        for key, value in view.items():
+            try:
+                trait = self.traits()[key]
+                value = trait.validate(self, value)
+                check = next((f for prefix, f in own.items() if key.startswith(prefix)), None)
+                out[key] = value if check is None else check({"trait": trait, "value": value})
+            except traitlets.TraitError as exc:
+                raise AttrWidgetsError(str(exc)) from exc
+        return out
+
+    # -- Python API --------------------------------------------------------------------------------------
+    @property
+    def result(self) -> LayerAttribution:
+        """The LayerAttribution shown (the session's, growing, when live)."""
+        return self._result
+
+    @property
+    def session(self) -> Any:
+        """The live LigSession (None for a static view)."""
+        return self._session
+
+    def __repr__(self) -> str:
+        state = " busy" if self.busy else ""
+        return (f"LayerFlow(route={self.route!r}, layers {list(self.layers)}, {len(self.tokens)} tokens, "
+                f"selected_target={self.selected_target}, {'live' if self.can_compute else 'static'}{state})")
+
+
+def _adopt(into: LayerAttribution, old: LayerAttribution) -> None:
+    """Columns computed before (a loaded or earlier result) join the session's result, so none is recomputed."""
+    same = into.length == old.length and all(
+        a.text == b.text and (a.id < 0 or b.id < 0 or a.id == b.id) for a, b in zip(into.tokens, old.tokens))
+    sizes = lambda r: (r.n_layers, r.n_heads, r.hidden_size)
+    if not same or sizes(into) != sizes(old):
+        raise AttrWidgetsError(f"The result's {old.length} tokens or its model sizes (layers, heads, hidden) differ "
+                               f"from this model's ({into.length} tokens): compute it again with this model.")
+    for key, cols in old.columns.items():
+        mine = into.columns.get(key)
+        if mine is None:
+            into.columns[key] = RouteColumns(cols.scores.copy(), cols.expected.copy(), cols.error.copy())
+        else:
+            fill = ~np.isfinite(mine.expected) & np.isfinite(cols.expected)
+            mine.scores[fill], mine.expected[fill], mine.error[fill] = (cols.scores[fill], cols.expected[fill],
+                                                                        cols.error[fill])
+    for layer, weights in old.attention.items():
+        into.attention.setdefault(layer, weights)
+

@@ -1,0 +1,247 @@
+// LayerFlow view: LIG attributions into the selected target token, one row of token circles per shown layer
+// (bottom-up), paths into the target in the row above, route / baseline / head / threshold controls.
+// Python side: attrwidgets/widgets/layer_flow.py (same trait names, see lib/flow_model.ts LayerFlowModel).
+import type { RenderProps, TokenRecord } from "./types";
+import type { BaselineRoute, FlowRoute, LayerFlowModel } from "./lib/flow_model";
+import { checksumFloat32 } from "./lib/checksum";
+import { formatValue, legendGradient } from "./lib/colour";
+import { debounce, h, showWhitespace } from "./lib/dom";
+import { FlowCanvas } from "./lib/flow_canvas";
+import { injectFlowStyle } from "./lib/flow_style";
+import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
+import { decodeTensor } from "./lib/tensor";
+import { listen, viewStatus } from "./lib/status";
+import { injectStyle } from "./lib/theme";
+import { displayText, renderTokenText } from "./lib/token_text";
+
+export { standalone } from "./lib/flow_local"; // used by the standalone HTML page only
+
+const SAVE_DEBOUNCE_MS = 150;
+const ROUTES: [FlowRoute, string][] = [
+  ["layer", "direct z\u2192z"], ["composed", "composed ATT\u00d7MLP"], ["att", "ATT per head z\u2192u"], ["mlp", "MLP u\u2192z"],
+];
+const PARTS: Record<FlowRoute, BaselineRoute[]> = { layer: ["layer"], composed: ["att", "mlp"], att: ["att"], mlp: ["mlp"] };
+const REDRAW_TRAITS = [
+  "tokens", "target_positions", "n_layers", "n_heads", "layers", "route", "baseline_layer", "baseline_att",
+  "baseline_mlp", "baseline_choices", "computed_baselines", "threshold", "values", "shares", "head_values",
+  "completeness", "flag_error", "selected_target", "selected_source", "selected_layer", "selected_head",
+  "can_compute", "llm_id",
+] as const;
+
+function select(onChange: (value: string) => void): HTMLSelectElement {
+  const s = h("select");
+  s.addEventListener("change", () => onChange(s.value));
+  return s;
+}
+
+function setOptions(s: HTMLSelectElement, options: [string, string][], value: string): void {
+  const key = JSON.stringify(options);
+  if (s.dataset.options !== key) {
+    s.replaceChildren(...options.map(([v, text]) => Object.assign(h("option", "", text), { value: v })));
+    s.dataset.options = key;
+  }
+  s.value = value;
+}
+
+function render({ model, el }: RenderProps<LayerFlowModel>) {
+  const root = h("div", "aw-root aw-layer-flow");
+  if (el.closest(".aw-standalone-host")) root.classList.add("aw-standalone");
+  root.dataset.lmSuppressShortcuts = "true"; // arrows and Enter belong to the flow canvas, not JupyterLab
+  injectStyle(root);
+  injectFlowStyle(root);
+  const save = debounce(() => model.save_changes(), SAVE_DEBOUNCE_MS);
+  function write<K extends keyof LayerFlowModel>(key: K, value: LayerFlowModel[K]): void {
+    if (model.get(key) === value) return;
+    model.set(key, value);
+    save();
+  }
+
+  const routeSel = select((v) => write("route", v as FlowRoute));
+  const baseSel: Record<BaselineRoute, HTMLSelectElement> = {
+    layer: select((v) => write("baseline_layer", v)), att: select((v) => write("baseline_att", v)),
+    mlp: select((v) => write("baseline_mlp", v)),
+  };
+  const baseLabels = {
+    layer: labeled("baseline", baseSel.layer), att: labeled("ATT baseline", baseSel.att),
+    mlp: labeled("MLP baseline", baseSel.mlp),
+  };
+  const headSel = select((v) => write("selected_head", Number(v)));
+  const headLabel = labeled("head", headSel);
+  const slider = h("input");
+  Object.assign(slider, { type: "range", min: "0", max: "0.5", step: "0.01" });
+  const sliderOut = h("output");
+  slider.addEventListener("input", () => write("threshold", Number(slider.value)));
+  const threshold = labeled("paths above", slider);
+  threshold.classList.add("aw-flow-threshold");
+  threshold.append(sliderOut);
+  const busy = h("span", "aw-busy");
+  busy.append(h("span", "aw-spinner"), h("span", "", "computing\u2026"));
+  const toolbar = responsiveToolbar(root, {
+    primary: [labeled("route", routeSel)],
+    secondary: [baseLabels.layer, baseLabels.att, baseLabels.mlp, headLabel, threshold], status: [busy],
+  });
+
+  const tooltip = h("div", "aw-tooltip");
+  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw(), tooltip);
+  const { errorBanner, warnBanner, redraw } = status;
+  const info = h("div", "aw-info");
+  const hint = h("div", "aw-hint");
+  const text = h("div", "aw-text");
+  const legend = h("div", "aw-legend");
+  const legendBar = h("span", "aw-legend-bar");
+  legendBar.style.background = legendGradient("signed");
+  legend.append(h("span", "", "circle area: share of |IG| \u00b7 colour: sign"), h("span", "", "\u2212"), legendBar,
+    h("span", "", "+"));
+  const flow = new FlowCanvas(tooltip, {
+    pick: (r, pos, shift) => pick(r, pos, shift),
+    head: (hd) => write("selected_head", model.get("selected_head") === hd && model.get("route") === "att" ? -1 : hd),
+    layer: (r) => write("selected_layer", (model.get("layers") || [])[r] ?? -1),
+  });
+  const box = h("div", "aw-flow-box");
+  box.appendChild(flow.canvas);
+  flow.stickTo(box);
+  root.append(toolbar.element, errorBanner, warnBanner, info, hint, text, legend, box, tooltip);
+  el.appendChild(root);
+
+  const width = () => Math.max(120, (root.clientWidth || 640) - 14);
+  let lastWidth = 0;
+  const unwatch = watchWidth(root, () => {
+    if (Math.abs(width() - lastWidth) >= 1) redraw();
+  });
+
+  /** A token at layer row r (the output row counts as the last layer): a target becomes selected_target. */
+  function pick(r: number, pos: number, shift: boolean): void {
+    const layers = model.get("layers") || [];
+    const targets = model.get("target_positions") || [];
+    const row = targets.indexOf(pos);
+    if (r >= 0) write("selected_layer", layers[Math.min(r, layers.length - 1)] ?? -1);
+    if (row >= 0 && !shift) write("selected_target", row);
+    else write("selected_source", pos);
+  }
+
+  function draw() {
+    lastWidth = width();
+    const tokens: TokenRecord[] = model.get("tokens") || [];
+    const targets: number[] = model.get("target_positions") || [];
+    const layers: number[] = model.get("layers") || [];
+    const nh = model.get("n_heads") || 0;
+    const route = model.get("route");
+    const t = tokens.length;
+    const n = layers.length;
+    const inRange = (v: number, m: number) => (Number.isInteger(v) && v >= 0 && v < m ? v : -1);
+    const sel = inRange(model.get("selected_target"), targets.length);
+    const j = sel >= 0 ? targets[sel] : -1;
+    const source = inRange(model.get("selected_source"), t);
+    const layer = model.get("selected_layer");
+    const selRow = layers.indexOf(layer);
+    const head = inRange(model.get("selected_head"), nh);
+    const values = decodeTensor(model.get("values"));
+    const shares = decodeTensor(model.get("shares"));
+    const heads = decodeTensor(model.get("head_values"));
+    const compl = decodeTensor(model.get("completeness"));
+    for (const [name, tensor, size] of [["values", values, n * t], ["shares", shares, n * t], ["head_values", heads, n * nh],
+      ["completeness", compl, n]] as const) {
+      if (tensor && tensor.data.length !== size) throw new Error(`${name} shape [${tensor.shape}] does not match ${n} layers`);
+    }
+    const flag = model.get("flag_error");
+    const computed = layers.map((_, r) => (compl ? !Number.isNaN(values?.data[r * t + Math.max(0, j)] ?? NaN) : false));
+    const flagged = layers.filter((_, r) => compl && compl.data[r] > flag);
+    Object.assign(root.dataset, {
+      selectedTarget: String(sel), targetPosition: String(j), selectedSource: String(source), selectedLayer: String(layer),
+      selectedHead: String(head), route, checksum: values ? checksumFloat32(values.data) : "",
+      computedRows: String(computed.filter(Boolean).length), flagged: String(flagged.length),
+      canCompute: String(Boolean(model.get("can_compute"))),
+    });
+
+    const choices = model.get("baseline_choices") || { layer: [], att: [], mlp: [] };
+    const done = model.get("computed_baselines") || { layer: [], att: [], mlp: [] };
+    const live = Boolean(model.get("can_compute"));
+    setOptions(routeSel, ROUTES.map(([v, label]) => [v, label]), route);
+    for (const p of ["layer", "att", "mlp"] as BaselineRoute[]) {
+      const opts = (choices[p] || []).map((b): [string, string] =>
+        [b, live || (done[p] || []).includes(b) ? b : `${b} (not computed)`]);
+      setOptions(baseSel[p], opts, model.get(`baseline_${p}`));
+      baseLabels[p].classList.toggle("aw-hidden", !PARTS[route].includes(p));
+    }
+    setOptions(headSel, [["-1", "all (sum)"], ...Array.from({ length: nh }, (_, i): [string, string] => [String(i), `H${i}`])],
+      String(head));
+    headLabel.classList.toggle("aw-hidden", route !== "att");
+    slider.value = String(model.get("threshold"));
+    sliderOut.textContent = `${Math.round(100 * model.get("threshold"))}%`;
+    toolbar.setModelId(model.get("llm_id") || "");
+
+    const tokLabel = (p: number) => (tokens[p] ? showWhitespace(displayText(tokens[p])) : "?");
+    const missing = layers.filter((_, r) => !computed[r]);
+    const warnings: string[] = [];
+    if (sel < 0) warnings.push(targets.length ? "no target selected: click a token." : "no target tokens.");
+    else if (missing.length && !live) {
+      warnings.push(`not computed: pass model=... to compute it (layer${missing.length > 1 ? "s" : ""} ` +
+        `${missing.join(", ")}, route ${route}, target #${j}).`);
+    } else if (missing.length && model.get("busy")) warnings.push(`computing layer${missing.length > 1 ? "s" : ""} ${missing.join(", ")}\u2026`);
+    if (layer >= 0 && selRow < 0) warnings.push(`layer ${layer} is not shown here (shown: ${layers.join(", ")}).`);
+    if (flagged.length) {
+      warnings.push(`completeness error above ${100 * flag}% at ` +
+        `${flagged.map((l) => `L${l} (${(100 * (compl as { data: Float32Array }).data[layers.indexOf(l)]).toPrecision(2)}%)`).join(", ")}: ` +
+        "raise n_steps.");
+    }
+    warnBanner.textContent = warnings.join("\n");
+
+    const shown = selRow >= 0 ? selRow : n - 1; // the row the running text is tinted by
+    const parts: string[] = [];
+    if (j >= 0) parts.push(`target #${j} ${JSON.stringify(tokLabel(j))}`);
+    if (shown >= 0 && j >= 0) {
+      const e = compl?.data[shown] ?? NaN;
+      parts.push(`L${layers[shown]}${Number.isNaN(e) ? "" : ` completeness error ${(100 * e).toPrecision(2)}%`}`);
+      if (source >= 0 && shares) parts.push(`source #${source} ${JSON.stringify(tokLabel(source))} share ` +
+        `${formatValue(shares.data[shown * t + source])}`);
+    }
+    if (route === "att") parts.push(head >= 0 ? `head ${head}` : "all heads (sum)");
+    info.textContent = parts.join(" \u00b7 ");
+    hint.textContent = route === "mlp"
+      ? "u\u2192z is position-wise: the target's own MLP input is its only source; the bars split it by head slice."
+      : "Click a token at any layer to explain it there (shift-click: pick it as the source). Bars on the right: " +
+        "per-head values; click one to pick the head.";
+
+    const rowShares = shares && shown >= 0 ? shares.data.subarray(shown * t, (shown + 1) * t) : null;
+    let scale = 0;
+    for (const v of rowShares ?? []) if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v));
+    renderTokenText(text, {
+      tokens, targetOf: new Map(targets.map((p, i) => [p, i])), values: rowShares, scale, mode: "signed",
+      selectedPosition: -1, hideSpecial: false, markWhitespace: true, selectedSource: source,
+      onSelect: (r) => write("selected_target", r), onSource: (p) => write("selected_source", p),
+      describe: (p) => `#${p} ${JSON.stringify(tokLabel(p))}` +
+        (rowShares ? `\nshare at L${layers[shown]} ${formatValue(rowShares[p])}` : ""),
+    }, tooltip);
+    for (const span of Array.from(text.querySelectorAll<HTMLElement>(".aw-tok"))) {
+      span.classList.toggle("aw-selected", Number(span.dataset.position) === j);
+    }
+
+    flow.draw({
+      labels: tokens.map((_, p) => tokLabel(p)), layers, shares: shares?.data ?? null,
+      heads: heads?.data ?? null, nHeads: nh, completeness: compl?.data ?? null, flag, target: j, source,
+      selectedRow: selRow, selectedHead: head, threshold: model.get("threshold"),
+      describe: (r, p) => {
+        if (r >= n) return `#${p} ${JSON.stringify(tokLabel(p))} (output of L${layers[n - 1]})`;
+        const lines = [`L${r >= 0 ? layers[r] : "?"} source #${p} ${JSON.stringify(tokLabel(p))}` +
+          (j >= 0 ? ` \u2192 target #${j} ${JSON.stringify(tokLabel(j))}` : "")];
+        if (r >= 0 && shares && values) {
+          const v = values.data[r * t + p];
+          lines.push(Number.isNaN(v) ? "not computed" : `share ${(100 * shares.data[r * t + p]).toFixed(1)}% \u00b7 score ${formatValue(v)}`);
+        }
+        return lines.join("\n");
+      },
+      describeHead: (r, hd) => `L${layers[r]} head ${hd}: ${formatValue(heads ? heads.data[r * nh + hd] : NaN)}` +
+        (route === "att" ? "\nclick to show this head" : ""),
+    }, lastWidth);
+  }
+
+  const unlisten = listen(model, REDRAW_TRAITS, status);
+  return () => {
+    save.cancel();
+    unwatch();
+    toolbar.dispose();
+    unlisten();
+  };
+}
+
+export default { render };
