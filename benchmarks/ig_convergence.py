@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import attrwidgets as aw
-from attrwidgets.core.methods.quadrature import QUADRATURES
+from attrwidgets.core.quadrature import QUADRATURES
 
 PROMPT = [{"role": "system", "content": "Answer briefly."},
           {"role": "user", "content": "What is the capital of France? Answer in one short sentence."}]

@@ -20,19 +20,65 @@ import numpy as np
 import torch
 
 from attrwidgets.core.forward import ComputationCancelled
-from attrwidgets.core.methods.quadrature import FIXED_RULES, fixed_rule
+from attrwidgets.core.quadrature import QUADRATURES, AdaptivePanels, fixed_rule
 from attrwidgets.errors import AttrWidgetsError
 
 # f(points (N, *S), rows (N,) long) -> (N,) objective values, differentiable in points
+ADAPTIVE_TOL = 0.005  # adaptive: stop refining once every row's completeness error is below this
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def check_rule(rule: str) -> str:
-    if rule not in FIXED_RULES:
-        raise AttrWidgetsError(
-            f"Unknown quadrature {rule!r} for path integrals over boundaries: use one of {', '.join(FIXED_RULES)}."
-        )
+    if rule not in QUADRATURES:
+        raise AttrWidgetsError(f"Unknown quadrature {rule!r}: use one of {', '.join(QUADRATURES)}.")
     return rule
+
+
+class RowPaths:
+    """Every row's path evaluated at shared nodes alpha, in memory-sized chunks of (row, node) points:
+    the path evaluator adaptive_integral expects, for independent rows."""
+
+    def __init__(self, objective: Objective, x: torch.Tensor, baseline: torch.Tensor, points_per_chunk: int,
+                 on_chunk=None, cancel=None):
+        self.objective, self.baseline, self.delta = objective, baseline, x - baseline
+        self.rows = x.shape[0]
+        self.chunk = max(1, int(points_per_chunk))
+        self.batch_size = max(1, self.chunk // self.rows)  # path points (alphas) per chunk, as adaptive counts
+        self.on_chunk, self.cancel = on_chunk, cancel
+
+    def _pairs(self, alphas):
+        alphas = np.asarray(alphas, dtype=np.float64)
+        node = np.repeat(np.arange(len(alphas)), self.rows)
+        row = np.tile(np.arange(self.rows), len(alphas))
+        for start in range(0, len(row), self.chunk):
+            if self.cancel is not None and self.cancel.is_set():
+                raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
+            r = torch.as_tensor(row[start:start + self.chunk], device=self.delta.device)
+            k = node[start:start + self.chunk]
+            alpha = torch.as_tensor(alphas[k], dtype=self.delta.dtype, device=self.delta.device)
+            yield k, r, alpha.view(-1, *([1] * (self.delta.dim() - 1)))
+
+    def __call__(self, alphas):
+        """-> values (k, R) numpy, gradients (k, R, *S) float32 on the CPU."""
+        values = np.zeros((len(alphas), self.rows))
+        grads = torch.zeros(len(alphas), *self.delta.shape, dtype=torch.float32)
+        for k, r, alpha in self._pairs(alphas):
+            points = (self.baseline[r] + alpha * self.delta[r]).detach().requires_grad_(True)
+            with torch.enable_grad():
+                out = self.objective(points, r)
+                (grad,) = torch.autograd.grad(out.sum(), points)
+            values[k, r.cpu().numpy()] = out.detach().double().cpu().numpy()
+            grads[torch.as_tensor(k), r.cpu()] = grad.float().cpu()
+            if self.on_chunk is not None:
+                self.on_chunk(len(r))
+        return values, grads
+
+    def values_only(self, alphas) -> np.ndarray:
+        values = np.zeros((len(alphas), self.rows))
+        with torch.no_grad():
+            for k, r, alpha in self._pairs(alphas):
+                values[k, r.cpu().numpy()] = self.objective(self.baseline[r] + alpha * self.delta[r], r).double().cpu().numpy()
+        return values
 
 
 def integrate_rows(objective: Objective, x: torch.Tensor, baseline: torch.Tensor, *, rule: str, n_steps: int,
@@ -44,7 +90,13 @@ def integrate_rows(objective: Objective, x: torch.Tensor, baseline: torch.Tensor
     not differentiable there and its gradient is taken as 0 (METHODS.md), so it is never evaluated: a batched
     re-evaluation of F(x') differs from the stored one by float noise, whose unit direction would leak in.
     """
-    nodes, weights = fixed_rule(check_rule(rule), n_steps)
+    if check_rule(rule) == "adaptive":
+        paths = RowPaths(objective, x, baseline, points_per_chunk, on_chunk, cancel)
+        f0 = np.zeros(paths.rows) if skip_origin else paths.values_only([0.0])[0]
+        f1 = paths.values_only([1.0])[0]
+        integral = adaptive_integral(paths, n_steps, f0, f1, ADAPTIVE_TOL)
+        return paths.delta.float().cpu().to(x.device) * integral.to(x.device)
+    nodes, weights = fixed_rule(rule, n_steps)
     if skip_origin:
         keep = nodes > 0
         nodes, weights = nodes[keep], weights[keep]
@@ -79,3 +131,47 @@ def relative_completeness(total: np.ndarray, expected: np.ndarray) -> np.ndarray
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(scale > 1e-12, gap / np.maximum(scale, 1e-12), np.where(gap > 1e-12, np.inf, 0.0))
     return out.astype(np.float32)
+
+
+def adaptive_integral(evaluate, n_steps: int, f0: np.ndarray, f1: np.ndarray, tol: float):
+    """integral_0^1 grad f(baseline + a delta) da for every target, by AdaptivePanels (quadrature.py).
+
+    evaluate: a path evaluator: evaluate(alphas) -> (values (k, n) numpy, gradients (k, n, ...) tensor),
+    evaluate.values_only(alphas) -> (k, n), evaluate.delta (broadcastable to a gradient), evaluate.batch_size
+    (path points per chunk). Uses at most n_steps gradient evaluations; stops once every target's
+    completeness error is below tol. Returns (n, ...) float32.
+    """
+    delta = evaluate.delta.float().cpu()
+    panels = AdaptivePanels(max(1, n_steps // 4), f0, f1)
+    # f at the initial panel edges: forward passes only, far cheaper than gradient evaluations.
+    inner_edges = panels.edges[1:-1]
+    panels.add_evaluations(inner_edges, evaluate.values_only(inner_edges))
+    grads, slopes = {}, {}
+
+    def run(alphas) -> list[int]:
+        values, g = evaluate(alphas)
+        panels.add_evaluations(alphas, values)
+        indices = list(range(len(grads), len(grads) + len(alphas)))
+        for k, gk in zip(indices, g):
+            grads[k] = gk
+            slopes[k] = (gk * delta).flatten(1).sum(1).numpy()  # df/dalpha per target
+        return indices
+
+    panels.build_initial(run(panels.initial_midpoints()))
+    scale = np.maximum(np.abs(f1 - f0), 1e-12)
+    while True:
+        weights = panels.weights()
+        estimate = sum(w * slopes[k] for k, w in weights.items())
+        if np.max(np.abs(estimate - (f1 - f0)) / scale) <= tol:
+            break
+        remaining = n_steps - len(grads)
+        errors = panels.errors(slopes)
+        n_split = min(remaining // 2, max(1, evaluate.batch_size // 2), max(1, len(panels.panels) // 4))
+        if n_split < 1:
+            break
+        worst = [int(i) for i in np.argsort(-errors)[:n_split]]
+        mids, edges = panels.split(worst)
+        panels.add_evaluations(edges, evaluate.values_only(np.array(edges)))
+        panels.assign(run(np.array(mids)))
+    weights = panels.weights()
+    return sum(w * grads[k] for k, w in weights.items())

@@ -71,3 +71,10 @@ def test_lig_bad_flags_exit_with_a_message(tiny_folder, capsys):
     assert "comma-separated integers" in capsys.readouterr().err
     assert main(["lig", "the cat", "--model", tiny_folder, "--steps", "0"]) == 2
     assert "n_steps must be a positive integer" in capsys.readouterr().err
+
+
+def test_lig_html_is_a_standalone_page(tiny_folder, tmp_path):
+    out = tmp_path / "lig.html"
+    assert main(["lig", "the cat sat", "--model", tiny_folder, "--steps", "4", "--layers", "1", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "<html" in text.lower() and "<script src=" not in text

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 import attrwidgets as aw
-from attrwidgets.core.methods.integrated_gradients import PathEvaluator, _adaptive
-from attrwidgets.core.methods.quadrature import fixed_rule
+from attrwidgets.core.integrate import adaptive_integral
+from attrwidgets.core.methods.integrated_gradients import PathEvaluator
+from attrwidgets.core.quadrature import fixed_rule
 from tests.core.reference import gradient, input_embeds, target_value
 
 PROMPT = "The capital of France is"
@@ -93,7 +94,7 @@ def _integrate(curve, rule, n):
     ev = PathEvaluator(curve, torch.zeros(1, 1), torch.ones(1, 1), batch_size=16)
     f0, f1 = curve.values_at(torch.zeros(1, 1, 1)).numpy()[0], curve.values_at(torch.ones(1, 1, 1)).numpy()[0]
     if rule == "adaptive":
-        total = float(_adaptive(ev, n, f0, f1, tol=0.0).sum())
+        total = float(adaptive_integral(ev, n, f0, f1, tol=0.0).sum())
     else:
         nodes, weights = fixed_rule(rule, n)
         total = float(sum(w * curve.df(torch.tensor(a, dtype=torch.float64)) for a, w in zip(nodes, weights)))

@@ -230,7 +230,7 @@ def test_upstream_json_round_trip_and_bundle(tmp_path):
     ({"target_head": 0, "granularity": "layer"}, "target_head picks a head of the attention route"),
     ({"target_head": 9}, "Head 9 is out of range"),
     ({"n_steps": 0}, "n_steps must be a positive integer"),
-    ({"quadrature": "adaptive"}, "Unknown quadrature 'adaptive'"),
+    ({"quadrature": "simpson"}, "Unknown quadrature 'simpson': use one of riemann_right"),
     ({"steps": 3}, "Unknown lig option(s) ['steps']"),
 ])
 def test_bad_options_say_what_is_valid(options, message):

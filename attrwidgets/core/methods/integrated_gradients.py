@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from attrwidgets.core.forward import step_batch_size
+from attrwidgets.core.integrate import adaptive_integral
 from attrwidgets.core.methods.gradients import reduce_dims
-from attrwidgets.core.methods.quadrature import FIXED_RULES, QUADRATURES, AdaptivePanels, fixed_rule
+from attrwidgets.core.quadrature import FIXED_RULES, QUADRATURES, fixed_rule
 from attrwidgets.core.registry import MethodOutput, register
 from attrwidgets.errors import AttrWidgetsError
 
@@ -104,43 +105,6 @@ def _fixed(evaluate: PathEvaluator, rule: str, n_steps: int) -> torch.Tensor:
     return acc
 
 
-def _adaptive(evaluate: PathEvaluator, n_steps: int, f0: np.ndarray, f1: np.ndarray, tol: float):
-    delta = evaluate.delta.float().cpu()
-    panels = AdaptivePanels(max(1, n_steps // 4), f0, f1)
-    # f at the initial panel edges: forward passes only, far cheaper than gradient evaluations.
-    inner_edges = panels.edges[1:-1]
-    panels.add_evaluations(inner_edges, evaluate.values_only(inner_edges))
-    grads, slopes = {}, {}
-
-    def run(alphas) -> list[int]:
-        values, g = evaluate(alphas)
-        panels.add_evaluations(alphas, values)
-        indices = list(range(len(grads), len(grads) + len(alphas)))
-        for k, gk in zip(indices, g):
-            grads[k] = gk
-            slopes[k] = (gk * delta).sum(dim=(1, 2)).numpy()  # df/dalpha per target
-        return indices
-
-    panels.build_initial(run(panels.initial_midpoints()))
-    scale = np.maximum(np.abs(f1 - f0), 1e-12)
-    while True:
-        weights = panels.weights()
-        estimate = sum(w * slopes[k] for k, w in weights.items())
-        if np.max(np.abs(estimate - (f1 - f0)) / scale) <= tol:
-            break
-        remaining = n_steps - len(grads)
-        errors = panels.errors(slopes)
-        n_split = min(remaining // 2, max(1, evaluate.batch_size // 2), max(1, len(panels.panels) // 4))
-        if n_split < 1:
-            break
-        worst = [int(i) for i in np.argsort(-errors)[:n_split]]
-        mids, edges = panels.split(worst)
-        panels.add_evaluations(edges, evaluate.values_only(np.array(edges)))
-        panels.assign(run(np.array(mids)))
-    weights = panels.weights()
-    return sum(w * grads[k] for k, w in weights.items())
-
-
 @register(
     "integrated_gradients",
     defaults=DEFAULTS,
@@ -164,7 +128,7 @@ def integrated_gradients(fn, options, progress=None) -> MethodOutput:
     if rule in FIXED_RULES:
         integral = _fixed(evaluate, rule, n_steps)
     else:
-        integral = _adaptive(evaluate, n_steps, f0, f1, float(options["tol"]))
+        integral = adaptive_integral(evaluate, n_steps, f0, f1, float(options["tol"]))
     per_dim = integral * delta.cpu().unsqueeze(0)  # (n, T, D)
     total = per_dim.sum(dim=(1, 2)).double().numpy()
     expected = (f1 - f0).astype(np.float64)
