@@ -273,7 +273,8 @@ def _is_flow_view(obj: Any) -> bool:
 def _layer_flow_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
     """LayerFlow traits for the view state, and every computed column of the result (only the computed target
     columns of each route, baseline and layer), for the page's standalone() to answer any selection."""
-    from attrwidgets.widgets.layer_flow import PARTS, LayerFlow, _per_head
+    from attrwidgets.widgets.flow_rows import PARTS, per_head
+    from attrwidgets.widgets.layer_flow import LayerFlow
 
     unknown = sorted(set(view) - set(LAYER_FLOW_VIEW_STATE))
     if unknown:
@@ -304,7 +305,7 @@ def _layer_flow_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
                      "scores": None, "total": None, "per_head": None}
             if route == "mlp":
                 entry["total"] = serialize_tensor(np.sum(cols.scores[targets], axis=-1, dtype=np.float64))
-                entry["per_head"] = serialize_tensor(_per_head(cols.scores[targets], result.n_heads))
+                entry["per_head"] = serialize_tensor(per_head(cols.scores[targets], result.n_heads))
             else:
                 entry["scores"] = serialize_tensor(cols.scores[targets])
             columns.append(entry)

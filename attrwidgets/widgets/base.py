@@ -96,6 +96,34 @@ class AttrWidget(anywidget.AnyWidget):
                 raise unknown_keyword_error(type(self), key, allowed)
         super().__init__(**kwargs)
 
+    # check_view: (trait-name prefix, name of a validator that takes a traitlets proposal dict) pairs
+    _view_checks: tuple[tuple[str, str], ...] = ()
+
+    def check_view(self, view: dict) -> dict:
+        """View-state values checked as the traits check them, without setting them (used by to_html)."""
+        out = {}
+        for key, value in view.items():
+            try:
+                trait = self.traits()[key]
+                value = trait.validate(self, value)
+                check = next((getattr(self, m) for prefix, m in self._view_checks if key.startswith(prefix)),
+                             None)
+                out[key] = value if check is None else check({"trait": trait, "value": value})
+            except traitlets.TraitError as exc:
+                from attrwidgets.errors import AttrWidgetsError
+
+                raise AttrWidgetsError(str(exc)) from exc
+        return out
+
+    def selection_in_range(self, name: str, value: Any) -> int:
+        """The shared selection traits: -1 (none) or an index below the size the view shows."""
+        value = int(value)
+        n = {"selected_target": len(self.target_positions), "selected_source": len(self.tokens),
+             "selected_layer": self.n_layers, "selected_head": self.n_heads}[name]
+        if not -1 <= value < n:
+            raise traitlets.TraitError(f"{name} must be -1 (none) or in [0, {n}), got {value}.")
+        return value
+
     def wait(self, timeout: float | None = None):
         """Block until nothing is computing (tests, scripts); returns the widget, so it displays."""
         if self._live is not None:

@@ -277,28 +277,11 @@ class HeadGrid(AttrWidget):
             )
         return value
 
+    _view_checks = (("selected_", "_valid_selection"),)
+
     @validate("selected_target", "selected_source", "selected_layer", "selected_head")
     def _valid_selection(self, proposal: dict) -> int:
-        return self._check_selection(proposal["trait"].name, proposal["value"])
-
-    def _check_selection(self, name: str, value: Any) -> int:
-        value = int(value)
-        n = {"selected_target": len(self.target_positions), "selected_source": len(self.tokens),
-             "selected_layer": self.n_layers, "selected_head": self.n_heads}[name]
-        if not -1 <= value < n:
-            raise traitlets.TraitError(f"{name} must be -1 (none) or in [0, {n}), got {value}.")
-        return value
-
-    def check_view(self, view: dict) -> dict:
-        """View-state values checked as the traits check them, without setting them (used by to_html)."""
-        out = {}
-        for key, value in view.items():
-            try:
-                value = self.traits()[key].validate(self, value)
-                out[key] = self._check_selection(key, value) if key.startswith("selected_") else value
-            except traitlets.TraitError as exc:
-                raise AttrWidgetsError(str(exc)) from exc
-        return out
+        return self.selection_in_range(proposal["trait"].name, proposal["value"])
 
     # -- Python API --------------------------------------------------------------------------------------
     @property

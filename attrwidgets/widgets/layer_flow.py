@@ -19,15 +19,14 @@ import traitlets
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe, validate
 
 from attrwidgets.core.lig.baselines import BASELINES
-from attrwidgets.core.lig.result import FLAG_ERROR, LayerAttribution, RouteColumns
+from attrwidgets.core.lig.result import FLAG_ERROR, LayerAttribution
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import AttrWidget, bundle, check_tokens, unknown_keyword_error
+from attrwidgets.widgets.flow_rows import PARTS, VIEW_ROUTES, flow_row, signed_shares
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
 
-VIEW_ROUTES = ("layer", "composed", "att", "mlp")  # z->z, ATT x MLP, z->u per head, u->z per head slice
-PARTS = {"layer": ("layer",), "composed": ("att", "mlp"), "att": ("att",), "mlp": ("mlp",)}
 _LIVE_KEYWORDS = ("model", "text", "session", "live")
 _SHARED = ("layers", "baseline_layer", "baseline_att", "baseline_mlp")  # view traits and lig options alike
 # Traits filled from the result or the session, never from constructor keywords.
@@ -41,67 +40,6 @@ def _lig_options() -> tuple[str, ...]:
     from attrwidgets.core.lig.compute import DEFAULTS
 
     return tuple(DEFAULTS)
-
-
-def _per_head(u: np.ndarray, n_heads: int) -> np.ndarray | None:
-    """(..., D) -> (..., H) sums over each head's slice of the hidden dims, rounded to float32 as it is sent
-    (the standalone page starts from the same float32 numbers); None when D is not a multiple of H."""
-    d = u.shape[-1]
-    if n_heads <= 0 or d % n_heads:
-        return None
-    return u.reshape(*u.shape[:-1], n_heads, d // n_heads).sum(-1, dtype=np.float64).astype(np.float32)
-
-
-def flow_row(result: LayerAttribution, route: str, baselines: dict, layer: int, target: int,
-             head: int) -> tuple[np.ndarray, np.ndarray | None, float] | None:
-    """What one layer row shows for target position `target`: (values (T,) signed attribution of each
-    source token, head values (H,) or None, completeness error); None while the column is not computed.
-
-    att: head >= 0 that head's z->u column, else the sum over heads; head values = each head's total.
-    mlp: u->z is position-wise, so the only source token is the target itself (its total); head values =
-    the per-head slices (mlp_per_head). composed: sum_h z2u[j, h, :] * mlp_per_head[j, h], head values =
-    each head's term of that sum. js/lib/flow_local.ts repeats this for the standalone page.
-    """
-    t = result.length
-    cols = {p: result.columns.get((p, baselines[p], layer)) for p in PARTS[route]}
-    if any(c is None for c in cols.values()):
-        return None
-    if route == "layer":
-        c = cols["layer"]
-        return (c.scores[target].astype(np.float64), None, float(c.error[target])) if c.has(target) else None
-    att, mlp = cols.get("att"), cols.get("mlp")
-    if route == "att":
-        if head >= 0:
-            if not att.has(target, head):
-                return None
-            scores = att.scores[target].astype(np.float64)
-            return scores[head], scores.sum(-1), float(att.error[target, head])
-        if not att.has(target):
-            return None
-        scores = att.scores[target].astype(np.float64)
-        return scores.sum(0), scores.sum(-1), float(np.max(att.error[target]))
-    if not mlp.has(target):
-        return None
-    slices = _per_head(mlp.scores[target], result.n_heads)
-    if route == "mlp":
-        values = np.zeros(t)
-        values[target] = np.sum(mlp.scores[target], dtype=np.float64)
-        return values, None if slices is None else slices.astype(np.float64), float(mlp.error[target])
-    if not att.has(target):
-        return None
-    if slices is None:
-        raise AttrWidgetsError(f"Hidden size {result.hidden_size} is not a multiple of {result.n_heads} heads: "
-                               "no per-head MLP slices, so no composed route.")
-    scores, m = att.scores[target].astype(np.float64), slices.astype(np.float64)
-    error = max(float(np.max(att.error[target])), float(mlp.error[target]))
-    return m @ scores, scores.sum(-1) * m, error
-
-
-def signed_shares(values: np.ndarray) -> np.ndarray:
-    """values / sum |values| over the last axis: |share| is the circle area, the sign its colour."""
-    total = np.nansum(np.abs(values), axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, values / np.where(total > 0, total, 1), np.where(np.isnan(values), np.nan, 0))
 
 
 class LayerFlow(AttrWidget):
@@ -211,7 +149,7 @@ class LayerFlow(AttrWidget):
         elif live or model is not None or text is not None:
             raise AttrWidgetsError("With session=..., do not pass model, text or lig options: the session has them.")
         if result is not None and result is not session.result:
-            _adopt(session.result, result)
+            session.result.adopt(result)
         return session, session.result
 
     def _defaults(self, result: LayerAttribution, view: dict) -> dict:
@@ -369,28 +307,11 @@ class LayerFlow(AttrWidget):
                                        f"got {proposal['value']!r}.")
         return proposal["value"]
 
+    _view_checks = (("selected_", "_valid_selection"), ("baseline_", "_valid_baseline"), ("layers", "_valid_layers"))
+
     @validate("selected_target", "selected_source", "selected_layer", "selected_head")
     def _valid_selection(self, proposal: dict) -> int:
-        name, value = proposal["trait"].name, int(proposal["value"])
-        n = {"selected_target": len(self.target_positions), "selected_source": len(self.tokens),
-             "selected_layer": self.n_layers, "selected_head": self.n_heads}[name]
-        if not -1 <= value < n:
-            raise traitlets.TraitError(f"{name} must be -1 (none) or in [0, {n}), got {value}.")
-        return value
-
-    def check_view(self, view: dict) -> dict:
-        """View-state values checked as the traits check them, without setting them (used by to_html)."""
-        own = {"selected_": self._valid_selection, "baseline_": self._valid_baseline, "layers": self._valid_layers}
-        out = {}
-        for key, value in view.items():
-            try:
-                trait = self.traits()[key]
-                value = trait.validate(self, value)
-                check = next((f for prefix, f in own.items() if key.startswith(prefix)), None)
-                out[key] = value if check is None else check({"trait": trait, "value": value})
-            except traitlets.TraitError as exc:
-                raise AttrWidgetsError(str(exc)) from exc
-        return out
+        return self.selection_in_range(proposal["trait"].name, proposal["value"])
 
     # -- Python API --------------------------------------------------------------------------------------
     @property
@@ -407,24 +328,3 @@ class LayerFlow(AttrWidget):
         state = " busy" if self.busy else ""
         return (f"LayerFlow(route={self.route!r}, layers {list(self.layers)}, {len(self.tokens)} tokens, "
                 f"selected_target={self.selected_target}, {'live' if self.can_compute else 'static'}{state})")
-
-
-def _adopt(into: LayerAttribution, old: LayerAttribution) -> None:
-    """Columns computed before (a loaded or earlier result) join the session's result, so none is recomputed."""
-    same = into.length == old.length and all(
-        a.text == b.text and (a.id < 0 or b.id < 0 or a.id == b.id) for a, b in zip(into.tokens, old.tokens))
-    sizes = lambda r: (r.n_layers, r.n_heads, r.hidden_size)
-    if not same or sizes(into) != sizes(old):
-        raise AttrWidgetsError(f"The result's {old.length} tokens or its model sizes (layers, heads, hidden) differ "
-                               f"from this model's ({into.length} tokens): compute it again with this model.")
-    for key, cols in old.columns.items():
-        mine = into.columns.get(key)
-        if mine is None:
-            into.columns[key] = RouteColumns(cols.scores.copy(), cols.expected.copy(), cols.error.copy())
-        else:
-            fill = ~np.isfinite(mine.expected) & np.isfinite(cols.expected)
-            mine.scores[fill], mine.expected[fill], mine.error[fill] = (cols.scores[fill], cols.expected[fill],
-                                                                        cols.error[fill])
-    for layer, weights in old.attention.items():
-        into.attention.setdefault(layer, weights)
-

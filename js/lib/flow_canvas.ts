@@ -5,6 +5,7 @@
 import { colourFor } from "./colour";
 import { cssVar, sizeCanvas } from "./dom";
 import { hideTooltip, showTooltip } from "./tooltip";
+import { redrawOnScroll } from "./layout";
 
 export const LABEL_W = 54; // "L31" over "12.3% !"
 const TOP = 6;
@@ -82,15 +83,7 @@ export class FlowCanvas {
   /** Keep the layer labels and the head bars in view while `box` scrolls sideways (redrawn at its offset). */
   stickTo(box: HTMLElement): void {
     this.box = box;
-    let queued = false;
-    box.addEventListener("scroll", () => {
-      if (queued) return;
-      queued = true;
-      requestAnimationFrame(() => {
-        queued = false;
-        this.redraw();
-      });
-    }, { passive: true });
+    redrawOnScroll(box, () => this.redraw());
   }
 
   private get n(): number { return this.spec?.layers.length ?? 0; }

@@ -1,6 +1,6 @@
 // Standalone page only (attrwidgets.to_html of a LayerAttribution or a LayerFlow): there is no kernel, so this
 // fills the traits the kernel would (values, shares, head_values, completeness) from the columns embedded in
-// the page, for any route, baseline, target and head. The numbers follow layer_flow.py's flow_row().
+// the page, for any route, baseline, target and head. The numbers follow widgets/flow_rows.py flow_row().
 import type { AnyModel, TensorDict } from "../types";
 import type { BaselineRoute, FlowRoute, LayerFlowModel } from "./flow_model";
 import { decodeTensor, encodeTensor, type Tensor } from "./tensor";

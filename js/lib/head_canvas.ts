@@ -5,6 +5,7 @@ import { colourFor, normalise, type SignMode } from "./colour";
 import { cssVar, sizeCanvas } from "./dom";
 import { hideTooltip, showTooltip } from "./tooltip";
 import type { Tensor } from "./tensor";
+import { redrawOnScroll } from "./layout";
 
 export const LABEL_W = 34; // room for "L31"
 export const HEADER_H = 16; // room for head numbers
@@ -111,15 +112,7 @@ export class HeadCanvas {
    * redrawn at its scroll offset over an opaque band, as CSS `position: sticky` would place them. */
   stickTo(box: HTMLElement): void {
     this.box = box;
-    let queued = false;
-    box.addEventListener("scroll", () => {
-      if (queued) return;
-      queued = true;
-      requestAnimationFrame(() => {
-        queued = false;
-        this.redraw();
-      });
-    }, { passive: true });
+    redrawOnScroll(box, () => this.redraw());
   }
 
   private key(e: KeyboardEvent): void {

@@ -96,3 +96,17 @@ export function labeled(text: string, control: HTMLElement): HTMLLabelElement {
   control.setAttribute("aria-label", text);
   return label;
 }
+
+/** Call `redraw` at most once per animation frame while `box` scrolls: canvas views repaint their pinned
+ * labels at the scroll offset, as CSS `position: sticky` would place them. */
+export function redrawOnScroll(box: HTMLElement, redraw: () => void): void {
+  let queued = false;
+  box.addEventListener("scroll", () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      redraw();
+    });
+  }, { passive: true });
+}

@@ -21,8 +21,9 @@ from ipywidgets.widgets.widget import _put_buffers, _remove_buffers
 from attrwidgets.core.lig import LigSession, lig
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.export_html import to_html
+from attrwidgets.widgets.flow_rows import flow_row, signed_shares
 from attrwidgets.widgets.head_grid import HeadGrid
-from attrwidgets.widgets.layer_flow import LayerFlow, flow_row, signed_shares
+from attrwidgets.widgets.layer_flow import LayerFlow
 from attrwidgets.widgets.serialization import deserialize_tensor
 
 from .flow_support import FLAGGED, N_HEADS, FakeLigSession, make_flow_result

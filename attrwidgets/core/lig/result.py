@@ -20,6 +20,15 @@ LIG_SCHEMA = "attrwidgets.layer_attribution/1"
 FLAG_ERROR = 0.02  # the LIG authors' threshold; views flag columns above it
 
 
+def head_slices(u: np.ndarray, n_heads: int) -> np.ndarray | None:
+    """(..., D) -> (..., H): sums over each head's slice of the hidden dimensions (as upstream LIG splits
+    u->z per head); None when D is not a multiple of H."""
+    d = u.shape[-1]
+    if n_heads <= 0 or d % n_heads:
+        return None
+    return u.reshape(*u.shape[:-1], n_heads, d // n_heads).sum(-1, dtype=np.float64)
+
+
 @dataclass
 class RouteColumns:
     """One route, one baseline, one layer. Shapes: layer (T, T) / (T,); att (T, H, T) / (T, H); mlp (T, D) / (T,)."""
@@ -119,14 +128,33 @@ class LayerAttribution:
         errors = [e for e in errors if e.size]
         return float(max(e.max() for e in errors)) if errors else float("nan")
 
+    def adopt(self, old: LayerAttribution) -> None:
+        """Columns computed before (a loaded or earlier result) join the session's result, so none is recomputed."""
+        same = self.length == old.length and all(
+            a.text == b.text and (a.id < 0 or b.id < 0 or a.id == b.id) for a, b in zip(self.tokens, old.tokens))
+        sizes = lambda r: (r.n_layers, r.n_heads, r.hidden_size)
+        if not same or sizes(self) != sizes(old):
+            raise AttrWidgetsError(f"The result's {old.length} tokens or its model sizes (layers, heads, hidden) differ "
+                                   f"from this model's ({self.length} tokens): compute it again with this model.")
+        for key, cols in old.columns.items():
+            mine = self.columns.get(key)
+            if mine is None:
+                self.columns[key] = RouteColumns(cols.scores.copy(), cols.expected.copy(), cols.error.copy())
+            else:
+                fill = ~np.isfinite(mine.expected) & np.isfinite(cols.expected)
+                mine.scores[fill], mine.expected[fill], mine.error[fill] = (cols.scores[fill], cols.expected[fill],
+                                                                            cols.error[fill])
+        for layer, weights in old.attention.items():
+            self.attention.setdefault(layer, weights)
+
     # -- composition ---------------------------------------------------------------------------------
     def mlp_per_head(self, layer: int) -> np.ndarray:
         """(T, H): u2z summed over each head's slice of the hidden dimensions (D = H * head_dim)."""
-        u2z = self.u2z[layer]
-        t, d = u2z.shape
-        if d % self.n_heads:
-            raise AttrWidgetsError(f"Hidden size {d} is not a multiple of {self.n_heads} heads: no per-head MLP slices.")
-        return u2z.reshape(t, self.n_heads, d // self.n_heads).sum(-1)
+        slices = head_slices(self.u2z[layer], self.n_heads)
+        if slices is None:
+            raise AttrWidgetsError(f"Hidden size {self.hidden_size} is not a multiple of {self.n_heads} heads: "
+                                   "no per-head MLP slices.")
+        return slices
 
     def composed(self, layer: int) -> np.ndarray:
         """(T, T): composed[j, i] = sum_h z2u[j, h, i] * mlp_per_head[j, h], the ATT x MLP route."""
