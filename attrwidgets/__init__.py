@@ -16,6 +16,7 @@ from attrwidgets.core.depass import (
     residual_state,
 )
 from attrwidgets.core.depass.heads import head_contributions
+from attrwidgets.core.dlig import DiffusionAttribution, dlig, layer_ig, load_diffusion
 from attrwidgets.core.lig import LayerAttribution, lig, load_layer_attribution, load_lig_json
 from attrwidgets.core.registry import list_methods
 from attrwidgets.core.result import Attribution
@@ -30,6 +31,7 @@ __all__ = [
     "Attribution",
     "AttributionSession",
     "Decomposition",
+    "DiffusionAttribution",
     "HeadContributions",
     "HeadGrid",
     "LayerAttribution",
@@ -40,10 +42,13 @@ __all__ = [
     "attribute",
     "depass",
     "describe_boundaries",
+    "dlig",
     "head_contributions",
+    "layer_ig",
     "lig",
     "list_methods",
     "load_decomposition",
+    "load_diffusion",
     "load_head_contributions",
     "load_layer_attribution",
     "load_lig_json",

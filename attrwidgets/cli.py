@@ -1,5 +1,6 @@
 """attrwidgets explain "prompt" --method integrated_gradients --max-new-tokens 8 -o out.json|out.csv|out.html
-attrwidgets lig "The cat sat on the mat." --model DIR --steps 32 --granularity all --layers 0,5 -o out.json"""
+attrwidgets lig "The cat sat on the mat." --model DIR --steps 32 --granularity all --layers 0,5 -o out.json
+attrwidgets dlig "prompt" --model DIR --layer "block 10" --steps 16 -o out.csv|out.json|out.html"""
 
 from __future__ import annotations
 
@@ -28,11 +29,65 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--n-steps", type=int, help="integrated gradients: path evaluations per target")
     explain.add_argument("--baseline", help="integrated gradients: zero or pad")
     explain.add_argument("--quadrature", help="riemann_right, trapezoid, gauss_legendre or adaptive")
+    explain.add_argument("--layer", help="layer_integrated_gradients: 'block 10', 'block 10 attn', 'embeddings' "
+                         "or a module path")
     explain.add_argument("--tokenlens", action="store_true", help="write .json in the TokenLens format")
     explain.add_argument("-o", "--output", help="out.json, out.csv or out.html; none: print a summary")
     sub.add_parser("methods", help="list the attribution methods")
     _lig_parser(sub)
+    _dlig_parser(sub)
     return parser
+
+
+def _dlig_parser(sub) -> None:
+    d = sub.add_parser("dlig", help="sample from a masked-diffusion LM with layer IG at every denoising step")
+    d.add_argument("prompt", help="the prompt text")
+    d.add_argument("--model", required=True, help="HF id or local folder of a masked-diffusion (or masked) LM")
+    d.add_argument("--layer", default=None, help="'block 10', 'block 10 attn', 'embeddings' or a module path "
+                   "(default: the middle block)")
+    d.add_argument("--gen-length", type=int, default=32)
+    d.add_argument("--steps", type=int, default=16, help="denoising steps")
+    d.add_argument("--block-length", type=int, default=None)
+    d.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
+    d.add_argument("--temperature", type=float, default=0.0)
+    d.add_argument("--n-steps", type=int, default=32, help="IG path evaluations per denoising step")
+    d.add_argument("--baseline", default="mask_prompt", choices=("mask_prompt", "mask", "zero"))
+    d.add_argument("--quadrature", default="gauss_legendre")
+    d.add_argument("--mask-token-id", type=int, default=None)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default="auto")
+    d.add_argument("-o", "--output", default=None, help="out.csv, out.json or out.html; none: print a summary")
+
+
+def _dlig(args) -> int:
+    import attrwidgets as aw
+
+    suffix = Path(args.output).suffix.lower() if args.output else None
+    if suffix not in (None, ".json", ".csv", ".html"):
+        raise AttrWidgetsError(f"Cannot write {args.output!r}: the output must end in .csv, .json or .html.")
+    handle = aw.load_model(args.model, device=args.device)
+    result = aw.dlig(handle, args.prompt, layer=args.layer, gen_length=args.gen_length, steps=args.steps,
+                     block_length=args.block_length, remasking=args.remasking, temperature=args.temperature,
+                     n_steps=args.n_steps, baseline=args.baseline, quadrature=args.quadrature,
+                     mask_token_id=args.mask_token_id, seed=args.seed)
+    print(result)
+    if suffix is None:
+        for r in range(len(result.row_step)):
+            p = int(result.row_position[r])
+            top = result.scores[r].argsort()[::-1][:3]
+            sources = ", ".join(f"{int(q)}:{result.tokens[int(q)].clean!r} {result.scores[r, q]:.3f}" for q in top)
+            print(f"  step {int(result.row_step[r])} pos {p} {result.tokens[p].clean!r:>10} <- {sources}")
+        return 0
+    if suffix == ".html":
+        from attrwidgets.export_html import to_html
+
+        to_html(result, args.output)
+    elif suffix == ".csv":
+        result.to_csv(args.output)
+    else:
+        result.save(args.output)
+    print(f"wrote {args.output}")
+    return 0
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -98,7 +153,7 @@ def _explain(args) -> int:
     import attrwidgets as aw
 
     options = {k: v for k, v in (("n_steps", args.n_steps), ("baseline", args.baseline),
-                                 ("quadrature", args.quadrature)) if v is not None}
+                                 ("quadrature", args.quadrature), ("layer", args.layer)) if v is not None}
     prompt = args.prompt
     if args.chat:
         prompt = ([{"role": "system", "content": args.system}] if args.system else []) + [
@@ -139,7 +194,7 @@ def main(argv=None) -> int:
             for name in list_methods():
                 print(f"{name:22} {get_method(name).summary}")
             return 0
-        return _lig(args) if args.command == "lig" else _explain(args)
+        return {"lig": _lig, "dlig": _dlig}.get(args.command, _explain)(args)
     except AttrWidgetsError as exc:
         print(f"attrwidgets: error: {exc}", file=sys.stderr)
         return 2

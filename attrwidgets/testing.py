@@ -108,3 +108,26 @@ def tiny_handle(arch: str = "llama", seed: int = 0, *, init_std: float | None = 
                     param.normal_(0.0, 0.2)
     model.eval()
     return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter_for(model), model_id=f"tiny-{arch}")
+
+
+def tiny_masked_lm(seed: int = 0):
+    """A 2-layer random BERT masked LM (bidirectional, logits at every position) with a [MASK] token: the
+    smallest model the masked-diffusion sampler (aw.dlig) can run. Biases are random, as in tiny_handle."""
+    import copy
+
+    from transformers import AutoModelForMaskedLM
+
+    from attrwidgets.core.adapters import adapter_for
+    from attrwidgets.models import ModelHandle
+
+    tokenizer = copy.deepcopy(tiny_tokenizer("byte"))
+    tokenizer.add_special_tokens({"mask_token": "[MASK]"})
+    config = tiny_config("bert", len(tokenizer))
+    torch.manual_seed(seed)
+    model = AutoModelForMaskedLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0.0, 0.2)
+    model.eval()
+    return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter_for(model), model_id="tiny-bert-mlm")

@@ -150,7 +150,7 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
         norm_attn="attention.output.LayerNorm",
         norm_mlp="output.LayerNorm",
         final_norm=None,
-        unembedding=None,
+        unembedding="cls",  # BertForMaskedLM's head (masked diffusion); a bare BertModel has none
         causal=False,
         post_norm=True,
     ),
@@ -163,7 +163,7 @@ def _bare_body(adapter: ArchitectureAdapter) -> ArchitectureAdapter:
     prefix = adapter.base_model + "."
     strip = {f.name: getattr(adapter, f.name)[len(prefix):] for f in fields(adapter)
              if isinstance(getattr(adapter, f.name), str) and getattr(adapter, f.name).startswith(prefix)}
-    return replace(adapter, base_model="", **strip)
+    return replace(adapter, base_model="", unembedding=None, **strip)
 
 
 def adapter_for(model: torch.nn.Module) -> ArchitectureAdapter:

@@ -1,8 +1,10 @@
 """Named boundaries of a model and resuming its forward pass from any of them with a replaced tensor.
 
-One real forward (no grad) records, for every block l, the residual-stream states at its boundaries:
+One real forward (no grad) records, for every block l, the states at its boundaries:
     "input"  z   the block's input,
+    "attn"       the attention module's output (pre-norm: before the residual add; BERT: after its LayerNorm),
     "mid"    u   the MLP's input side (pre-norm: z + attention; post-norm BERT: LayerNorm(z + attention)),
+    "mlp"        the MLP module's output (BERT: its intermediate activations),
     "output"     the block's output (the next block's input),
 and the keyword arguments the model passed to the block (rotary tables, masks, cache positions). With those,
 `run_block`, `run_tail` and `head_writes` re-run one block (or part of it) on a batch of replaced states,
@@ -24,7 +26,7 @@ import torch
 
 from attrwidgets.errors import AttrWidgetsError
 
-SITES = ("input", "mid", "output")
+SITES = ("input", "attn", "mid", "mlp", "output")
 
 
 class _Stop(Exception):
@@ -117,24 +119,28 @@ class Boundaries:
                     self.states[("mid", layer)] = args[0][0].detach()
             return hook
 
-        def mid_post(layer):  # post-norm: the attention module's output is LayerNorm(z + attention)
+        def module_out(site, layer):  # post-norm: the attention module's output is also the MLP's input
             def hook(mod, args, out):
                 if threading.get_ident() == owner:
-                    self.states[("mid", layer)] = _first(out)[0].detach()
+                    self.states[(site, layer)] = _first(out)[0].detach()
+                    if site == "attn" and a.post_norm:
+                        self.states[("mid", layer)] = self.states[(site, layer)]
             return hook
 
         with contextlib.ExitStack() as stack:
             for layer in range(self.n_layers):
                 hooks = [self.block(layer).register_forward_pre_hook(pre_block(layer), with_kwargs=True),
-                         self.block(layer).register_forward_hook(post_block(layer))]
-                if a.post_norm:
-                    hooks.append(self.module("attn", layer).register_forward_hook(mid_post(layer)))
-                else:
+                         self.block(layer).register_forward_hook(post_block(layer)),
+                         self.module("attn", layer).register_forward_hook(module_out("attn", layer)),
+                         self.module("mlp", layer).register_forward_hook(module_out("mlp", layer))]
+                if not a.post_norm:
                     hooks.append(self.module("norm_mlp", layer).register_forward_pre_hook(mid_pre(layer)))
                 for h in hooks:
                     stack.callback(h.remove)
             ids = self.input_ids.to(self.handle.device).unsqueeze(0)
             inputs = {k: v.to(self.handle.device) for k, v in extra.items()}
+            # An explicit all-ones mask: pad ids in a baseline sequence are real tokens here, not padding.
+            inputs.setdefault("attention_mask", torch.ones_like(ids))
             a.base(self.model)(input_ids=ids, use_cache=False, **inputs)
         missing = [key for key in ((s, l) for l in range(self.n_layers) for s in SITES) if key not in self.states]
         if missing:
@@ -232,22 +238,36 @@ class Boundaries:
             raise AttrWidgetsError("The attention module returned no weights: load the model with attn_implementation='eager'.")
         return captured["w"][0].detach()
 
-    def run_from(self, site: str, layer: int, x: torch.Tensor) -> torch.Tensor:
-        """Resume after boundary (site, layer) with x (N, T, D) in place of its state: the model's output
-        (logits where the model has an LM head, else the last hidden state), (N, T, V or D)."""
+    def run_from(self, site: str, layer: int, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Resume after boundary (site, layer) with x (N, T, ...) in place of its state: the model's output
+        (logits where the model has an LM head, else the last hidden state), (N, T, V or D), or at
+        `positions` only, (N, len(positions), V or D): the head is the costly part on a large vocabulary."""
         self.check_layer(layer)
         if site == "input":
             h, start = x, layer
+        elif site == "attn":  # pre-norm: the residual add comes first; BERT's attention output is the MLP input
+            h, start = self.run_tail(layer, x if self.adapter.post_norm else self.state("input", layer) + x), layer + 1
         elif site == "mid":
             h, start = self.run_tail(layer, x), layer + 1
+        elif site == "mlp":
+            h, start = self._after_mlp(layer, x), layer + 1
         elif site == "output":
             h, start = x, layer + 1
         else:
             raise AttrWidgetsError(f"Unknown boundary site {site!r}: use one of {', '.join(SITES)}.")
         for later in range(start, self.n_layers):
             h = self.run_block(later, h)
+        if positions is not None:
+            h = h[:, positions]
         final = self.adapter.get(self.model, self.adapter.final_norm)
         if final is not None:
             h = final(h)
         head = self.adapter.lm_head(self.model)
         return head(h) if head is not None else h
+
+    def _after_mlp(self, layer: int, m: torch.Tensor) -> torch.Tensor:
+        """The block's output from its MLP module's output m (BERT: the intermediate activations)."""
+        mid = self.state("mid", layer)
+        if self.adapter.post_norm:
+            return self.module("norm_mlp", layer)(self.module("mlp_out", layer)(m) + mid)
+        return mid + m

@@ -26,7 +26,7 @@ class ComputationCancelled(AttrWidgetsError):
 class TargetFunction:
     def __init__(self, handle, input_ids: torch.Tensor, target_positions, target_ids, *,
                  contrast_id: int | None = None, objective: str = "log_prob",
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, n_prompt: int = 0, causal: bool = True):
         if objective not in OBJECTIVES:
             raise AttrWidgetsError(f"Unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}.")
         self.handle = handle
@@ -34,15 +34,19 @@ class TargetFunction:
         self.adapter = handle.adapter
         self.device = handle.device
         self.dtype = self.adapter.embedding(self.model).weight.dtype
-        # Later positions cannot influence any requested target (causal LM): drop them.
-        self.length = max(target_positions)
+        if causal:  # target i is predicted at pos_i - 1; later positions cannot influence it: drop them
+            self.length = max(target_positions)
+            self.pred_positions = torch.tensor([p - 1 for p in target_positions], device=self.device)
+        else:  # a bidirectional (masked-diffusion) model predicts a token at its own position, from all of them
+            self.length = len(input_ids)
+            self.pred_positions = torch.tensor(list(target_positions), device=self.device)
         self.input_ids = input_ids[: self.length].to(self.device)
-        self.pred_positions = torch.tensor([p - 1 for p in target_positions], device=self.device)
         self.target_ids = torch.tensor(list(target_ids), device=self.device)
         self.contrast_id = contrast_id
         self.objective = objective
         self.cancel = cancel
         self.n_targets = len(target_positions)
+        self.n_prompt = n_prompt  # prompt positions come first (layer IG's "prompt_pad" baseline replaces them)
         self._vmap_ok = True
 
     def embeds(self) -> torch.Tensor:
@@ -57,7 +61,11 @@ class TargetFunction:
     def values(self, x: torch.Tensor) -> torch.Tensor:
         """x: (S, T, D) embeddings along S points of a path -> (S, n_targets) target values."""
         hidden = self.adapter.base(self.model)(inputs_embeds=x.to(self.dtype), use_cache=False).last_hidden_state
-        logits = self.adapter.lm_head(self.model)(hidden[:, self.pred_positions]).float()  # (S, n, V)
+        return self.select(self.adapter.lm_head(self.model)(hidden[:, self.pred_positions]))
+
+    def select(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits (S, n, V) at the predicting positions -> (S, n) target values (the objective)."""
+        logits = logits.float()
         index = self.target_ids.view(1, -1, 1).expand(logits.shape[0], -1, 1)
         chosen = logits.gather(-1, index).squeeze(-1)
         if self.contrast_id is not None:

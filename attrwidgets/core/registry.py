@@ -16,6 +16,7 @@ class MethodOutput:
     scores: np.ndarray  # (n_rows, T) rows targets, columns sources (T = truncated length)
     per_dim: np.ndarray | None = None  # (n_rows, T, D)
     completeness_error: np.ndarray | None = None  # (n_rows,)
+    signed_scores: np.ndarray | None = None  # (n_rows, T) signed sum over D, kept beside an L2 `scores`
     attention: np.ndarray | None = None  # (n_rows, L, H, T)
     info: dict = field(default_factory=dict)  # JSON-able facts about the run (evaluations used, ...)
 
@@ -41,7 +42,9 @@ def register(name: str, *, defaults: dict, cheap: bool, summary: str):
 
 
 def _ensure_loaded() -> None:
-    import attrwidgets.core.methods  # noqa: F401  (registers on import)
+    # importing registers: token methods, then layer IG
+    import attrwidgets.core.dlig.layer_ig
+    import attrwidgets.core.methods  # noqa: F401
 
 
 def list_methods() -> list[str]:

@@ -35,6 +35,7 @@ class Attribution:
     completeness_error: np.ndarray | None = None  # (n_targets,) IG only: |sum IG - (f(x)-f(x'))| / |f(x)-f(x')|
     per_dim: np.ndarray | None = None  # (n_targets, n_positions, D) signed per-dimension scores, when asked
     attention: np.ndarray | None = None  # (n_targets, L, H, n_positions) attention method only
+    signed_scores: np.ndarray | None = None  # (n_targets, n_positions) signed sum over D when scores are L2 norms
 
     def __post_init__(self) -> None:
         self.scores = np.asarray(self.scores, dtype=np.float32)

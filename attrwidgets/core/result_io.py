@@ -24,7 +24,7 @@ _SCHEMA_PREFIX = "attrwidgets.attribution/"
 _RESAVE = "Re-save it with Attribution.save()"
 _PER_TARGET = ("target_prob", "target_entropy", "completeness_error")
 # Optional arrays and how their shape must match (n_targets, n_positions); None = any size.
-_OPTIONAL_SHAPES = {"per_dim": ("t", "p", None), "attention": ("t", None, None, "p")}
+_OPTIONAL_SHAPES = {"per_dim": ("t", "p", None), "attention": ("t", None, None, "p"), "signed_scores": ("t", "p")}
 _TOKENLENS_META = ("timestamp", "llm_id", "prompt", "attribution_method")
 _TOKENLENS_SPECIALS = {"<s>", "</s>", "<unk>", "<pad>", "<bos>", "<eos>", "[CLS]", "[SEP]", "[PAD]", "[MASK]"}
 # the long table of to_dataframe/to_csv; token columns hold the clean text

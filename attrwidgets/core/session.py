@@ -69,7 +69,7 @@ class AttributionSession:
         fn = TargetFunction(
             self.handle, self.sequence.input_ids, [self.target_positions[r] for r in rows],
             [self.sequence.target_ids[r] for r in rows], contrast_id=self.contrast_id, objective=objective,
-            cancel=cancel,
+            cancel=cancel, n_prompt=self.sequence.n_prompt,
         )
         bar = _progress_bar(method, progress and not spec.cheap)
         try:
@@ -116,6 +116,7 @@ class AttributionSession:
             target_prob=self.target_prob, target_entropy=self.target_entropy,
             completeness_error=per_row(out.completeness_error),
             per_dim=widen(out.per_dim) if out.per_dim is not None else None, attention=attention,
+            signed_scores=widen(out.signed_scores) if out.signed_scores is not None else None,
         )
 
 

@@ -26,7 +26,7 @@ from attrwidgets.errors import AttrWidgetsError
 
 log = logging.getLogger(__name__)
 
-ROW_ARRAYS = ("scores", "completeness_error", "per_dim", "attention")  # Attribution arrays, rows = targets
+ROW_ARRAYS = ("scores", "completeness_error", "per_dim", "attention", "signed_scores")  # Attribution arrays, rows = targets
 Key = tuple[str, str]
 
 

@@ -161,7 +161,11 @@ def test_head_writes_reassemble_the_attention_output(arch):
     bounds = Boundaries(h, ids)
     seen = {}
     o_proj = bounds.module("o_proj", 0)
-    hook = o_proj.register_forward_hook(lambda m, a, out: seen.setdefault("out", out[0].detach()))
+
+    def keep(module, args, out):  # returns None: a forward hook's return value would replace the output
+        seen["out"] = out[0].detach()
+
+    hook = o_proj.register_forward_hook(keep)
     with torch.no_grad():
         h.adapter.base(h.model)(input_ids=ids.unsqueeze(0))
         writes = bounds.head_writes(0, bounds.state("input", 0).unsqueeze(0))[0]
@@ -291,3 +295,18 @@ def test_single_query_block_equals_the_full_block(arch):
                                        bounds.run_block(layer, z)[rows, positions], rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(head_writes_at(bounds, layer, z, positions),
                                        bounds.head_writes(layer, z)[rows, positions], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_run_from_module_outputs_and_chosen_positions(arch):
+    h = handle(arch)
+    ids = torch.tensor([5, 6, 7, 8, 9, 10])
+    bounds = Boundaries(h, ids)
+    with torch.no_grad():
+        out = h.model(input_ids=ids.unsqueeze(0))
+        real = out.logits if h.adapter.unembedding else out.last_hidden_state
+        for site in ("attn", "mlp"):
+            for layer in range(bounds.n_layers):
+                resumed = bounds.run_from(site, layer, bounds.state(site, layer).unsqueeze(0),
+                                          positions=torch.tensor([1, 4]))
+                torch.testing.assert_close(resumed[0], real[0, [1, 4]], rtol=1e-4, atol=1e-5)

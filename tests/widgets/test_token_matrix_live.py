@@ -21,7 +21,7 @@ def test_selected_target_from_python_gives_the_session_row(tiny):
     w.wait(120)
     assert w.error == "" and w.busy is False
     assert w.llm_id == "tiny-llama" and w.methods == ["attention", "input_x_gradient", "integrated_gradients",
-                                                       "saliency"]
+                                                       "layer_integrated_gradients", "saliency"]
     w.selected_target = 2
     w.wait(120)
     state = wire_state(w)

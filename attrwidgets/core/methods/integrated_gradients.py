@@ -112,12 +112,17 @@ def _fixed(evaluate: PathEvaluator, rule: str, n_steps: int) -> torch.Tensor:
     summary="integrated gradients on input embeddings, with the completeness error of every target",
 )
 def integrated_gradients(fn, options, progress=None) -> MethodOutput:
+    x = fn.embeds().float()
+    return integrate_path(fn, x, make_baseline(fn, options["baseline"], x), options, progress)
+
+
+def integrate_path(fn, x: torch.Tensor, baseline: torch.Tensor, options: dict, progress=None) -> MethodOutput:
+    """IG of every target of `fn` along baseline -> x (T, D), the space fn.values reads (input embeddings for
+    token IG; a layer's output for layer IG), with each target's completeness error."""
     n_steps = check_n_steps(options["n_steps"])
     rule = options["quadrature"]
     if rule not in QUADRATURES:
         raise AttrWidgetsError(f"Unknown quadrature {rule!r}: use one of {', '.join(QUADRATURES)}.")
-    x = fn.embeds().float()
-    baseline = make_baseline(fn, options["baseline"], x)
     delta = x - baseline
     f1 = fn.values_at(x.unsqueeze(0))[0].cpu().numpy()
     f0 = fn.values_at(baseline.unsqueeze(0))[0].cpu().numpy()
@@ -137,6 +142,7 @@ def integrated_gradients(fn, options, progress=None) -> MethodOutput:
         scores=reduce_dims(per_dim, options["aggregate"]),
         per_dim=per_dim.numpy() if options["per_dim"] else None,
         completeness_error=error.astype(np.float32),
-        info={"evaluations": evaluate.evaluations, "forward_only": evaluate.forward_only + 2, "f_input": f1.tolist(), "f_baseline": f0.tolist(),
-              "batch_size": int(batch)},
+        signed_scores=per_dim.sum(-1).numpy() if options["aggregate"] != "sum" else None,
+        info={"evaluations": evaluate.evaluations, "forward_only": evaluate.forward_only + 2, "f_input": f1.tolist(),
+              "f_baseline": f0.tolist(), "batch_size": int(batch)},
     )
