@@ -1,6 +1,6 @@
 """The live views in every host a user runs them in (hosts.py): Notebook 7, JupyterLab's right sidebar through
 `sidecar`, and marimo (`mo.ui.anywidget(w)` and a bare `w` under `marimo run`). JupyterLab's own notebook is
-covered by test_quickstart_browser.py and test_head_grid_browser.py.
+covered by test_quickstart_browser.py, test_head_grid_browser.py and test_layer_flow_browser.py.
 
 Each test renders the LIVE view on a tiny random model, clicks a generated token, and waits until the view's
 data-checksum (an FNV-1a of the bytes it draws) equals the kernel's checksum of the selected row; no console
@@ -28,12 +28,19 @@ from attrwidgets.widgets.head_grid import HeadGrid
 
 w = HeadGrid(model=tiny_handle("llama"), prompt="The capital of France is", max_new_tokens=3)
 """
+LAYER_FLOW = """
+import attrwidgets as aw
+from attrwidgets.testing import tiny_handle
+
+w = aw.LayerFlow(model=tiny_handle("llama"), text="the cat sat on the mat", n_steps=8)
+"""
 # Defined silently in the host's kernel: the kernel's state for a selected row, None until it is computed.
 KERNEL_HELPERS = """
 def _aw_row(w, row):
     import numpy as np
     from attrwidgets.widgets.serialization import checksum
-    data = w.scores[row] if hasattr(w, "scores") else w.contributions  # TokenMatrix row / HeadGrid (L, H)
+    # TokenMatrix: its row; HeadGrid: contributions (L, H); LayerFlow: values (n_shown, T) at the shown layers
+    data = w.scores[row] if hasattr(w, "scores") else w.contributions if hasattr(w, "contributions") else w.values
     if w.selected_target != row or w.busy or data is None or not np.isfinite(data).any():
         return None
     return {"checksum": checksum(data), "error": w.error}
@@ -92,5 +99,17 @@ def test_head_grid_round_trip(host, show_in, expect, save_timings):
     t1 = time.monotonic()
     timings = click_target_and_match_kernel(hosted, expect)
     hosted.screenshot(f"host-{host}-head-grid")
+    check_clean(hosted)
+    save_timings({"open_to_view_s": t1 - t0, **timings, "total_s": time.monotonic() - t0})
+
+
+@pytest.mark.parametrize("host", ["notebook7"])
+def test_layer_flow_round_trip(host, show_in, expect, save_timings):
+    t0 = time.monotonic()
+    hosted = show_in(host, LAYER_FLOW, selector=".aw-layer-flow")
+    t1 = time.monotonic()
+    # A token in the view's text: the kernel computes that target's columns at every shown layer.
+    timings = click_target_and_match_kernel(hosted, expect)
+    hosted.screenshot(f"host-{host}-layer-flow")
     check_clean(hosted)
     save_timings({"open_to_view_s": t1 - t0, **timings, "total_s": time.monotonic() - t0})
