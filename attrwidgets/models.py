@@ -110,15 +110,20 @@ def load_model(
     *,
     device: str | torch.device = "auto",
     dtype: torch.dtype | str | None = None,
+    masked_lm: bool = False,
+    trust_remote_code: bool = False,
 ) -> ModelHandle:
     """Load a causal LM (or a BERT-family encoder) and its tokenizer; None loads the embedded default
     (SmolLM2-135M-Instruct). Encoders load without a head: LIG works on them, the token-attribution
-    methods (which need next-token logits) refuse them with a message.
+    methods (which need next-token logits) refuse them with a message. masked_lm=True loads a masked LM with
+    its head (AutoModelForMaskedLM), for the masked-diffusion sampler aw.dlig. trust_remote_code=True lets
+    checkpoints with their own modelling code load (Dream, LLaDA); layer IG then needs an ArchitectureAdapter
+    entry for their module names (core/adapters.py).
 
     device="auto" picks CUDA when present. dtype defaults to float32 on CPU (attribution needs the
     precision) and to the checkpoint's dtype on GPU.
     """
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     from attrwidgets.core.adapters import ENCODERS
 
@@ -136,11 +141,12 @@ def load_model(
         folder = model_id = str(name_or_path)
         _check_source(folder)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        remote = {"trust_remote_code": True} if trust_remote_code else {}
+        tokenizer = AutoTokenizer.from_pretrained(folder, **remote)
         # AutoModelForCausalLM on a BERT config would bolt a random LM head onto a causal copy of it.
-        is_encoder = getattr(AutoConfig.from_pretrained(folder), "model_type", None) in ENCODERS
-        loader = AutoModel if is_encoder else AutoModelForCausalLM
-        model = loader.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
+        is_encoder = getattr(AutoConfig.from_pretrained(folder, **remote), "model_type", None) in ENCODERS
+        loader = AutoModelForMaskedLM if masked_lm else AutoModel if is_encoder else AutoModelForCausalLM
+        model = loader.from_pretrained(folder, dtype=dtype, attn_implementation="eager", **remote)
     except (OSError, ValueError) as exc:
         raise AttrWidgetsError(
             f"Could not load model {model_id!r}: {exc}\nPass a local folder with config.json, the weights "

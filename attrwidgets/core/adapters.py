@@ -192,6 +192,11 @@ def describe_boundaries(model) -> str:
     width = max(len(r[0]) for r in rows)
     lines = [f"{type(model).__name__} — adapter {adapter.name!r}, {adapter.n_layers(model)} blocks"]
     lines += [f"  {role:<{width}}  {path}  ({cls})" for role, path, cls in rows]
+    n = adapter.n_layers(model)
+    u = "attention output (after its LayerNorm)" if adapter.post_norm else "block input + attention output"
+    lines.append(f"layer IG (aw.layer_ig, aw.dlig) takes layer='embeddings', 'block L' (its output), 'block L attn', "
+                 f"'block L mlp' or 'block L input' for L in 0..{n - 1}, or any module path above (i = L);")
+    lines.append(f"LIG (aw.lig) uses z = block input, u = {u}, z_next = block output.")
     text = "\n".join(lines)
     print(text)
     return text
