@@ -8,7 +8,7 @@ Checks (thresholds: fp32 as the CPU tests; bf16 looser, since the model itself t
 token attribution (saliency, input x gradient, IG with its completeness error), DePass at every level and
 rule (completeness, causality), head contributions (each layer's split sums to the real logit), the
 HeadGrid's live session, LIG (every route: causality, completeness reported, the single-query block against
-the full block). Prints one line per check and exits non-zero if any fails.
+the full block), layer IG at three boundaries and the masked-diffusion sampler. Prints one line per check and exits non-zero if any fails.
 """
 
 from __future__ import annotations
@@ -78,7 +78,27 @@ def run(device: str, dtype: str) -> list[str]:
     d, s = timed(lambda: aw.depass(model, long_prompt, progress=False))
     check("depass token, long prompt", d.completeness_error < tol, f"T={len(d.tokens)} error {d.completeness_error:.1e}", s)
     failures += check_lig(model, check, timed, tol)
+    failures += check_dlig(model, device, check, timed)
     return failures
+
+
+def check_dlig(model, device, check, timed) -> list[str]:
+    import attrwidgets as aw
+    from attrwidgets.testing import tiny_masked_lm
+
+    for layer in ("embeddings", "block 15", "block 15 attn"):
+        r, s = timed(lambda lay=layer: aw.layer_ig(model, PROMPT, layer=lay, max_new_tokens=4, n_steps=32,
+                                                   quadrature="gauss_legendre", progress=False))
+        causal = all(np.all(r.scores[i, p:] == 0) for i, p in enumerate(r.target_positions))
+        check(f"layer_ig {layer}", causal and np.isfinite(r.scores).all(),
+              f"causal={causal}, completeness median {np.median(r.completeness_error):.3f} (reported)", s)
+    mlm = tiny_masked_lm()
+    mlm.model.to(device)
+    d, s = timed(lambda: aw.dlig(mlm, "the cat sat", layer="block 1", gen_length=8, steps=4, n_steps=16,
+                                 progress=False))
+    once = sorted(d.row_position.tolist()) == list(range(d.n_prompt, d.length))
+    check("dlig tiny masked LM", once and np.isfinite(d.scores).all(), f"every position once={once}", s)
+    return []
 
 
 def check_lig(model, check, timed, tol) -> list[str]:
