@@ -32,6 +32,7 @@ __all__ = [
     "AttributionSession",
     "Decomposition",
     "DiffusionAttribution",
+    "DiffusionTimeline",
     "HeadContributions",
     "HeadGrid",
     "LayerAttribution",
@@ -80,6 +81,10 @@ def __getattr__(name):
         from attrwidgets.widgets.layer_flow import LayerFlow
 
         return LayerFlow
+    if name == "DiffusionTimeline":
+        from attrwidgets.widgets.diffusion_timeline import DiffusionTimeline
+
+        return DiffusionTimeline
     if name == "to_html":
         from attrwidgets.export_html import to_html
 

@@ -1,5 +1,5 @@
-"""to_html(): a standalone page showing the same view (TokenMatrix, HeadGrid or LayerFlow), without a kernel or a
-network.
+"""to_html(): a standalone page showing the same view (TokenMatrix, HeadGrid, LayerFlow or DiffusionTimeline), without
+a kernel or a network.
 
 The view's built bundle (attrwidgets/static/<view>.js) is inlined and loaded from a blob: URL; tensors are
 embedded as base64 made by the widgets' one serializer; a small in-page model object stands in for
@@ -32,6 +32,8 @@ HEAD_GRID_VIEW_STATE = ("selected_target", "selected_source", "selected_layer", 
                         "mode")
 LAYER_FLOW_VIEW_STATE = ("selected_target", "selected_source", "selected_layer", "selected_head", "route",
                          "baseline_layer", "baseline_att", "baseline_mlp", "threshold", "layers", "target_positions")
+DIFFUSION_VIEW_STATE = ("selected_target", "selected_source", "selected_step", "score_kind", "heatmap",
+                        "normalization")
 # The full (L, H, T, T) patterns are embedded (float16) up to this many values, 32 MB; past it, the page keeps
 # the statistics (one attention row per target) and says why a head's pattern is missing.
 EMBED_ATTENTION_MAX = 16_000_000
@@ -143,8 +145,8 @@ def page_state(result: Attribution, view: dict | None = None) -> dict:
     """The TokenMatrix traits for `result`, tensors as base64 (js/types.ts Model)."""
     if not isinstance(result, Attribution):
         raise AttrWidgetsError(
-            f"to_html expects an Attribution or a TokenMatrix (or a HeadContributions or a HeadGrid, or a "
-            f"LayerAttribution or a LayerFlow), got "
+            f"to_html expects an Attribution or a TokenMatrix (or a HeadContributions or a HeadGrid, a "
+            f"LayerAttribution or a LayerFlow, a DiffusionAttribution or a DiffusionTimeline), got "
             f"{type(result).__name__}."
         )
     state = {
@@ -172,13 +174,18 @@ def page_state(result: Attribution, view: dict | None = None) -> dict:
 def to_html(result: Any, path: str | Path | None = None, *, title: str | None = None, **view: Any) -> str:
     """A standalone HTML page of the view of `result`: an Attribution or a TokenMatrix (the TokenMatrix view),
     a HeadContributions or a HeadGrid (the HeadGrid view), a LayerAttribution or a LayerFlow (the LayerFlow
-    view, with every column computed so far).
+    view, with every column computed so far), a DiffusionAttribution or a DiffusionTimeline (every row).
 
     view (TokenMatrix): initial selected_target, normalization ("row"|"global"), sign_mode
     ("signed"|"absolute"), hide_special. view (HeadGrid): selected_target, selected_source, selected_layer,
-    selected_head, statistic, mode. view (LayerFlow): LAYER_FLOW_VIEW_STATE. A widget passes its own. Writes
+    selected_head, statistic, mode. view (LayerFlow): LAYER_FLOW_VIEW_STATE; (DiffusionTimeline):
+    DIFFUSION_VIEW_STATE. A widget passes its own. Writes
     the page to `path` when given; returns it.
     """
+    if _is_diffusion_view(result):
+        state, meta = _diffusion_page(result, view)
+        return _write_page("diffusion_timeline", state, None, title or "attrwidgets: diffusion timeline (DLIG)", meta,
+                           path)
     if _is_flow_view(result):
         state, extra, meta = _layer_flow_page(result, view)
         return _write_page("layer_flow", state, extra, title or "attrwidgets: layer flow (LIG)", meta, path)
@@ -319,6 +326,47 @@ def _layer_flow_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
     finally:
         flow.close()
     return state, {"columns": columns}, meta
+
+
+def _is_diffusion_view(obj: Any) -> bool:
+    from attrwidgets.core.dlig.result import DiffusionAttribution
+    from attrwidgets.widgets.diffusion_timeline import DiffusionTimeline
+
+    return isinstance(obj, (DiffusionAttribution, DiffusionTimeline))
+
+
+def _diffusion_page(view_or_result: Any, view: dict) -> tuple[dict, str]:
+    """DiffusionTimeline traits: every row is in them, so the page answers any step or token by itself."""
+    from attrwidgets.widgets.diffusion_timeline import DiffusionTimeline
+
+    unknown = sorted(set(view) - set(DIFFUSION_VIEW_STATE))
+    if unknown:
+        raise AttrWidgetsError(f"to_html got unknown option(s) {unknown}; for a DiffusionTimeline it accepts "
+                               f"{list(DIFFUSION_VIEW_STATE)}.")
+    _bundle("diffusion_timeline")
+    result = view_or_result
+    if isinstance(view_or_result, DiffusionTimeline):
+        result = view_or_result.result
+        if result is None:
+            raise AttrWidgetsError("This DiffusionTimeline has nothing to export yet: wait() for its first run.")
+        own = {k: getattr(view_or_result, k) for k in DIFFUSION_VIEW_STATE}
+        if "selected_step" in view and "selected_target" not in view:
+            del own["selected_target"]  # the step asked for brings its own first row
+        view = view_or_result.check_view({**own, **view})
+    try:
+        timeline = DiffusionTimeline(result, **view)  # static: the page shows this result
+    except traitlets.TraitError as exc:
+        raise AttrWidgetsError(str(exc)) from exc
+    try:
+        names = [t for t in DiffusionTimeline.public_traits() if t not in _WIDGET_TRAITS]
+        state = {**timeline.get_state(names), "busy": False, "error": "", "can_compute": False}
+    finally:
+        timeline.close()
+    o = result.options
+    meta = (f"model: {result.model_id or 'unknown'}   layer: {result.layer or '?'}   {result.n_steps} denoising steps, "
+            f"{len(result.row_step)} unmasked tokens   gen_length: {o.get('gen_length')}   remasking: "
+            f"{o.get('remasking')}   IG n_steps: {o.get('n_steps')}\nprompt: {result.prompt}")
+    return state, meta
 
 
 def _bundle(stem: str) -> Path:

@@ -118,8 +118,9 @@ class AttrWidget(anywidget.AnyWidget):
     def selection_in_range(self, name: str, value: Any) -> int:
         """The shared selection traits: -1 (none) or an index below the size the view shows."""
         value = int(value)
-        n = {"selected_target": len(self.target_positions), "selected_source": len(self.tokens),
-             "selected_layer": self.n_layers, "selected_head": self.n_heads}[name]
+        size = {"selected_target": lambda: len(self.target_positions), "selected_source": lambda: len(self.tokens),
+                "selected_layer": lambda: self.n_layers, "selected_head": lambda: self.n_heads}
+        n = size[name]()  # only the trait asked about: not every view has layers or heads
         if not -1 <= value < n:
             raise traitlets.TraitError(f"{name} must be -1 (none) or in [0, {n}), got {value}.")
         return value
