@@ -56,7 +56,20 @@ def _dlig_parser(sub) -> None:
     d.add_argument("--mask-token-id", type=int, default=None)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default="auto")
+    d.add_argument("--trust-remote-code", action="store_true", help="for checkpoints with their own code (Dream, LLaDA)")
     d.add_argument("-o", "--output", default=None, help="out.csv, out.json or out.html; none: print a summary")
+
+
+def _is_encoder(model: str) -> bool:
+    """A BERT-family folder loads with its masked-LM head for the sampler (its logits at every position)."""
+    from transformers import AutoConfig
+
+    from attrwidgets.core.adapters import ENCODERS
+
+    try:
+        return getattr(AutoConfig.from_pretrained(model), "model_type", None) in ENCODERS
+    except (OSError, ValueError):
+        return False  # load_model reports what is wrong with the path
 
 
 def _dlig(args) -> int:
@@ -65,7 +78,8 @@ def _dlig(args) -> int:
     suffix = Path(args.output).suffix.lower() if args.output else None
     if suffix not in (None, ".json", ".csv", ".html"):
         raise AttrWidgetsError(f"Cannot write {args.output!r}: the output must end in .csv, .json or .html.")
-    handle = aw.load_model(args.model, device=args.device)
+    handle = aw.load_model(args.model, device=args.device, masked_lm=_is_encoder(args.model),
+                           trust_remote_code=args.trust_remote_code)
     result = aw.dlig(handle, args.prompt, layer=args.layer, gen_length=args.gen_length, steps=args.steps,
                      block_length=args.block_length, remasking=args.remasking, temperature=args.temperature,
                      n_steps=args.n_steps, baseline=args.baseline, quadrature=args.quadrature,

@@ -78,3 +78,44 @@ def test_lig_html_is_a_standalone_page(tiny_folder, tmp_path):
     assert main(["lig", "the cat sat", "--model", tiny_folder, "--steps", "4", "--layers", "1", "-o", str(out)]) == 0
     text = out.read_text()
     assert "<html" in text.lower() and "<script src=" not in text
+
+
+@pytest.fixture(scope="module")
+def tiny_mlm_folder(tmp_path_factory):
+    from attrwidgets.testing import tiny_masked_lm
+
+    h = tiny_masked_lm()
+    folder = tmp_path_factory.mktemp("tiny-mlm")
+    h.model.save_pretrained(folder)
+    h.tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "json", "html"])
+def test_dlig_writes_each_format(tiny_mlm_folder, tmp_path, suffix):
+    import attrwidgets as aw
+
+    out = tmp_path / f"d.{suffix}"
+    assert main(["dlig", "the cat", "--model", tiny_mlm_folder, "--layer", "block 0", "--gen-length", "4",
+                 "--steps", "2", "--n-steps", "4", "-o", str(out)]) == 0
+    text = out.read_text()
+    if suffix == "csv":
+        assert text.startswith("step,position,token_id,token,") and "pos_0" in text.splitlines()[0]
+    elif suffix == "json":
+        assert aw.load_diffusion(out).n_steps == 2
+    else:
+        assert "<html" in text.lower() and "<script src=" not in text
+
+
+def test_explain_takes_the_layer_option(tiny_folder, tmp_path):
+    out = tmp_path / "l.json"
+    assert main(["explain", "the cat sat", "--model", tiny_folder, "--method", "layer_integrated_gradients",
+                 "--layer", "block 1 attn", "--n-steps", "4", "--quadrature", "gauss_legendre",
+                 "--max-new-tokens", "1", "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["method"] == "layer_integrated_gradients" and data["options"]["layer"] == "block 1 attn"
+
+
+def test_dlig_refuses_a_model_without_a_mask_token(tiny_folder, capsys):
+    assert main(["dlig", "the cat", "--model", tiny_folder, "--gen-length", "4", "--steps", "2"]) == 2
+    assert "mask_token_id" in capsys.readouterr().err
