@@ -29,7 +29,8 @@ cells = [
          "    print(f\"{layer:>10}:\", \", \".join(f\"{res.tokens[p].clean!r} {res.scores[row, p]:.2f}\" for p in top))"),
     md("Any result is an `Attribution`, so the TokenMatrix shows it, and the live TokenMatrix offers "
        "`layer_integrated_gradients` in its method selector."),
-    code("aw.TokenMatrix(results[\"block 10\"])"),
+    code("import ipywidgets as widgets\n\n"
+         "widgets.HBox([widgets.VBox([widgets.Label(layer), aw.TokenMatrix(r)]) for layer, r in results.items()])"),
     md("## A masked-diffusion language model\nA generic sampler in the style of LLaDA and Dream: mask tokens "
        "after the prompt, each step predicts every masked position at once and unmasks the most confident. At "
        "each step, layer IG explains every token it unmasked, with that token's own logit at its own position "

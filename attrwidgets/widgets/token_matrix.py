@@ -21,7 +21,7 @@ from attrwidgets.widgets.live import LiveRows, method_defaults
 from attrwidgets.widgets.serialization import Tensor
 
 # The contract's methods, used when neither the session nor the package can list them.
-DEFAULT_METHODS = ["attention", "input_x_gradient", "integrated_gradients", "saliency"]
+DEFAULT_METHODS = ["attention", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients", "saliency"]
 DEFAULT_N_STEPS = 32
 _LIVE_KEYWORDS = ("model", "prompt", "session", "max_new_tokens", "target", "contrast")
 _LIVE_STATE = ("method", "methods", "n_steps")  # traits a live widget may be given

@@ -24,7 +24,7 @@ from attrwidgets.errors import AttrWidgetsError
 
 BASELINES = ("prompt_pad", "pad", "zero")
 DEFAULTS = {
-    "layer": None,  # a role ("block 10", "block 10 attn", "embeddings") or a module path; None = the middle block
+    "layer": None,  # a role ("block 10", "block 10 attn", "embeddings") or a module path; None = block 10 (or the middle one)
     "n_steps": 128,
     "baseline": "prompt_pad",
     "quadrature": "adaptive",
@@ -137,7 +137,7 @@ def layer_integrated_gradients(fn, options, progress=None) -> MethodOutput:
 def layer_ig(model, prompt_or_messages, *, layer=None, max_new_tokens: int = 8, target: str | None = None,
              contrast=None, progress: bool = True, **options):
     """Layer IG of every generated token at `layer` (a role such as "block 10", "block 10 attn", "embeddings",
-    or a module path; None = the middle block). Options: n_steps, baseline ("prompt_pad", "pad", "zero" or
+    or a module path; None = block 10, or the middle block of a smaller model). Options: n_steps, baseline ("prompt_pad", "pad", "zero" or
     a tensor shaped like the layer's output), quadrature, objective, per_dim, aggregate. An Attribution: rows =
     generated tokens, columns = positions, so TokenMatrix, export and every format take it."""
     from attrwidgets.core.lig.compute import _as_handle

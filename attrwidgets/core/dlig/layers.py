@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from attrwidgets.errors import AttrWidgetsError
 
+DEFAULT_BLOCK = 10
 _ROLE = re.compile(r"^block\s+(\d+)(?:\s+(input|attn|mlp))?$")
 _SITE_OF_ROLE = {None: "output", "input": "input", "attn": "attn", "mlp": "mlp"}
 _ROLE_OF_SITE = {"output": "", "input": " input", "attn": " attn", "mlp": " mlp"}
@@ -46,8 +47,8 @@ def resolve_layer(handle, layer) -> LayerSpec:
     """A role ("block 10", "block 10 attn", "embeddings") or a dotted module path -> LayerSpec."""
     adapter, model = handle.adapter, handle.model
     n = adapter.n_layers(model)
-    if layer is None:
-        layer = f"block {n // 2}"
+    if layer is None:  # the issue's "model.layers.10" where the model has it, else its middle block
+        layer = f"block {DEFAULT_BLOCK if n > DEFAULT_BLOCK else n // 2}"
     if isinstance(layer, int) and not isinstance(layer, bool):
         layer = f"block {layer}"
     if not isinstance(layer, str) or not layer.strip():
