@@ -52,6 +52,17 @@ def save_bundle(path, schema: str, header: dict, arrays: dict[str, np.ndarray | 
     return json_path
 
 
+def read_json_file(path, fix: str) -> object:
+    """The parsed content of a JSON file; a missing or unparsable file is an AttrWidgetsError ending in `fix`."""
+    where = str(path)
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AttrWidgetsError(f"Cannot read {where}: no such file.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AttrWidgetsError(f"Cannot read {where}: not valid JSON ({exc}). {fix}.") from None
+
+
 def load_bundle(path, schema: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Read a bundle written by save_bundle with this schema -> (header, arrays)."""
     from safetensors import SafetensorError

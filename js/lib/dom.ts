@@ -60,3 +60,15 @@ export function sizeCanvas(canvas: HTMLCanvasElement, w: number, hgt: number): C
   if (ctx) ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   return ctx;
 }
+
+/** A cleared context for a canvas redrawn often (scrolling): resized, which reallocates, only when the size
+ * changed. */
+export function clearCanvas(canvas: HTMLCanvasElement, w: number, hgt: number): CanvasRenderingContext2D | null {
+  const dpr = window.devicePixelRatio || 1;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(hgt * dpr)) sizeCanvas(canvas, w, hgt);
+  const ctx = canvas.getContext("2d");
+  if (!ctx) return null;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, hgt);
+  return ctx;
+}

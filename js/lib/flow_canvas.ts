@@ -3,7 +3,7 @@
 // to the target in the row above; layer labels with the completeness error (kept in view while the box
 // scrolls sideways) and per-head bars on the right. Hit-testing, hover and the keyboard cursor live here too.
 import { colourFor } from "./colour";
-import { cssVar, sizeCanvas } from "./dom";
+import { clearCanvas, cssVar } from "./dom";
 import { hideTooltip, showTooltip } from "./tooltip";
 import { redrawOnScroll } from "./layout";
 
@@ -161,12 +161,8 @@ export class FlowCanvas {
     });
     c.setAttribute("aria-label", `layer flow, ${n} layers x ${t} tokens: arrows move, Enter picks the token. ` +
       s.describe(this.cursor[0], this.cursor[1]).replace(/\n/g, "; "));
-    const dpr = window.devicePixelRatio || 1;
-    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(hgt * dpr)) sizeCanvas(c, w, hgt);
-    const ctx = c.getContext("2d");
+    const ctx = clearCanvas(c, w, hgt);
     if (!ctx) return;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, hgt);
     const fg = cssVar(c, "--aw-fg", "#1f1f1f");
     const dim = cssVar(c, "--aw-fg-dim", "#616161");
     const accent = cssVar(c, "--aw-accent", "#1976d2");

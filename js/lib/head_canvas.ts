@@ -2,7 +2,7 @@
 // responsive): each cell coloured by a statistic, the head's pattern thumbnail inside cells that are large
 // enough, layer/head numbers around it. Hit-testing, hover and the keyboard cursor live here too.
 import { colourFor, normalise, type SignMode } from "./colour";
-import { cssVar, sizeCanvas } from "./dom";
+import { clearCanvas, cssVar } from "./dom";
 import { hideTooltip, showTooltip } from "./tooltip";
 import type { Tensor } from "./tensor";
 import { redrawOnScroll } from "./layout";
@@ -170,13 +170,8 @@ export class HeadCanvas {
       spec.describe(this.cursor[0], this.cursor[1]).replace(/\n/g, "; "));
     const w = LABEL_W + nh * cell + 2;
     const hgt = HEADER_H + nl * cell + 2;
-    const dpr = window.devicePixelRatio || 1;
-    // Resize (which reallocates) only when the size changed: a scroll redraws every frame.
-    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(hgt * dpr)) sizeCanvas(c, w, hgt);
-    const ctx = c.getContext("2d");
+    const ctx = clearCanvas(c, w, hgt);
     if (!ctx) return;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, hgt);
     const fg = cssVar(c, "--aw-fg-dim", "#616161");
     const accent = cssVar(c, "--aw-accent", "#1976d2");
 

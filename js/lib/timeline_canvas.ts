@@ -3,7 +3,7 @@
 // still masks at that row's step carry a dot; the positions a step unmasks are outlined. Row labels stay in
 // view while the box scrolls sideways. Hit-testing and hover live here too.
 import { colourFor, normalise, type SignMode } from "./colour";
-import { cssVar, sizeCanvas } from "./dom";
+import { clearCanvas, cssVar } from "./dom";
 import { redrawOnScroll } from "./layout";
 import { hideTooltip, showTooltip } from "./tooltip";
 
@@ -107,12 +107,8 @@ export class TimelineCanvas {
       hmTop: String(top), cellH: String(ch), hmRows: String(s.nRows) });
     const w = LABEL_W + s.t * dx + 2;
     const hgt = top + s.nRows * ch + 2;
-    const dpr = window.devicePixelRatio || 1;
-    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(hgt * dpr)) sizeCanvas(c, w, hgt);
-    const ctx = c.getContext("2d");
+    const ctx = clearCanvas(c, w, hgt);
     if (!ctx) return;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, hgt);
     const fg = cssVar(c, "--aw-fg-dim", "#616161");
     const accent = cssVar(c, "--aw-accent", "#1976d2");
     const xOf = (p: number) => LABEL_W + p * dx;

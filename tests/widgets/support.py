@@ -140,3 +140,43 @@ def open_offline_page(browser, path, *, width: int = 1100, selector: str = ".aw-
     pg.goto(path.as_uri())
     pg.wait_for_selector(selector)
     return pg
+
+
+# The standalone page's model, wired to a live Python widget: the view's save_changes() sends its view traits
+# to Python (as ipywidgets' set_state applies one message) and the reply's traits come back, tensors decoded
+# from base64 as the page's own model decodes them.
+_KERNEL_BRIDGE = """(keys) => {
+  const m = window.attrwidgetsModel;
+  const decode = (v) => {
+    if (!v || typeof v !== "object" || typeof v.base64 !== "string") return v;
+    const raw = atob(v.base64);
+    const bytes = Uint8Array.from(raw, (c) => c.charCodeAt(0));
+    return { buffer: new DataView(bytes.buffer), dtype: v.dtype, shape: v.shape };
+  };
+  m.set("can_compute", true);
+  m.save_changes = async () => {
+    m.set("busy", true);
+    const reply = await window.awKernel(Object.fromEntries(keys.map((k) => [k, m.get(k)])));
+    for (const [k, v] of Object.entries(reply)) m.set(k, decode(v));
+  };
+}"""
+
+
+def connect_to_widget(page, widget, view_traits: list[str], reply_traits: list[str], timeout: float = 60) -> list:
+    """Make `page` (a to_html page of `widget`) talk to the live widget; returns the list of views it sent."""
+    from attrwidgets.export_html import _base64_buffers
+
+    calls = []
+
+    def kernel(view: dict) -> dict:
+        calls.append(view)
+        with widget.hold_trait_notifications():
+            for key, value in view.items():
+                if getattr(widget, key) != value:
+                    setattr(widget, key, value)
+        widget.wait(timeout)
+        return {**_base64_buffers(widget.get_state(reply_traits)), "can_compute": True}
+
+    page.expose_function("awKernel", kernel)
+    page.evaluate(_KERNEL_BRIDGE, view_traits)
+    return calls

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import pytest
 
-from attrwidgets.export_html import _base64_buffers, to_html
+from attrwidgets.export_html import to_html
 from attrwidgets.widgets import checksum
 from attrwidgets.widgets.base import bundle_path
 from attrwidgets.widgets.diffusion_timeline import DiffusionTimeline
 
-from .support import HOSTILE, open_offline_page
+from .support import HOSTILE, connect_to_widget, open_offline_page
 from .test_diffusion_timeline import MASK_TEXT, FakeCompute, make_diffusion_result
 
 ROOT = ".aw-diffusion-timeline"
@@ -28,21 +28,6 @@ KERNEL_TRAITS = ["tokens", "n_prompt", "n_denoising_steps", "mask_text", "masked
                  "scores", "signed_scores", "completeness_error", "shown_layer", "layer", "selected_target",
                  "selected_source", "selected_step", "error", "busy"]
 
-BRIDGE = """(keys) => {
-  const m = window.attrwidgetsModel;
-  const decode = (v) => {
-    if (!v || typeof v !== "object" || typeof v.base64 !== "string") return v;
-    const raw = atob(v.base64);
-    const bytes = Uint8Array.from(raw, (c) => c.charCodeAt(0));
-    return { buffer: new DataView(bytes.buffer), dtype: v.dtype, shape: v.shape };
-  };
-  m.set("can_compute", true);
-  m.save_changes = async () => {
-    m.set("busy", true);
-    const reply = await window.awKernel(Object.fromEntries(keys.map((k) => [k, m.get(k)])));
-    for (const [k, v] of Object.entries(reply)) m.set(k, decode(v));
-  };
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -100,20 +85,8 @@ def test_scrub_a_step_and_click_a_token_reaches_python_and_a_new_layer_recompute
     fake = FakeCompute()
     w = DiffusionTimeline(make_diffusion_result(), model=object(), compute=fake)
     to_html(w, tmp_path / "live.html")
-    calls = []
-
-    def kernel(view: dict) -> dict:
-        calls.append(view)
-        with w.hold_trait_notifications():  # as ipywidgets' set_state applies one message
-            for key, value in view.items():
-                if getattr(w, key) != value:
-                    setattr(w, key, value)
-        w.wait(10)
-        return {**_base64_buffers(w.get_state(KERNEL_TRAITS)), "can_compute": True}
-
     pg = open_offline_page(browser, tmp_path / "live.html", selector=f"{ROOT}[data-render-count]")
-    pg.expose_function("awKernel", kernel)
-    pg.evaluate(BRIDGE, VIEW_TRAITS)
+    calls = connect_to_widget(pg, w, VIEW_TRAITS, KERNEL_TRAITS, timeout=10)
     renders = int(attr(pg, "render-count"))
 
     pg.click("button[aria-label='next step']")  # scrub to step 1

@@ -11,32 +11,17 @@ from __future__ import annotations
 
 import pytest
 
-from attrwidgets.export_html import _base64_buffers, to_html
+from attrwidgets.export_html import to_html
 from attrwidgets.widgets import checksum
 from attrwidgets.widgets.base import bundle_path
 from attrwidgets.widgets.layer_flow import LayerFlow
 
-from .support import open_offline_page
+from .support import connect_to_widget, open_offline_page
 
 VIEW_TRAITS = ["route", "baseline_layer", "baseline_att", "baseline_mlp", "layers", "threshold", "selected_target",
                "selected_source", "selected_layer", "selected_head"]
 DATA_TRAITS = ["values", "shares", "head_values", "completeness", "computed_baselines", "error", "busy"]
 
-BRIDGE = """(keys) => {
-  const m = window.attrwidgetsModel;
-  const decode = (v) => {
-    if (!v || typeof v !== "object" || typeof v.base64 !== "string") return v;
-    const raw = atob(v.base64);
-    const bytes = Uint8Array.from(raw, (c) => c.charCodeAt(0));
-    return { buffer: new DataView(bytes.buffer), dtype: v.dtype, shape: v.shape };
-  };
-  m.set("can_compute", true);
-  m.save_changes = async () => {
-    m.set("busy", true);
-    const reply = await window.awKernel(Object.fromEntries(keys.map((k) => [k, m.get(k)])));
-    for (const [k, v] of Object.entries(reply)) m.set(k, decode(v));
-  };
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -50,24 +35,12 @@ def test_click_a_token_at_a_layer_computes_in_the_kernel_and_redraws(browser, fl
     assert first >= 3 and flow.error == ""
     assert not flow.result.columns[("layer", "self_input_token", 0)].has(2)  # the click must compute it
     to_html(flow, tmp_path / "flow.html")
-    calls = []
-
-    def kernel(view: dict) -> dict:
-        calls.append(view)
-        with flow.hold_sync():
-            for key, value in view.items():
-                if getattr(flow, key) != value:
-                    setattr(flow, key, value)
-        flow.wait(60)
-        return {**_base64_buffers(flow.get_state(DATA_TRAITS)), "can_compute": True}
-
     pg = open_offline_page(browser, tmp_path / "flow.html", selector=".aw-layer-flow[data-render-count]")
     root = ".aw-layer-flow"
     assert pg.get_attribute(root, "data-target-position") == str(first)
     assert pg.get_attribute(root, "data-computed-rows") == "2"
     assert pg.get_attribute(root, "data-checksum") == checksum(flow.values)
-    pg.expose_function("awKernel", kernel)
-    pg.evaluate(BRIDGE, VIEW_TRAITS)
+    calls = connect_to_widget(pg, flow, VIEW_TRAITS, DATA_TRAITS, timeout=60)
     renders = int(pg.get_attribute(root, "data-render-count"))
 
     canvas = pg.locator(".aw-flow-canvas")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attrwidgets.core.bundle_io import read_json_file
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 
@@ -130,12 +131,7 @@ def _list(value):
 def load_diffusion(path) -> DiffusionAttribution:
     """Read a DiffusionAttribution saved with save(); schema-checked, never unpickled."""
     where = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AttrWidgetsError(f"Cannot read {where}: no such file.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AttrWidgetsError(f"Cannot read {where}: not valid JSON ({exc}). Re-save it with save().") from None
+    data = read_json_file(path, "Re-save it with save()")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         got = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise AttrWidgetsError(f"Cannot read {where}: schema is {got!r}, expected {SCHEMA!r}. Re-save it with save().")

@@ -12,12 +12,16 @@ the upstream layout ignore unknown keys.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
-from attrwidgets.core.bundle_io import load_bundle, require, require_array, save_bundle, tokens_from_header
+from attrwidgets.core.bundle_io import (
+    load_bundle,
+    read_json_file,
+    require,
+    require_array,
+    save_bundle,
+    tokens_from_header,
+)
 from attrwidgets.core.lig.baselines import OPTION_OF_ROUTE, ROUTES
 from attrwidgets.core.lig.result import LIG_SCHEMA, LayerAttribution, RouteColumns
 from attrwidgets.core.tokens import Token
@@ -124,12 +128,7 @@ def _floats(values, n, where, context) -> np.ndarray:
 def load_lig_json(path) -> LayerAttribution:
     """Read a LIG JSON (upstream `lig.explain` output or ours) into a LayerAttribution (no model needed)."""
     where = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AttrWidgetsError(f"Cannot read {where}: no such file.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(where, f"not valid JSON ({exc})") from None
+    data = read_json_file(path, "Pass a file that `lig.explain` or LayerAttribution.to_json wrote")
     texts = _field(data, "tokens", list, where, "the file")
     if not texts or not all(isinstance(t, str) for t in texts):
         raise _bad(where, "'tokens' must be a non-empty list of strings")
