@@ -158,6 +158,15 @@ def load_model(
     return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter, model_id=model_id)
 
 
+def as_handle(model) -> ModelHandle:
+    """A ModelHandle as given, or loaded from a hub id / folder (None: the embedded default)."""
+    if isinstance(model, ModelHandle):
+        return model
+    if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
+        return load_model(model)
+    raise AttrWidgetsError(f"model must be a ModelHandle (aw.load_model), a hub id or a folder; got {type(model).__name__}.")
+
+
 def _check_source(name: str) -> None:
     path = Path(name).expanduser()
     looks_local = path.exists() or name.startswith((".", "/", "~"))

@@ -102,9 +102,9 @@ def dlig(model, prompt_or_messages, *, layer=None, gen_length: int = 32, steps: 
          quadrature: str = "gauss_legendre", objective: str = "logit", per_dim: bool = False, mask_token_id=None,
          seed: int = 0, progress: bool = True, cancel: threading.Event | None = None) -> DiffusionAttribution:
     """Sample from a masked-diffusion LM and attribute every unmasked token at `layer` at its step."""
-    from attrwidgets.core.lig.compute import _as_handle
+    from attrwidgets.models import as_handle
 
-    handle = _as_handle(model)
+    handle = as_handle(model)
     gen_length, steps, block = _check_sizes(gen_length, steps, block_length)
     if remasking not in REMASKING:
         raise AttrWidgetsError(f"Unknown remasking {remasking!r}: use one of {', '.join(REMASKING)}.")

@@ -140,9 +140,9 @@ def layer_ig(model, prompt_or_messages, *, layer=None, max_new_tokens: int = 8, 
     or a module path; None = block 10, or the middle block of a smaller model). Options: n_steps, baseline ("prompt_pad", "pad", "zero" or
     a tensor shaped like the layer's output), quadrature, objective, per_dim, aggregate. An Attribution: rows =
     generated tokens, columns = positions, so TokenMatrix, export and every format take it."""
-    from attrwidgets.core.lig.compute import _as_handle
     from attrwidgets.core.session import attribute
+    from attrwidgets.models import as_handle
 
-    return attribute(_as_handle(model), prompt_or_messages, method="layer_integrated_gradients",
+    return attribute(as_handle(model), prompt_or_messages, method="layer_integrated_gradients",
                      max_new_tokens=max_new_tokens, target=target, contrast=contrast, progress=progress,
                      layer=layer, **options)

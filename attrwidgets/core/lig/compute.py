@@ -27,6 +27,7 @@ from attrwidgets.core.lig.result import LayerAttribution, RouteColumns
 from attrwidgets.core.methods.integrated_gradients import check_n_steps
 from attrwidgets.core.sequence import prepare_sequence
 from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.models import as_handle
 
 DEFAULTS = {
     "granularity": "all",
@@ -42,16 +43,6 @@ DEFAULTS = {
     "batch_size": None,  # memory budget in bytes per chunk of path points; None = from free memory
 }
 ROUTE_OF_VIEW = {"composed": ("att", "mlp")}
-
-
-def _as_handle(model):
-    from attrwidgets.models import ModelHandle, load_model
-
-    if isinstance(model, ModelHandle):
-        return model
-    if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
-        return load_model(model)
-    raise AttrWidgetsError(f"model must be a ModelHandle (aw.load_model), a hub id or a folder; got {type(model).__name__}.")
 
 
 def _index_list(values, n: int, what: str, hint: str) -> list[int]:
@@ -84,7 +75,7 @@ class LigSession:
         check_rule(opts["quadrature"])
         if opts["quadrature"] in ("trapezoid", "riemann_trapezoid") and opts["n_steps"] < 2:
             raise AttrWidgetsError(f"quadrature={opts['quadrature']!r} needs n_steps >= 2.")
-        self.handle = handle = _as_handle(model)
+        self.handle = handle = as_handle(model)
         if not isinstance(text, str):
             raise AttrWidgetsError(f"text must be a string; got {type(text).__name__}.")
         seq = prepare_sequence(handle, text, max_new_tokens=0, min_new_tokens=0)  # empty/too long: clear errors
