@@ -310,3 +310,21 @@ def test_run_from_module_outputs_and_chosen_positions(arch):
                 resumed = bounds.run_from(site, layer, bounds.state(site, layer).unsqueeze(0),
                                           positions=torch.tensor([1, 4]))
                 torch.testing.assert_close(resumed[0], real[0, [1, 4]], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2"])
+def test_mlp_route_without_the_residual_connection(arch):
+    """include_residual_connection=False: F(u) = the MLP sublayer alone (BERT: LayerNorm(MLP(u)))."""
+    h = handle(arch)
+    with_res = aw.lig(h, TEXT, granularity="mlp", layers=[0], target_tokens=[2], n_steps=16)
+    without = aw.lig(h, TEXT, granularity="mlp", layers=[0], target_tokens=[2], n_steps=16,
+                     include_residual_connection=False)
+    bounds = Boundaries(h, torch.tensor([t.id for t in without.tokens]))
+    u = bounds.state("mid", 0)[2:3].unsqueeze(0)
+    with torch.no_grad():
+        mlp_only = bounds.run_tail(0, u, residual=False)[0, 0]
+        reference = bounds.run_tail(0, torch.zeros_like(u), residual=False)[0, 0]
+    assert without.l2_total[0][2] == pytest.approx(float(torch.linalg.vector_norm(mlp_only - reference)), rel=1e-5)
+    assert without.completeness("mlp", 0)[2] < 0.02
+    assert not np.allclose(without.u2z[0][2], with_res.u2z[0][2])
+    assert without.to_dict()["config"]["include_residual_connection"] is False
