@@ -5,7 +5,7 @@
 import type { RenderProps } from "./types";
 import { checksumFloat32 } from "./lib/checksum";
 import { formatValue, legendGradient, type SignMode } from "./lib/colour";
-import { debounce, h, showWhitespace } from "./lib/dom";
+import { debounce, h, onCommit, showWhitespace } from "./lib/dom";
 import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
 import { listen, viewStatus } from "./lib/status";
 import { decodeTensor, row } from "./lib/tensor";
@@ -70,7 +70,7 @@ function render({ model, el }: RenderProps<TimelineModel>) {
   choices.id = `aw-layers-${Math.random().toString(36).slice(2, 10)}`;
   Object.assign(layerInput, { type: "text", spellcheck: false, placeholder: "block 0" });
   layerInput.setAttribute("list", choices.id);
-  layerInput.addEventListener("change", () => write("layer", layerInput.value.trim()));
+  onCommit(layerInput, () => write("layer", layerInput.value.trim()));  // write() skips an unchanged value
   const layerLabel = labeled("layer", layerInput);
   layerLabel.classList.add("aw-tl-layer");
   const kindSel = select([["l2", "L2 norm"], ["signed", "signed sum"]], (v) => write("score_kind", v as TimelineModel["score_kind"]));

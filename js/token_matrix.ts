@@ -3,7 +3,7 @@
 import type { Model, RenderProps, TokenRecord } from "./types";
 import { checksumFloat32 } from "./lib/checksum";
 import { formatValue, legendGradient, normalise, rowScales } from "./lib/colour";
-import { debounce, h, showWhitespace } from "./lib/dom";
+import { debounce, h, onCommit, showWhitespace } from "./lib/dom";
 import { renderHeatmap, type RowStat } from "./lib/heatmap";
 import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
 import { decodeTensor, decodeVector, row, type Tensor } from "./lib/tensor";
@@ -50,7 +50,7 @@ function render({ model, el }: RenderProps<Model>) {
   const steps = h("input");
   steps.type = "number";
   steps.min = "1";
-  steps.addEventListener("change", () => {
+  onCommit(steps, () => {
     const n = Math.round(Number(steps.value));
     if (Number.isFinite(n) && n >= 1) write("n_steps", n);
   });

@@ -72,3 +72,13 @@ export function clearCanvas(canvas: HTMLCanvasElement, w: number, hgt: number): 
   ctx.clearRect(0, 0, w, hgt);
   return ctx;
 }
+
+/** Call `commit` when a text or number box's value is committed: on `change`, and on Enter, since inside
+ * JupyterLab's output area Enter fires no `change` (jupyterlab#6555; ipywidgets#2975 did the same for its
+ * boxes). `commit` must tolerate a repeat: the blur after Enter fires `change` as well. */
+export function onCommit(input: HTMLInputElement, commit: () => void): void {
+  input.addEventListener("change", commit);
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") commit();
+  });
+}

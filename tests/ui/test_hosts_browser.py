@@ -34,12 +34,19 @@ from attrwidgets.testing import tiny_handle
 
 w = aw.LayerFlow(model=tiny_handle("llama"), text="the cat sat on the mat", n_steps=8)
 """
+DIFFUSION_TIMELINE = """
+import attrwidgets as aw
+from attrwidgets.testing import tiny_masked_lm
+
+w = aw.DiffusionTimeline(model=tiny_masked_lm(), prompt="the cat sat on the", layer="block 0", gen_length=8, steps=4,
+                         n_steps=8)
+"""
 # Defined silently in the host's kernel: the kernel's state for a selected row, None until it is computed.
 KERNEL_HELPERS = """
 def _aw_row(w, row):
     import numpy as np
     from attrwidgets.widgets.serialization import checksum
-    # TokenMatrix: its row; HeadGrid: contributions (L, H); LayerFlow: values (n_shown, T) at the shown layers
+    # TokenMatrix, DiffusionTimeline: its row; HeadGrid: contributions (L, H); LayerFlow: values (n_shown, T)
     data = w.scores[row] if hasattr(w, "scores") else w.contributions if hasattr(w, "contributions") else w.values
     if w.selected_target != row or w.busy or data is None or not np.isfinite(data).any():
         return None
@@ -47,15 +54,16 @@ def _aw_row(w, row):
 """
 
 
-def click_target_and_match_kernel(hosted, expect) -> dict:
-    """Click a generated token other than the selected one; wait until the view draws the kernel's bytes."""
+def click_target_and_match_kernel(hosted, expect, row_attr: str = "data-target") -> dict:
+    """Click a generated token other than the selected one; wait until the view draws the kernel's bytes.
+    `row_attr`: the token's attribute naming its row (DiffusionTimeline's text calls it data-row)."""
     view = hosted.view
     hosted.execute(KERNEL_HELPERS)
     start = hosted.wait_for_kernel(f"_aw_row(w, {int(view.get_attribute('data-selected-target'))})")
     expect(view).to_have_attribute("data-checksum", start["checksum"], timeout=30_000)
     selected = view.get_attribute("data-selected-target")
-    token = view.locator(f"{TARGET_TOKENS}:not([data-target='{selected}'])").last
-    row = int(token.get_attribute("data-target"))
+    token = view.locator(f"{TARGET_TOKENS}:not([{row_attr}='{selected}'])").last
+    row = int(token.get_attribute(row_attr))
     renders = int(view.get_attribute("data-render-count"))
     t0 = time.monotonic()
     token.click()
@@ -111,5 +119,20 @@ def test_layer_flow_round_trip(host, show_in, expect, save_timings):
     # A token in the view's text: the kernel computes that target's columns at every shown layer.
     timings = click_target_and_match_kernel(hosted, expect)
     hosted.screenshot(f"host-{host}-layer-flow")
+    check_clean(hosted)
+    save_timings({"open_to_view_s": t1 - t0, **timings, "total_s": time.monotonic() - t0})
+
+
+@pytest.mark.parametrize("host", ["notebook7"])
+def test_diffusion_timeline_round_trip(host, show_in, expect, save_timings):
+    t0 = time.monotonic()
+    hosted = show_in(host, DIFFUSION_TIMELINE, selector=".aw-diffusion-timeline")
+    t1 = time.monotonic()
+    # The first run computes on a worker after the cell has shown the view: wait until the view has its rows.
+    first = hosted.wait_for_kernel("w.result is not None and not w.busy and [w.selected_target]")[0]
+    expect(hosted.view).to_have_attribute("data-selected-target", str(first))
+    # A token unmasked at the shown step (the scrubber starts at step 0): the kernel selects its row.
+    timings = click_target_and_match_kernel(hosted, expect, row_attr="data-row")
+    hosted.screenshot(f"host-{host}-diffusion-timeline")
     check_clean(hosted)
     save_timings({"open_to_view_s": t1 - t0, **timings, "total_s": time.monotonic() - t0})
