@@ -123,18 +123,36 @@ class TargetFunction:
             return self.values(x.to(self.dtype)).float()
 
 
+_FREEZE_LOCK = threading.Lock()
+_FROZEN: dict[int, tuple[int, list]] = {}  # id(model) -> (holders, parameters this freeze turned off)
+
+
 @contextlib.contextmanager
 def frozen_parameters(model: torch.nn.Module):
     """Parameters stop requiring grad for the duration: autograd then saves no activations for weight
-    gradients we never use (less memory, faster backward). Restored afterwards, exactly as they were."""
-    changed = [p for p in model.parameters() if p.requires_grad]
-    for p in changed:
-        p.requires_grad_(False)
+    gradients we never use (less memory, faster backward). Restored afterwards, exactly as they were.
+
+    Counted per model: live views compute on worker threads, so two computations can overlap on one model;
+    the first to enter turns the flags off and the last to leave restores them (a plain save/restore would let
+    the first to leave switch them back on under the other one's feet)."""
+    key = id(model)
+    with _FREEZE_LOCK:
+        holders, changed = _FROZEN.get(key, (0, []))
+        if holders == 0:
+            changed = [p for p in model.parameters() if p.requires_grad]
+            for p in changed:
+                p.requires_grad_(False)
+        _FROZEN[key] = (holders + 1, changed)
     try:
         yield
     finally:
-        for p in changed:
-            p.requires_grad_(True)
+        with _FREEZE_LOCK:
+            holders, changed = _FROZEN.pop(key)
+            if holders > 1:
+                _FROZEN[key] = (holders - 1, changed)
+            else:
+                for p in changed:
+                    p.requires_grad_(True)
 
 
 def step_batch_size(handle, length: int, n_targets: int, budget_bytes: int | None = None) -> int:

@@ -86,3 +86,22 @@ def test_greedy_matches_transformers_generate(tiny):
     out = tiny.model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=tiny.tokenizer.pad_token_id,
                               eos_token_id=tiny.tokenizer.eos_token_id)
     assert [t.id for t in r.targets] == out[0, ids.shape[1]:].tolist()
+
+
+def test_frozen_parameters_overlapping_on_one_model_restore_only_at_the_last_exit():
+    """Live views compute on worker threads: two overlapping freezes of one model must not switch the
+    flags back on while the other still runs."""
+    from attrwidgets.core.forward import frozen_parameters
+    from attrwidgets.testing import tiny_handle
+
+    model = tiny_handle("llama").model
+    requires = lambda: {p.requires_grad for p in model.parameters()}
+    first = frozen_parameters(model)
+    second = frozen_parameters(model)
+    first.__enter__()
+    second.__enter__()
+    assert requires() == {False}
+    first.__exit__(None, None, None)  # the first to leave: the other one still runs
+    assert requires() == {False}
+    second.__exit__(None, None, None)
+    assert requires() == {True}

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from attrwidgets.core.boundaries import Boundaries
+from attrwidgets.core.forward import frozen_parameters
 from attrwidgets.core.integrate import check_rule
 from attrwidgets.core.lig import routes as R
 from attrwidgets.core.lig.baselines import (
@@ -148,7 +149,8 @@ class LigSession:
         layers = _index_list(layers, n_layers, "Layer", "this model's block list")
         targets = _index_list(targets, self.result.length, "Target token", "the tokenized text")
         heads = _index_list(heads, n_heads, "Head", "each attention layer")
-        with self._lock:  # one computation at a time writes into the result
+        # One computation at a time writes into the result; weights need no gradient (less memory, faster).
+        with self._lock, frozen_parameters(self.handle.model):
             for layer in layers:
                 self._compute_layer(route, layer, targets, heads, name, cancel)
 
