@@ -66,6 +66,8 @@ class LayerAttribution:
     causal: bool = True
     columns: dict = field(default_factory=dict)  # (route, baseline, layer) -> RouteColumns
     attention: dict = field(default_factory=dict)  # layer -> (H, T, T) real attention weights, rows queries
+    # the LigSession that computes further columns (aw.lig's result); None for a loaded one. Not saved.
+    session: object = field(default=None, repr=False, compare=False)
 
     # -- access ------------------------------------------------------------------------------------
     @property
