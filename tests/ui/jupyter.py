@@ -257,6 +257,16 @@ class Notebook:
                 # The last cell's request going idle ends the run (widget comm traffic has other parents).
                 finished = started >= n_cells
 
+    def run_view(self, selector: str, helpers: str):
+        """Run All, wait for the view `selector` to show (built: no "front-end not built" notice), then define the
+        test's kernel helpers; returns the view's locator."""
+        self.run_all(timeout_s=300)
+        view = self.page.locator(selector).first
+        view.wait_for(state="visible")
+        assert self.page.locator(".aw-not-built").count() == 0, "front-end not built: run npm ci && npm run build"
+        self.execute(helpers)
+        return view
+
     def _kernel(self):
         if self._client is None:
             self._client = self.lab.kernel_client(self.path)

@@ -57,11 +57,7 @@ def test_scrub_click_token_and_new_layer_recompute(lab, page, open_notebook, exp
     name = lab.write_notebook("diffusion_timeline.ipynb", CELLS)
     nb = open_notebook(name)
     t0 = time.monotonic()
-    nb.run_all(timeout_s=300)
-    view = page.locator(VIEW).first
-    view.wait_for(state="visible")
-    assert page.locator(".aw-not-built").count() == 0, "front-end not built: run npm ci && npm run build"
-    nb.execute(KERNEL_HELPERS)
+    view = nb.run_view(VIEW, KERNEL_HELPERS)
     # The first run: the scrubber at step 0 and its first row.
     state = _kernel_done(nb, step=0, target=0, shown="block 0")
     assert state["error"] == "", state["error"]

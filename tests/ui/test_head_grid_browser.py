@@ -53,11 +53,7 @@ def test_head_click_opens_detail_and_target_click_recomputes(lab, page, open_not
     name = lab.write_notebook("head_grid.ipynb", CELLS)
     nb = open_notebook(name)
     t0 = time.monotonic()
-    nb.run_all(timeout_s=300)
-    view = page.locator(VIEW).first
-    view.wait_for(state="visible")
-    assert page.locator(".aw-not-built").count() == 0, "front-end not built: run npm ci && npm run build"
-    nb.execute(KERNEL_HELPERS)
+    view = nb.run_view(VIEW, KERNEL_HELPERS)
     state = _kernel_done(nb, 0)
     assert state["error"] == "", state["error"]
     expect(view).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)

@@ -100,25 +100,16 @@ def test_token_matrix_round_trip(host, show_in, expect, save_timings):
     save_timings({"open_to_view_s": t1 - t0, **timings, "total_s": time.monotonic() - t0})
 
 
+@pytest.mark.parametrize("view, setup", [("head-grid", HEAD_GRID), ("layer-flow", LAYER_FLOW)])
 @pytest.mark.parametrize("host", ["notebook7"])
-def test_head_grid_round_trip(host, show_in, expect, save_timings):
+def test_view_round_trip(host, view, setup, show_in, expect, save_timings):
+    """Click a token in the view's text: the kernel recomputes that target (the HeadGrid's grid; the
+    LayerFlow's columns at every shown layer) and the view draws the kernel's bytes."""
     t0 = time.monotonic()
-    hosted = show_in(host, HEAD_GRID, selector=".aw-head-grid")
+    hosted = show_in(host, setup, selector=f".aw-{view}")
     t1 = time.monotonic()
     timings = click_target_and_match_kernel(hosted, expect)
-    hosted.screenshot(f"host-{host}-head-grid")
-    check_clean(hosted)
-    save_timings({"open_to_view_s": t1 - t0, **timings, "total_s": time.monotonic() - t0})
-
-
-@pytest.mark.parametrize("host", ["notebook7"])
-def test_layer_flow_round_trip(host, show_in, expect, save_timings):
-    t0 = time.monotonic()
-    hosted = show_in(host, LAYER_FLOW, selector=".aw-layer-flow")
-    t1 = time.monotonic()
-    # A token in the view's text: the kernel computes that target's columns at every shown layer.
-    timings = click_target_and_match_kernel(hosted, expect)
-    hosted.screenshot(f"host-{host}-layer-flow")
+    hosted.screenshot(f"host-{host}-{view}")
     check_clean(hosted)
     save_timings({"open_to_view_s": t1 - t0, **timings, "total_s": time.monotonic() - t0})
 

@@ -63,11 +63,7 @@ def test_token_click_at_a_layer_and_composed_route_recompute(lab, page, open_not
     name = lab.write_notebook("layer_flow.ipynb", CELLS)
     nb = open_notebook(name)
     t0 = time.monotonic()
-    nb.run_all(timeout_s=300)
-    view = page.locator(VIEW).first
-    view.wait_for(state="visible")
-    assert page.locator(".aw-not-built").count() == 0, "front-end not built: run npm ci && npm run build"
-    nb.execute(KERNEL_HELPERS)
+    view = nb.run_view(VIEW, KERNEL_HELPERS)
     first = nb.eval("flow.target_position")
     state = _kernel_done(nb, position=first)
     assert state["error"] == "", state["error"]
