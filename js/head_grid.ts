@@ -246,13 +246,7 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
     }
   }
 
-  const unlisten = listen(model, REDRAW_TRAITS, status);
-  return () => {
-    save.cancel();
-    unwatch();
-    toolbar.dispose();
-    unlisten();
-  };
+  return listen(model, REDRAW_TRAITS, status, () => save.cancel(), unwatch, () => toolbar.dispose());
 }
 
 export default { render };

@@ -235,13 +235,7 @@ function render({ model, el }: RenderProps<LayerFlowModel>) {
     }, lastWidth);
   }
 
-  const unlisten = listen(model, REDRAW_TRAITS, status);
-  return () => {
-    save.cancel();
-    unwatch();
-    toolbar.dispose();
-    unlisten();
-  };
+  return listen(model, REDRAW_TRAITS, status, () => save.cancel(), unwatch, () => toolbar.dispose());
 }
 
 export default { render };

@@ -202,13 +202,7 @@ function render({ model, el }: RenderProps<Model>) {
   const formatProb = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : "\u2013");
   const formatNum = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "\u2013");
 
-  const unlisten = listen(model, REDRAW_TRAITS, status);
-  return () => {
-    save.cancel();
-    unwatch();
-    toolbar.dispose();
-    unlisten();
-  };
+  return listen(model, REDRAW_TRAITS, status, () => save.cancel(), unwatch, () => toolbar.dispose());
 }
 
 export default { render };

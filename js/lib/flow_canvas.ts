@@ -1,10 +1,12 @@
 // The layer flow on ONE canvas (no DOM node per circle: 1,000 tokens x 32 layers stay responsive): a row of
 // token circles per shown layer, bottom-up, the output row on top; paths from each source above the threshold
 // to the target in the row above; layer labels with the completeness error (kept in view while the box
-// scrolls sideways) and per-head bars on the right. Hit-testing, hover and the keyboard cursor live here too.
+// scrolls sideways) and per-head bars on the right. Hit-testing, hover and the keyboard cursor live here too;
+// the paths and circles are painted by flow_paint.ts.
 import { colourFor } from "./colour";
 import { clearCanvas, cssVar } from "./dom";
 import { hideTooltip, showTooltip } from "./tooltip";
+import { paintCircles, paintPaths } from "./flow_paint";
 import { redrawOnScroll } from "./layout";
 
 export const LABEL_W = 54; // "L31" over "12.3% !"
@@ -168,7 +170,6 @@ export class FlowCanvas {
     const accent = cssVar(c, "--aw-accent", "#1976d2");
     const bg = cssVar(c, "--aw-bg", "#ffffff");
     const bad = cssVar(c, "--aw-err-fg", "#a4000f");
-    const share = (r: number, i: number) => (s.shares ? s.shares[r * t + i] : NaN);
     const rMax = Math.max(3, Math.min(this.dx, this.rowH) / 2 - 2);
 
     if (s.selectedRow >= 0) { // the selected layer's row
@@ -187,60 +188,9 @@ export class FlowCanvas {
       ctx.globalAlpha = 1;
     }
     // Paths first, circles over them.
-    for (let r = 0; r < n && s.target >= 0; r++) {
-      for (let i = 0; i < t; i++) {
-        const v = share(r, i);
-        if (!(Math.abs(v) > s.threshold)) continue;
-        const [x0, y0, x1, y1] = [this.x(i), this.y(r), this.x(s.target), this.y(r + 1)];
-        ctx.strokeStyle = colourFor(Math.sign(v) * (0.35 + 0.65 * Math.min(1, Math.abs(v) * 2)), "signed");
-        ctx.lineWidth = 0.75 + 6 * Math.abs(v);
-        ctx.beginPath();
-        ctx.moveTo(x0, y0);
-        ctx.bezierCurveTo(x0, (y0 + y1) / 2, x1, (y0 + y1) / 2, x1, y1);
-        ctx.stroke();
-      }
-    }
-    for (let r = 0; r <= n; r++) {
-      const y = this.y(r);
-      for (let i = 0; i < t; i++) {
-        const x = this.x(i);
-        ctx.lineWidth = 1;
-        ctx.setLineDash([]);
-        if (r === n) { // the output row: the target, and the other positions as dots
-          ctx.fillStyle = i === s.target ? accent : dim;
-          ctx.beginPath();
-          ctx.arc(x, y, i === s.target ? rMax * 0.7 : 1.5, 0, 2 * Math.PI);
-          ctx.fill();
-          continue;
-        }
-        const v = share(r, i);
-        ctx.beginPath();
-        if (Number.isNaN(v)) { // not computed
-          ctx.strokeStyle = dim;
-          ctx.setLineDash([2, 2]);
-          ctx.arc(x, y, 3.5, 0, 2 * Math.PI);
-          ctx.stroke();
-          ctx.setLineDash([]);
-        } else {
-          ctx.arc(x, y, Math.max(1.25, rMax * Math.sqrt(Math.min(1, Math.abs(v)))), 0, 2 * Math.PI);
-          ctx.fillStyle = v === 0 ? dim : colourFor(Math.sign(v) * (0.45 + 0.55 * Math.min(1, Math.abs(v) * 2)), "signed");
-          ctx.fill();
-          if (v !== 0) {
-            ctx.strokeStyle = colourFor(Math.sign(v), "signed");
-            ctx.stroke();
-          }
-        }
-        if (i === s.target || i === s.source) {
-          ctx.strokeStyle = accent;
-          ctx.lineWidth = 1.5;
-          ctx.setLineDash(i === s.target ? [] : [3, 2]);
-          ctx.beginPath();
-          ctx.arc(x, y, rMax + 1.5, 0, 2 * Math.PI);
-          ctx.stroke();
-          ctx.setLineDash([]);
-        }
-      }
-    }
+    const geometry = { x: (pos: number) => this.x(pos), y: (row: number) => this.y(row), n, t };
+    paintPaths(ctx, s, geometry);
+    paintCircles(ctx, s, geometry, rMax, { dim, accent });
     if (document.activeElement === c) {
       ctx.strokeStyle = fg;
       ctx.setLineDash([3, 2]);

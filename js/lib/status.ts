@@ -45,9 +45,10 @@ export function viewStatus(root: HTMLElement, busy: () => unknown, error: () => 
   };
 }
 
-/** Redraw on every trait in `traits`, track busy and error, draw once now; returns the unsubscribe. */
+/** Redraw on every trait in `traits`, track busy and error, draw once now; returns the view's teardown: the
+ * unsubscribe, then each of `cleanups` (pending saves, size watchers, toolbars). */
 export function listen(model: { on(e: string, f: () => void): void; off(e?: string | null, f?: (() => void) | null): void },
-  traits: readonly string[], status: Status): () => void {
+  traits: readonly string[], status: Status, ...cleanups: (() => void)[]): () => void {
   const handlers: [string, () => void][] = [
     ...traits.map((t) => [`change:${t}`, status.redraw] as [string, () => void]),
     ["change:busy", () => { status.updateBusy(); status.redraw(); }],
@@ -59,5 +60,6 @@ export function listen(model: { on(e: string, f: () => void): void; off(e?: stri
   status.redraw();
   return () => {
     for (const [ev, fn] of handlers) model.off(ev, fn);
+    for (const cleanup of cleanups) cleanup();
   };
 }
