@@ -31,6 +31,8 @@ __all__ = [
     "Attribution",
     "AttributionSession",
     "Decomposition",
+    "Graph",
+    "GraphView",
     "DiffusionAttribution",
     "DiffusionTimeline",
     "HeadContributions",
@@ -40,7 +42,9 @@ __all__ = [
     "ModelHandle",
     "NonFiniteGradientError",
     "TokenMatrix",
+    "Transcoder",
     "attribute",
+    "attribution_graph",
     "depass",
     "describe_boundaries",
     "dlig",
@@ -50,13 +54,17 @@ __all__ = [
     "list_methods",
     "load_decomposition",
     "load_diffusion",
+    "load_graph",
     "load_head_contributions",
     "load_layer_attribution",
     "load_lig_json",
     "load_model",
     "load_result",
+    "load_transcoder",
+    "node_influence",
     "residual_state",
     "to_html",
+    "train_transcoder",
 ]
 
 
@@ -67,8 +75,25 @@ def load_result(path):
     return _load(path)
 
 
+# Attribution graphs load on first use (attrwidgets/core/graph/): name -> module.
+_GRAPH_API = {
+    "Graph": "attrwidgets.core.graph.graph",
+    "GraphView": "attrwidgets.widgets.graph_view",
+    "Transcoder": "attrwidgets.core.graph.transcoder",
+    "attribution_graph": "attrwidgets.core.graph.attribution",
+    "load_graph": "attrwidgets.core.graph.graph_io",
+    "load_transcoder": "attrwidgets.core.graph.transcoder_io",
+    "node_influence": "attrwidgets.core.graph.influence",
+    "train_transcoder": "attrwidgets.core.graph.train",
+}
+
+
 def __getattr__(name):
     # Widgets import anywidget; keep `import attrwidgets` light for scripts and the CLI.
+    if name in _GRAPH_API:
+        import importlib
+
+        return getattr(importlib.import_module(_GRAPH_API[name]), name)
     if name == "TokenMatrix":
         from attrwidgets.widgets.token_matrix import TokenMatrix
 
