@@ -131,3 +131,74 @@ def tiny_masked_lm(seed: int = 0):
                 param.normal_(0.0, 0.2)
     model.eval()
     return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter_for(model), model_id="tiny-bert-mlm")
+
+
+def toy_graph(
+    seed: int = 0,
+    n_layers: int = 3,
+    n_pos: int = 5,
+    *,
+    features_per_site: int = 3,
+    n_logits: int = 3,
+    density: float = 0.4,
+    components: bool = False,
+    sparse: bool = False,
+    vocab_size: int = 100,
+    labeled: bool = True,
+):
+    """A random but well-formed attribution Graph for widget and data tests (no model).
+
+    Nodes in the Graph's order: features (or, with components=True, 2 attention heads and one MLP per layer and
+    position), errors (none for components), one token per position, then n_logits logits at the last position.
+    Edges are causal: a source sits at an earlier layer (tokens below layer 0; within a layer only attention ->
+    mlp) and at the same or an earlier position; error nodes have no inputs. Features and errors start at
+    position 1 (circuit-tracer's convention: position 0 is the BOS sink). sparse=True stores a scipy CSR adjacency.
+    """
+    import numpy as np
+
+    from attrwidgets.core.graph.graph import KINDS, Graph, NodeTable
+
+    rng = np.random.default_rng(seed)
+    rows = []  # (kind, layer, position, feature, activation)
+    for layer in range(n_layers):
+        for pos in range(1, n_pos):
+            if components:
+                rows += [("attention", layer, pos, head, float(rng.normal())) for head in range(2)]
+                rows.append(("mlp", layer, pos, -1, float(rng.normal())))
+            else:
+                chosen = rng.choice(50, size=rng.integers(1, features_per_site + 1), replace=False)
+                rows += [("feature", layer, pos, int(f), float(rng.uniform(0.1, 3.0))) for f in sorted(chosen)]
+    if not components:
+        rows += [("error", layer, pos, -1, np.nan) for layer in range(n_layers) for pos in range(1, n_pos)]
+    token_ids = [int(t) for t in rng.integers(3, vocab_size, size=n_pos)]
+    rows += [("token", -1, pos, token_ids[pos], np.nan) for pos in range(n_pos)]
+    logit_ids = [int(t) for t in rng.choice(vocab_size, size=n_logits, replace=False)]
+    rows += [("logit", n_layers, n_pos - 1, v, np.nan) for v in logit_ids]
+    kind, layer, position, feature, activation = (list(c) for c in zip(*rows))
+    nodes = NodeTable(kind, layer, position, feature, activation, n_layers=n_layers)
+
+    k, lay, pos = nodes.kind, nodes.layer.astype(np.int64), nodes.position.astype(np.int64)
+    attention, mlp = KINDS.index("attention"), KINDS.index("mlp")
+    # a source s may feed target t when it is strictly below it, or is an attention head under the same layer's mlp
+    below = (lay[None, :] < lay[:, None]) | ((lay[None, :] == lay[:, None]) & (k[None, :] == attention) & (k[:, None] == mlp))
+    allowed = below & (pos[None, :] <= pos[:, None])
+    allowed[k == KINDS.index("error")] = False
+    allowed[k == KINDS.index("token")] = False
+    weights = rng.normal(size=allowed.shape) * (rng.uniform(size=allowed.shape) < density) * allowed
+    probs = np.sort(rng.dirichlet(np.ones(n_logits + 1)))[::-1][:n_logits]
+    tokens = [f"t{t}" for t in token_ids]
+    labeler = None
+    if labeled:
+        def labeler(indices):
+            return [f"{KINDS[nodes.kind[i]]} L{nodes.layer[i]}#{nodes.feature[i]}" for i in indices]
+
+    adjacency = torch.tensor(weights, dtype=torch.float32)
+    if sparse:
+        import scipy.sparse as sp
+
+        adjacency = sp.csr_array(weights.astype(np.float32))
+    return Graph(
+        nodes, adjacency, logit_weights=probs.astype(np.float32), prompt=" ".join(tokens), tokens=tokens,
+        token_ids=token_ids, n_layers=n_layers, labeler=labeler,
+        metadata={"logit_tokens": [f"t{v}" for v in logit_ids], "scan": "toy", "seed": seed},
+    )
