@@ -5,6 +5,8 @@ u = out / |out|, so a = |out| on the prompt. Its row is the gradient of a with e
     head (l, h, q):  d a / d x_k = A[h, q, k] * N_k^T W_V,g^T W_O,h^T u    (x = block input, k <= q)
     MLP (l, q):      d a / d m_q = N_q^T W_in^T (f_q * (W_out^T u))        (m = the MLP's input side)
 where N is the frozen norm and f_q the frozen gates (replacement.py): linear in the stream, exact on the prompt.
+Downstream, a node acts through a * u; the part of a component's output change orthogonal to u is no node's and
+stays fixed, like an error (graph.intervene(frozen=True) runs exactly this model; tests check total effects).
 """
 
 from __future__ import annotations
@@ -102,6 +104,11 @@ class ComponentReplacement(Replacement):
                 weights[torch.arange(len(mlps)), q] = rec.scale_mlp[q]
                 out[(value, "mid")] = Reads(mlps, weights, direction)
         return out
+
+    def real_heads(self, layer: int) -> torch.Tensor:
+        """(T, H, D) every head's real write at `layer` (position 0 included)."""
+        x = self.frozen.blocks[layer].x_in
+        return head_outputs(self.frozen, layer, torch.stack([torch.zeros_like(x), x]))[0].sum(0)
 
     def target_values(self, columns: torch.Tensor) -> torch.Tensor:
         """a = u . out = |out| on the prompt."""
