@@ -67,7 +67,7 @@ def test_bad_interventions():
         graph.intervene({})
     with pytest.raises(AttrWidgetsError, match="token node"):
         graph.intervene({graph.nodes.node_id[int(np.flatnonzero(graph.nodes.mask("token"))[0])]: 0.0})
-    with pytest.raises(AttrWidgetsError, match="must be a number"):
+    with pytest.raises(AttrWidgetsError, match="must be a finite number"):
         graph.intervene({graph.nodes.node_id[0]: "zero"})
     with pytest.raises(AttrWidgetsError):
         graph.intervene({"no_such_node": 0.0})
