@@ -1,6 +1,8 @@
 """attrwidgets explain "prompt" --method integrated_gradients --max-new-tokens 8 -o out.json|out.csv|out.html
 attrwidgets lig "The cat sat on the mat." --model DIR --steps 32 --granularity all --layers 0,5 -o out.json
-attrwidgets dlig "prompt" --model DIR --layer "block 10" --steps 16 -o out.csv|out.json|out.html"""
+attrwidgets dlig "prompt" --model DIR --layer "block 10" --steps 16 -o out.csv|out.json|out.html
+attrwidgets graph "prompt" [--transcoder DIR] -o graph.json|graph.html
+attrwidgets train-transcoder [--kind plt|clt] --save DIR"""
 
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("methods", help="list the attribution methods")
     _lig_parser(sub)
     _dlig_parser(sub)
+    from attrwidgets.cli_graph import add_graph_parser
+
+    add_graph_parser(sub)
     return parser
 
 
@@ -208,6 +213,10 @@ def main(argv=None) -> int:
             for name in list_methods():
                 print(f"{name:22} {get_method(name).summary}")
             return 0
+        if args.command == "graph":
+            from attrwidgets.cli_graph import run_graph
+
+            return run_graph(args)
         return {"lig": _lig, "dlig": _dlig}.get(args.command, _explain)(args)
     except AttrWidgetsError as exc:
         print(f"attrwidgets: error: {exc}", file=sys.stderr)
