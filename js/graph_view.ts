@@ -68,8 +68,8 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
     label.classList.add("aw-graph-threshold");
     label.append(out);
   }
-  nodeSlider.title = "node threshold: keep nodes up to this share of the cumulative influence";
-  edgeSlider.title = "edge threshold: keep edges up to this share of the cumulative influence";
+  const titles = new Map([[nodeSlider, "node threshold: keep nodes up to this share of the cumulative influence"],
+    [edgeSlider, "edge threshold: keep edges up to this share of the cumulative influence"]]);
   const pinnedOnly = h("input");
   pinnedOnly.type = "checkbox";
   pinnedOnly.addEventListener("change", () => write("pinned_only", pinnedOnly.checked));
@@ -169,10 +169,16 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
     const typed = model.get("target") || "";
     const shown = model.get("shown_target") || "";
     if (document.activeElement !== target) target.value = typed;
+    const isStatic = Boolean(model.get("static_page"));
     own.disabled = !typed && !shown;
     target.disabled = !model.get("can_rebuild");
     target.title = model.get("can_rebuild") ? 'other logit target(s): a token (" Paris"), a vocab id (#1234), ' +
-      "or a contrast (Paris - London); Enter computes" : "this graph has no model attached: it cannot be recomputed";
+      "or a contrast (Paris - London); Enter computes" : isStatic ? "a static page: other targets need the kernel"
+      : "this graph has no model attached: it cannot be recomputed";
+    for (const [s, title] of titles) {
+      s.disabled = isStatic;
+      s.title = isStatic ? "a static page: re-pruning needs the kernel (open the graph in a notebook)" : title;
+    }
     nodeSlider.value = String(model.get("node_threshold"));
     edgeSlider.value = String(model.get("edge_threshold"));
     nodeOut.textContent = model.get("node_threshold").toFixed(2);
@@ -217,6 +223,7 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
         const b = canvas.canvas.getBoundingClientRect();
         return { x: p[0], y: p[1], clientX: b.left + p[0], clientY: b.top + p[1] };
       },
+      nodeAt: (x: number, y: number) => canvas.nodeAt(x, y),
       redraw: () => canvas.redraw(),
     },
   });

@@ -160,7 +160,8 @@ class GraphView(AttrWidget):
         with self._lock:
             entry = self._cache.get(targets)
         if entry is None:
-            graph = self._cache.base.graph.rebuild(targets=list(targets))
+            # attribution_graph's own keywords: no progress bar in the cell; a superseded rebuild stops early.
+            graph = self._cache.base.graph.rebuild(targets=list(targets), progress=False, cancel=cancel)
             with self._lock:
                 evicted = self._cache.put(targets, graph, keep=self._shown.key[0] if self._shown else ())
                 for old in evicted:  # their pruned graphs go too: showing one needs its Graph

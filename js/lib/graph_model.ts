@@ -37,6 +37,7 @@ export interface GraphViewModel {
   busy: boolean;
   error: string;
   llm_id: string;
+  static_page?: boolean; // set only by the standalone page (widgets/graph_html.py): no kernel to re-prune
 }
 
 export interface GraphData {

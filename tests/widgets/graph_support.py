@@ -8,13 +8,15 @@ import time
 
 import numpy as np
 
+from attrwidgets.core.forward import ComputationCancelled
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.testing import toy_graph
 
 
 class FakeEngine:
     """graph.engine: rebuild(graph, targets=[...]) returns another toy graph over the same prompt with one logit
-    node per target. delays: {targets tuple: seconds}; fail: {targets tuple: exception}; gate: rebuild waits on it."""
+    node per target. delays: {targets tuple: seconds}; fail: {targets tuple: exception}; gate: rebuild waits on it;
+    a set `cancel` event (a newer request) makes it raise ComputationCancelled, as attribution_graph does."""
 
     def __init__(self, delays=None, fail=None, gate: threading.Event | None = None, seed: int = 0, **graph_kw):
         self.delays = dict(delays or {})
@@ -23,15 +25,21 @@ class FakeEngine:
         self.seed = seed
         self.graph_kw = {k: v for k, v in graph_kw.items() if k != "n_logits"}
         self.calls: list[tuple] = []
+        self.cancelled: list[tuple] = []
         self.lock = threading.Lock()
 
     def rebuild(self, graph, **changes):
         targets = tuple(tuple(t) if isinstance(t, list) else t for t in changes["targets"])
+        assert changes.get("progress") is False  # the view asks for no progress bar in the cell
+        cancel = changes.get("cancel")
         with self.lock:
             self.calls.append(targets)
         if self.gate is not None and targets in self.delays:
             self.gate.wait(10)
         time.sleep(self.delays.get(targets, 0.0))
+        if cancel is not None and cancel.is_set():  # as attribution_graph does between its batches
+            self.cancelled.append(targets)
+            raise ComputationCancelled("cancelled")
         if targets in self.fail:
             raise self.fail[targets]
         # The same seed keeps the prompt's tokens; fewer logits change the edges (a different graph).

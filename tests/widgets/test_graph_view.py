@@ -218,21 +218,25 @@ def test_rebuild_cache_is_small_and_the_shown_graph_stays():
     view.close()
 
 
-def test_last_request_wins_and_the_slow_graph_is_kept():
+def test_last_request_wins_the_superseded_rebuild_stops_and_finished_ones_stay():
     gate = threading.Event()
     g, engine = graph_with_engine(0, delays={(1,): 0.0}, gate=gate)
     view = GraphView(g).wait(10)
-    view.target = "#1"  # waits on the gate
-    wait_until(lambda: engine.calls == [(1,)])
-    assert view.busy and view.shown_target == ""  # the old graph stays shown meanwhile
     view.target = "#2"
+    view.wait(10)
+    view.target = "#1"  # waits on the gate
+    wait_until(lambda: engine.calls == [(2,), (1,)])
+    assert view.busy and view.shown_target == "#2"  # the previous graph stays shown meanwhile
+    view.target = "#3"
     gate.set()
     view.wait(10)
-    assert view.shown_target == "#2" and not view.busy and view.error == ""
-    assert engine.calls == [(1,), (2,)]
-    view.target = "#1"  # computed while superseded: cached, so no second engine call
+    assert view.shown_target == "#3" and not view.busy and view.error == ""  # no "cancelled" banner
+    assert engine.calls == [(2,), (1,), (3,)] and engine.cancelled == [(1,)]
+    view.target = "#2"  # finished before: from the cache, at once
+    assert view.shown_target == "#2" and not view.busy and len(engine.calls) == 3
+    view.target = "#1"  # superseded, so never finished: computed now
     view.wait(10)
-    assert view.shown_target == "#1" and engine.calls == [(1,), (2,)]
+    assert view.shown_target == "#1" and engine.calls[-1] == (1,)
     view.close()
 
 
