@@ -10,9 +10,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from attrwidgets.core.graph import influence
 from attrwidgets.core.graph.graph import KINDS, Graph, NodeTable
 from attrwidgets.core.graph.graph_io import load_graph
-from attrwidgets.core.graph.influence import find_threshold, node_influence, prune_masks
+from attrwidgets.core.graph.influence import node_influence
+from attrwidgets.core.graph.pruning import find_threshold, prune_masks
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.testing import toy_graph
 
@@ -371,3 +373,113 @@ def test_intervene_and_rebuild_need_an_engine(tmp_path):
     g.engine = Engine()
     assert g.intervene({}, frozen=False, top_k=3) == ("intervened", False, {"top_k": 3})
     assert g.rebuild(targets=[1]) == ("rebuilt", {"targets": [1]})
+
+
+def _reference_prune(a, w, n_features, n_fixed, node_threshold, edge_threshold):
+    """circuit-tracer's prune_graph, restated densely in numpy (float64) as the oracle."""
+
+    def normalized(m):
+        m = np.abs(m)
+        return m / np.maximum(m.sum(1, keepdims=True), 1e-10)
+
+    def series(m, weights):
+        current = weights @ m
+        total = current.copy()
+        while current.any():
+            current = current @ m
+            total += current
+        return total
+
+    def threshold(scores, fraction):
+        ordered = np.sort(scores)[::-1]
+        cumulative = np.cumsum(ordered) / ordered.sum()
+        return ordered[min(int(np.searchsorted(cumulative, fraction)), ordered.size - 1)]
+
+    a = a.astype(np.float64)
+    influence = series(normalized(a), w)
+    node_mask = influence >= threshold(influence, node_threshold)
+    node_mask[-n_fixed:] = True
+    pruned = a.copy()
+    pruned[~node_mask] = 0
+    pruned[:, ~node_mask] = 0
+    scores = normalized(pruned) * (series(normalized(pruned), w) + w)[:, None]
+    edge_mask = scores >= threshold(scores.ravel(), edge_threshold)
+    while True:
+        before = node_mask.copy()
+        edge_mask[~node_mask] = False
+        edge_mask[:, ~node_mask] = False
+        node_mask[:-n_fixed] &= edge_mask[:, :-n_fixed].any(0)
+        node_mask[:n_features] &= edge_mask[:n_features].any(1)
+        if (node_mask == before).all():
+            break
+    return node_mask, edge_mask
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("thresholds", [(0.8, 0.98), (0.5, 0.7)])
+def test_prune_matches_the_upstream_algorithm(seed, thresholds):
+    g = toy_graph(seed=seed, n_layers=4, n_pos=6, features_per_site=4)
+    a = g.adjacency.numpy()
+    w = np.zeros(len(g.nodes))
+    w[-g.n_logits :] = g.logit_weights
+    n_features = int(g.nodes.mask("feature").sum())
+    node_mask, edge_mask = _reference_prune(a, w, n_features, g.n_tokens + g.n_logits, *thresholds)
+    p = g.prune(*thresholds)
+    np.testing.assert_array_equal(p.node_index, np.flatnonzero(node_mask))
+    targets, sources = np.nonzero(edge_mask)
+    got = sorted(zip(p.node_index[p.edge_target].tolist(), p.node_index[p.edge_source].tolist()))
+    assert got == sorted(zip(targets.tolist(), sources.tolist()))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("components", [False, True])
+def test_one_pass_ranked_influence_equals_the_series(components, sparse, monkeypatch):
+    import attrwidgets.core.graph.influence as inf
+
+    g = toy_graph(seed=7, n_layers=5, n_pos=6, components=components)
+    store = sp.csr_array if sparse else torch.as_tensor
+    dense = g.adjacency.numpy()
+    weights = inf._full_weights(g.logit_weights, len(g.nodes))
+
+    def series(a):
+        return np.asarray(original(inf._Operator(store(a)), weights, len(g.nodes), None), dtype=np.float32)
+
+    original = inf._series
+    calls = []
+    monkeypatch.setattr(inf, "_series", lambda *a: calls.append(1) or original(*a))
+    ranked = np.asarray(inf.node_influence(store(dense), g.logit_weights, rank=g.rank))
+    assert not calls  # the one-pass solve was used
+    np.testing.assert_allclose(ranked, series(dense), rtol=1e-5, atol=1e-7)
+    # an edge against the ranking but no cycle (layer 3, position 1 -> layer 1, last position): detected, the
+    # series takes over
+    nodes = g.nodes
+    kind = "attention" if components else "feature"
+    low = int(np.flatnonzero((nodes.layer == 1) & (nodes.position == 5) & nodes.mask(kind))[0])
+    high = int(np.flatnonzero((nodes.layer == 3) & (nodes.position == 1) & nodes.mask(kind))[0])
+    bent = dense.copy()
+    bent[low, high] = 5.0
+    got = np.asarray(inf.node_influence(store(bent), g.logit_weights, rank=g.rank))
+    assert calls
+    np.testing.assert_allclose(got, series(bent), rtol=1e-6)
+    assert not np.allclose(got, ranked)
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.8, 0.98, 1.0])
+def test_binned_threshold_equals_the_sorted_rule(fraction):
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.lognormal(0, 3, size=300_000), np.zeros(1000)])
+    ordered = np.sort(scores)[::-1]
+    cumulative = np.cumsum(ordered) / ordered.sum()
+    expected = ordered[min(int(np.searchsorted(cumulative, fraction)), ordered.size - 1)]
+    got = find_threshold(scores, fraction)
+    if fraction < 1.0:
+        assert got == expected
+    else:  # 1.0 keeps every positive score (upstream's float cumsum may stop short of a negligible tail)
+        assert got == scores[scores > 0].min()
+    assert find_threshold(scores[:1000], fraction) == find_threshold(np.sort(scores[:1000]), fraction)
+
+
+def test_pruning_names_reachable_from_influence():
+    assert influence.prune_masks is prune_masks and influence.find_threshold is find_threshold
+    with pytest.raises(AttributeError):
+        influence.no_such_name  # noqa: B018

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from attrwidgets.core.graph import influence as inf
+from attrwidgets.core.graph import pruning
 from attrwidgets.core.graph.node_table import KINDS, NodeTable
 from attrwidgets.errors import AttrWidgetsError
 
@@ -114,8 +115,20 @@ class Graph:
         return 2 * self.n_layers + 4
 
     @functools.cached_property
+    def rank(self) -> np.ndarray:
+        """A topological rank per node: every causal edge runs to a strictly higher rank (tokens 0, then per layer
+        features / errors / attention heads, then that layer's MLP, logits last). Lets influence take one pass."""
+        nodes = self.nodes
+        rank = 1 + 2 * nodes.layer.astype(np.int64) + (nodes.kind == KINDS.index("mlp"))
+        rank[nodes.mask("token")] = 0
+        rank[nodes.mask("logit")] = 2 * self.n_layers + 2
+        return rank
+
+    @functools.cached_property
     def influence(self) -> np.ndarray:
-        values = inf.node_influence(self.adjacency, self.logit_weights, max_steps=self.max_steps)
+        values = inf.node_influence(
+            self.adjacency, self.logit_weights, max_steps=self.max_steps, rank=self.rank
+        )
         if isinstance(values, torch.Tensor):
             values = values.detach().cpu().numpy()
         values = np.asarray(values, dtype=np.float32)
@@ -125,12 +138,12 @@ class Graph:
     def prune(self, node_threshold: float = 0.8, edge_threshold: float = 0.98, *, keep=()) -> PrunedGraph:
         """The nodes holding node_threshold of the influence and edges holding edge_threshold, dangling nodes dropped.
         Tokens, logits and the node ids in `keep` (e.g. pinned ones) are always kept."""
-        node_threshold = inf.check_threshold("node_threshold", node_threshold)
-        edge_threshold = inf.check_threshold("edge_threshold", edge_threshold)
+        node_threshold = pruning.check_threshold("node_threshold", node_threshold)
+        edge_threshold = pruning.check_threshold("edge_threshold", edge_threshold)
         keep_index = tuple(sorted({self._resolve(k) for k in keep}))
         key = (node_threshold, edge_threshold, keep_index)
         if key not in self._prune_cache:
-            result = inf.prune_masks(
+            result = pruning.prune_masks(
                 self.adjacency,
                 self.logit_weights,
                 self.n_tokens,
@@ -141,6 +154,7 @@ class Graph:
                 max_steps=self.max_steps,
                 influence=self.influence,
                 always_keep=np.array(keep_index, dtype=np.int64),
+                rank=self.rank,
             )
             if len(self._prune_cache) > 8:  # slider sweeps: keep a few recent results, not all
                 self._prune_cache.pop(next(iter(self._prune_cache)))
@@ -151,7 +165,9 @@ class Graph:
     def _scores(self) -> tuple[float, float]:
         tokens = np.flatnonzero(self.nodes.mask("token"))
         errors = np.flatnonzero(self.nodes.mask("error"))
-        return inf.graph_scores(self.adjacency, self.logit_weights, tokens, errors, influence=self.influence)
+        return pruning.graph_scores(
+            self.adjacency, self.logit_weights, tokens, errors, influence=self.influence
+        )
 
     @property
     def replacement_score(self) -> float:
@@ -234,7 +250,9 @@ class Graph:
 class PrunedGraph:
     """What crosses to the browser: kept nodes (indices into graph.nodes) and kept edges (indices into node_index)."""
 
-    def __init__(self, graph: Graph, node_threshold: float, edge_threshold: float, result: inf.PruneResult):
+    def __init__(
+        self, graph: Graph, node_threshold: float, edge_threshold: float, result: pruning.PruneResult
+    ):
         self.graph = graph
         self.node_threshold = node_threshold
         self.edge_threshold = edge_threshold

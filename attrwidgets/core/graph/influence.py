@@ -7,13 +7,11 @@ support left after the longest path), so it is summed until the current term is 
 
 Two paths with the same results: dense (torch, any device) and scipy.sparse (CSR) for big graphs, which never
 densifies an n x n matrix. N is never materialised on either path: w N = (w / r) |A| with r the row sums of |A|.
-Edge scores are only needed among the nodes that survive the node threshold, so that part works on the k x k
-submatrix of kept nodes, which is what keeps pruning of a 12000-node dense graph well under a second.
+Given a topological rank per node (Graph.rank: by layer), both paths solve the series exactly in one pass over
+A instead of depth-many mat-vecs. Pruning and the graph scores are in pruning.py.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -61,7 +59,7 @@ def row_sums(adjacency):
     """Row sums of |A| (torch for dense, numpy for sparse)."""
     if is_sparse(adjacency):
         return np.asarray(abs(_as_csr(adjacency)).sum(axis=1)).ravel()
-    return _as_dense_tensor(adjacency).abs().sum(dim=1)
+    return torch.linalg.vector_norm(_as_dense_tensor(adjacency), ord=1, dim=1)
 
 
 def normalize_rows(adjacency):
@@ -141,194 +139,131 @@ def _series(op: _Operator, w: np.ndarray, n: int, max_steps: int | None):
     return total
 
 
-def node_influence(adjacency, logit_weights, *, max_steps: int | None = None):
+def _rank_runs(rank: np.ndarray) -> list[tuple[int, list[tuple[int, int]]]]:
+    """Contiguous column runs of each rank, highest rank first: [(rank, [(start, stop), ...]), ...]."""
+    cuts = np.flatnonzero(np.diff(rank)) + 1
+    starts = np.concatenate([[0], cuts]).tolist()
+    stops = np.concatenate([cuts, [rank.size]]).tolist()
+    runs: dict[int, list] = {}
+    for a, b in zip(starts, stops):
+        runs.setdefault(int(rank[a]), []).append((a, b))
+    return sorted(runs.items(), reverse=True)
+
+
+class _Blocks:
+    """probe (2, n) @ |A|[:, a:b] for column blocks, and the row scale 1 / sum|A| (dense torch or sparse CSC)."""
+
+    def __init__(self, adjacency):
+        self.sparse = is_sparse(adjacency)
+        if self.sparse:
+            magnitude = abs(_as_csr(adjacency))
+            self.inv_rows = 1.0 / np.maximum(np.asarray(magnitude.sum(axis=1)).ravel(), _TINY)
+            self.columns = magnitude.tocsc()  # column slices are cheap in CSC
+        else:
+            self.dense = _as_dense_tensor(adjacency)
+            # the 1-norm reduction reads A once without materialising |A|
+            self.inv_rows = 1.0 / torch.linalg.vector_norm(self.dense, ord=1, dim=1).clamp(min=_TINY)
+
+    def vector(self, values):
+        if self.sparse:
+            return np.asarray(values, dtype=np.float64)
+        return torch.as_tensor(values, dtype=self.dense.dtype, device=self.dense.device)
+
+    def product(self, probe, a: int, b: int):
+        if self.sparse:
+            return np.asarray(self.columns[:, a:b].T @ probe.T).T
+        return probe @ self.dense[:, a:b].abs()
+
+    def stack(self, rows):
+        return np.stack(rows) if self.sparse else torch.stack(rows)
+
+
+def _ranked_influence(adjacency, w: np.ndarray, rank: np.ndarray):
+    """Exact I for a graph whose edges all run from a lower to a strictly higher `rank`, in one pass over A.
+
+    I[s] = sum_t (I[t] + w[t]) N[t, s]: visiting source columns from the highest rank down, every target of a
+    column is final when the column is read, so one sweep replaces the depth-many mat-vecs of the series.
+    Each block also sums |A| over rows of rank <= its own: nonzero means an edge breaks the ranking (not causal,
+    or NaN), and None is returned so that the caller falls back to the series, which checks for cycles itself.
+    """
+    runs = _rank_runs(rank)
+    if len(runs) < 2 or sum(len(r) for _, r in runs) > 4 * len(runs) + 64:
+        return None  # columns too scattered for block slices: the series is as fast
+    blocks = _Blocks(adjacency)
+    total = blocks.vector(w) * 1  # I + w, filled in top-down
+    influence = blocks.vector(np.zeros(rank.size))
+    for r, spans in runs:
+        probe = blocks.stack([total * blocks.inv_rows, blocks.vector(rank <= r)])
+        for a, b in spans:
+            out = blocks.product(probe, a, b)
+            if bool(out[1].any()):
+                return None
+            influence[a:b] = out[0]
+        for a, b in spans:
+            total[a:b] += influence[a:b]
+    return influence
+
+
+def node_influence(adjacency, logit_weights, *, max_steps: int | None = None, rank=None):
     """Influence of every node on the weighted logits: w (N + N^2 + ...), N the row-normalised |A|.
 
     adjacency: (n, n) rows targets, columns sources; torch / numpy dense or scipy.sparse.
     logit_weights: one per node (n,), or one per logit node (n_logits,), placed on the last rows.
+    rank: optional (n,) ints with every edge running from a lower to a strictly higher rank (e.g. by layer):
+    lets the graph be solved in one pass over A; if an edge breaks it, the series is used instead.
     Returns a torch tensor for torch input, else a numpy array. A cycle raises AttrWidgetsError.
     """
     n = check_square(adjacency)
     w = _full_weights(logit_weights, n)
-    total = _series(_Operator(adjacency), w, n, max_steps)
+    total = None
+    if rank is not None:
+        rank = np.asarray(rank, dtype=np.int64).ravel()
+        if rank.shape != (n,):
+            raise AttrWidgetsError(f"rank has {rank.size} entries; expected one per node ({n}).")
+        total = _ranked_influence(adjacency, w, rank)
+    if total is None:
+        total = _series(_Operator(adjacency), w, n, max_steps)
     if isinstance(adjacency, torch.Tensor):
         return total
+    if isinstance(total, torch.Tensor):
+        total = total.cpu().numpy()
     return np.asarray(total, dtype=np.float32)
 
 
-def edge_influence(adjacency, logit_weights, *, max_steps: int | None = None):
+def edge_influence(adjacency, logit_weights, *, max_steps: int | None = None, rank=None):
     """Edge scores N[t, s] * (I[t] + w[t]): each edge's share of its target's total influence.
 
     Dense input -> dense torch (n, n); sparse -> csr_array with the same pattern as |A|.
     """
     n = check_square(adjacency)
     w = _full_weights(logit_weights, n)
-    op = _Operator(adjacency)
-    total = _series(op, w, n, max_steps)
-    if op.sparse:
-        return _scale_rows_csr(abs(_as_csr(adjacency)), (np.asarray(total) + w) * op.inv_rows)
-    per_row = (total + op.vector(w)) * op.inv_rows
-    return op.abs * per_row[:, None]
-
-
-def find_threshold(scores, fraction: float) -> float:
-    """The smallest score s such that the scores >= s hold `fraction` of the total (upstream's rule)."""
-    if isinstance(scores, torch.Tensor):
-        scores = scores.detach().cpu().numpy()
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    if scores.size == 0:
-        return np.inf
-    ordered = np.sort(scores)[::-1]
-    cumulative = np.cumsum(ordered)
-    total = cumulative[-1]
-    if total <= 0:
-        return float(ordered[0])
-    index = int(np.searchsorted(cumulative / total, fraction))
-    return float(ordered[min(index, ordered.size - 1)])
-
-
-def check_threshold(name: str, value) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise AttrWidgetsError(f"{name} must be a number in (0, 1]; got {value!r}.") from None
-    if not 0.0 < value <= 1.0:
-        raise AttrWidgetsError(
-            f"{name} must be in (0, 1] (the fraction of total influence to keep; 1.0 keeps everything); got {value}."
-        )
-    return value
-
-
-class PruneResult(NamedTuple):
-    node_mask: np.ndarray  # bool (n,): nodes kept
-    edge_target: np.ndarray  # int64 (e,): global node index of each kept edge's target
-    edge_source: np.ndarray  # int64 (e,)
-    edge_weight: np.ndarray  # float32 (e,): signed adjacency entry
-    cumulative: np.ndarray  # float32 (n,): cumulative influence score (upstream's "influence" field)
-    influence: np.ndarray  # float32 (n,): node influence
-
-
-def cumulative_scores(influence: np.ndarray) -> np.ndarray:
-    """Each node's position in the descending cumulative influence (a share in [0, 1]; small = most influential)."""
-    influence = np.asarray(influence, dtype=np.float64)
-    order = np.argsort(-influence, kind="stable")
-    total = influence.sum()
-    cumulative = np.cumsum(influence[order]) / (total if total > 0 else 1.0)
-    out = np.empty_like(cumulative)
-    out[order] = cumulative
-    return out.astype(np.float32)
-
-
-def _kept_edges(adjacency, keep: np.ndarray, w_kept: np.ndarray, edge_threshold: float, max_steps):
-    """Edges among the kept nodes whose scores (on the pruned graph) reach the edge threshold -> global indices."""
+    total = node_influence(adjacency, w, max_steps=max_steps, rank=rank)
     if is_sparse(adjacency):
-        sub = _as_csr(adjacency)[keep][:, keep]
-        scores = edge_influence(sub, w_kept, max_steps=max_steps).tocoo()
-        rows, cols, values = scores.row, scores.col, np.asarray(scores.data)
-        weights = np.asarray(sub[rows, cols]).ravel()
-    else:
-        dense = _as_dense_tensor(adjacency)
-        index = torch.as_tensor(keep, device=dense.device)
-        sub = dense.index_select(0, index).index_select(1, index)
-        scores = edge_influence(sub, w_kept, max_steps=max_steps)
-        rows_t, cols_t = torch.nonzero(scores, as_tuple=True)
-        values = scores[rows_t, cols_t].cpu().numpy()
-        weights = sub[rows_t, cols_t].cpu().numpy()
-        rows, cols = rows_t.cpu().numpy(), cols_t.cpu().numpy()
-    chosen = values > 0
-    if chosen.any():
-        chosen &= values >= find_threshold(values[chosen], edge_threshold)
-    return keep[rows[chosen]], keep[cols[chosen]], weights[chosen].astype(np.float32)
+        magnitude = abs(_as_csr(adjacency))
+        inv_rows = 1.0 / np.maximum(np.asarray(magnitude.sum(axis=1)).ravel(), _TINY)
+        return _scale_rows_csr(magnitude, (np.asarray(total, dtype=np.float64) + w) * inv_rows)
+    magnitude = _as_dense_tensor(adjacency).abs()
+    total = torch.as_tensor(total, dtype=magnitude.dtype, device=magnitude.device)
+    per_row = (total + torch.as_tensor(w, dtype=magnitude.dtype, device=magnitude.device)) / magnitude.sum(
+        dim=1
+    ).clamp(min=_TINY)
+    return magnitude * per_row[:, None]
 
 
-def prune_masks(
-    adjacency,
-    logit_weights,
-    n_tokens: int,
-    n_logits: int,
-    node_threshold: float = 0.8,
-    edge_threshold: float = 0.98,
-    *,
-    needs_input=None,
-    max_steps: int | None = None,
-    influence=None,
-    always_keep=None,
-) -> PruneResult:
-    """Upstream's pruning: nodes up to node_threshold of cumulative influence, then edges (scored on the pruned
-    graph) up to edge_threshold, then dangling nodes dropped until nothing changes.
-
-    The last n_tokens + n_logits nodes (tokens, then logits) are always kept. Every other node needs a kept
-    outgoing edge; those marked in `needs_input` (bool (n,); default: all of them) also need a kept incoming
-    edge (features and components do; error nodes do not). `influence` may pass a precomputed node influence.
-    """
-    node_threshold = check_threshold("node_threshold", node_threshold)
-    edge_threshold = check_threshold("edge_threshold", edge_threshold)
-    n = check_square(adjacency)
-    fixed = n_tokens + n_logits
-    if fixed > n or n_logits < 1:
-        raise AttrWidgetsError(
-            f"Cannot prune: {n_tokens} tokens + {n_logits} logits do not fit a graph of {n} nodes."
-        )
-    w = _full_weights(logit_weights, n)
-    if influence is None:
-        influence = node_influence(adjacency, w, max_steps=max_steps)
-    if isinstance(influence, torch.Tensor):
-        influence = influence.detach().cpu().numpy()
-    influence = np.asarray(influence, dtype=np.float32)
-
-    node_mask = influence >= find_threshold(influence, node_threshold)
-    node_mask[n - fixed :] = True
-    removable = np.zeros(n, dtype=bool)
-    removable[: n - fixed] = True
-    if always_keep is not None and len(always_keep):
-        node_mask[np.asarray(always_keep, dtype=np.int64)] = True
-        removable[np.asarray(always_keep, dtype=np.int64)] = False
-    keep = np.flatnonzero(node_mask)
-    target, source, weight = _kept_edges(adjacency, keep, w[keep], edge_threshold, max_steps)
-
-    wants_input = (
-        removable.copy() if needs_input is None else (np.asarray(needs_input, dtype=bool) & removable)
-    )
-    while True:  # each removal can strand more nodes; a few rounds at most (about the depth of the graph)
-        alive = node_mask[target] & node_mask[source]
-        has_out = np.bincount(source[alive], minlength=n) > 0
-        has_in = np.bincount(target[alive], minlength=n) > 0
-        dangling = node_mask & removable & (~has_out | (wants_input & ~has_in))
-        if not dangling.any():
-            break
-        node_mask &= ~dangling
-    alive = node_mask[target] & node_mask[source]
-    return PruneResult(
-        node_mask, target[alive], source[alive], weight[alive], cumulative_scores(influence), influence
-    )
+_PRUNING = (
+    "find_threshold",
+    "check_threshold",
+    "PruneResult",
+    "cumulative_scores",
+    "prune_masks",
+    "graph_scores",
+)
 
 
-def graph_scores(adjacency, logit_weights, token_index, error_index, *, influence=None, max_steps=None):
-    """(replacement, completeness) as in later circuit-tracer versions' compute_graph_scores."""
-    n = check_square(adjacency)
-    w = _full_weights(logit_weights, n)
-    if influence is None:
-        influence = node_influence(adjacency, w, max_steps=max_steps)
-    if isinstance(influence, torch.Tensor):
-        influence = influence.detach().cpu().numpy()
-    influence = np.asarray(influence, dtype=np.float64)
-    token_inf = influence[token_index].sum()
-    error_inf = influence[error_index].sum()
-    replacement = float(token_inf / (token_inf + error_inf)) if token_inf + error_inf > 0 else 0.0
-    error_share = _error_share(adjacency, np.asarray(error_index, dtype=np.int64))
-    out_weight = influence + w
-    total = out_weight.sum()
-    completeness = float(((1.0 - error_share) * out_weight).sum() / total) if total > 0 else 0.0
-    return replacement, completeness
+def __getattr__(name):
+    # pruning lives in pruning.py (it builds on this module); keep influence.prune_masks etc. reachable here
+    if name in _PRUNING:
+        from attrwidgets.core.graph import pruning
 
-
-def _error_share(adjacency, error_index: np.ndarray) -> np.ndarray:
-    """For each row, the share of its |input| that comes from error nodes (0 for rows with no input)."""
-    sums = row_sums(adjacency)
-    if is_sparse(adjacency):
-        part = np.asarray(abs(_as_csr(adjacency)[:, error_index]).sum(axis=1)).ravel()
-        return part / np.maximum(sums, _TINY)
-    dense = _as_dense_tensor(adjacency)
-    index = torch.as_tensor(error_index, device=dense.device)
-    part = dense.index_select(1, index).abs().sum(dim=1)
-    return (part / sums.clamp(min=_TINY)).cpu().double().numpy()
+        return getattr(pruning, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
