@@ -483,3 +483,54 @@ def test_pruning_names_reachable_from_influence():
     assert influence.prune_masks is prune_masks and influence.find_threshold is find_threshold
     with pytest.raises(AttributeError):
         influence.no_such_name  # noqa: B018
+
+
+def _big_sparse_graph(n_layers=6, n_pos=40, per_site=120, fan_in=8, seed=0) -> Graph:
+    """~28000 nodes, ~230k edges (layer-causal): a dense copy would be 3 GB."""
+    rng = np.random.default_rng(seed)
+    layer = np.repeat(np.arange(n_layers), (n_pos - 1) * per_site)
+    position = np.tile(np.repeat(np.arange(1, n_pos), per_site), n_layers)
+    feature = np.tile(np.arange(per_site), n_layers * (n_pos - 1))
+    n_feat, n_err = layer.size, n_layers * (n_pos - 1)
+    kinds = ["feature"] * n_feat + ["error"] * n_err + ["token"] * n_pos + ["logit"] * 5
+    err_layer = np.repeat(np.arange(n_layers), n_pos - 1)
+    nodes = NodeTable(
+        kinds,
+        np.concatenate([layer, err_layer, np.full(n_pos, -1), np.full(5, n_layers)]),
+        np.concatenate(
+            [position, np.tile(np.arange(1, n_pos), n_layers), np.arange(n_pos), np.full(5, n_pos - 1)]
+        ),
+        np.concatenate([feature, np.full(n_err, -1), np.arange(n_pos), np.arange(5)]),
+        n_layers=n_layers,
+    )
+    n = len(nodes)
+    source_layer = np.concatenate([layer, err_layer, np.full(n_pos, -1)])  # every possible source
+    order = np.argsort(source_layer, kind="stable")
+    below = np.searchsorted(source_layer[order], np.arange(n_layers + 1))  # sources strictly below each layer
+    targets = np.concatenate([np.arange(n_feat), np.arange(n - 5, n)])
+    t_layer = np.concatenate([layer, np.full(5, n_layers)])
+    rows = np.repeat(targets, fan_in)
+    cols = order[(rng.random(rows.size) * below[np.repeat(t_layer, fan_in)]).astype(np.int64)]
+    a = sp.csr_array((rng.normal(size=rows.size).astype(np.float32), (rows, cols)), shape=(n, n))
+    return Graph(
+        nodes, a, logit_weights=[0.5, 0.2, 0.1, 0.05, 0.05], prompt="p", tokens=["t"] * n_pos,
+        token_ids=list(range(n_pos)), n_layers=n_layers,
+    )  # fmt: skip
+
+
+def test_big_sparse_graph_never_densified(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a sparse adjacency was densified")
+
+    for cls in (sp.csr_array, sp.csc_array, sp.coo_array, sp.csr_matrix):
+        monkeypatch.setattr(cls, "toarray", refuse)
+        monkeypatch.setattr(cls, "todense", refuse)
+    g = _big_sparse_graph()
+    assert len(g.nodes) > 20000
+    p = g.prune()
+    assert set(np.flatnonzero(g.nodes.mask("token", "logit"))) <= set(p.node_index.tolist())
+    assert 0 < len(p) < len(g.nodes) and p.edge_weight.size > 0
+    assert 0 < g.replacement_score < 1 and 0 < g.completeness_score < 1
+    # every feature has inputs, so all of the logits' weight (0.9) ends in the leaves: tokens and errors
+    leaves = g.nodes.mask("token", "error")
+    assert g.influence[leaves].sum() == pytest.approx(0.9, rel=1e-4)
