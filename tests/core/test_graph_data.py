@@ -57,11 +57,16 @@ def test_cycle_raises(sparse):
         node_influence(sp.csr_array(a) if sparse else torch.from_numpy(a), [1.0])
 
 
-def test_nan_adjacency_is_reported():
+@pytest.mark.parametrize("ranked", [False, True])
+def test_nan_adjacency_is_reported(ranked):
     a = methods_toy_adjacency()
     a[3, 0] = np.nan
+    # a valid ranking of the toy graph: tokens 9, 10 first, the logit 11 last
+    rank = [1, 1, 1, 2, 1, 1, 1, 1, 1, 0, 0, 3] if ranked else None
     with pytest.raises(AttrWidgetsError, match="NaN"):
-        node_influence(a, [1.0])
+        node_influence(a, [1.0], rank=rank)
+    a[3, 0] = 10.0
+    np.testing.assert_allclose(node_influence(a, [1.0], rank=rank), TOY_EXPECTED, atol=1e-6)
 
 
 def test_logit_weights_length_checked():

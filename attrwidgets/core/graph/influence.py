@@ -201,7 +201,8 @@ def _ranked_influence(adjacency, w: np.ndarray, rank: np.ndarray):
             influence[a:b] = out[0]
         for a, b in spans:
             total[a:b] += influence[a:b]
-    return influence
+    finite = np.isfinite(influence).all() if blocks.sparse else torch.isfinite(influence).all()
+    return influence if bool(finite) else None  # the series reports NaN / inf
 
 
 def node_influence(adjacency, logit_weights, *, max_steps: int | None = None, rank=None):
