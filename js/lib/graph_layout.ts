@@ -9,6 +9,7 @@ const MIN_COL = 56; // a column is at least this wide (room for its token's text
 const PAD = 8;
 const R_MIN = 2.5;
 const R_MAX = 9;
+const END_R = 5;
 
 export interface Layout {
   x: Float32Array; // (n,) node centres
@@ -51,6 +52,7 @@ export function layoutGraph(g: GraphData, nTokens: number, nLayers: number): Lay
   const y = new Float32Array(g.n);
   const r = new Float32Array(g.n);
   const infl = g.maxInfluence > 0 ? g.maxInfluence : 1;
+  const kinds = g.kinds;
   for (const [key, list] of cells) {
     const row = Math.floor(key / t);
     const col = columns[key % t];
@@ -60,7 +62,9 @@ export function layoutGraph(g: GraphData, nTokens: number, nLayers: number): Lay
       x[i] = col.x0 + PAD / 2 + (s + 0.5) * slot;
       y[i] = rowY(row, rows);
       const share = Number.isFinite(g.influence[i]) ? Math.sqrt(Math.min(1, Math.abs(g.influence[i]) / infl)) : 0;
-      r[i] = Math.min(R_MIN + (R_MAX - R_MIN) * share, Math.max(R_MIN, slot / 2 - 1));
+      // Tokens and logits are the graph's ends: never smaller than a mid-sized node, whatever their influence.
+      const floor = kinds[g.kind[i]] === "token" || kinds[g.kind[i]] === "logit" ? END_R : R_MIN;
+      r[i] = Math.min(Math.max(floor, R_MIN + (R_MAX - R_MIN) * share), Math.max(R_MIN, slot / 2 - 1));
     });
   }
   return { x, y, r, rows, columns, width: x0, height: rows * ROW_H };

@@ -41,6 +41,12 @@ from attrwidgets.testing import tiny_masked_lm
 w = aw.DiffusionTimeline(model=tiny_masked_lm(), prompt="the cat sat on the", layer="block 0", gen_length=8, steps=4,
                          n_steps=8)
 """
+GRAPH_VIEW = """
+import attrwidgets as aw
+from attrwidgets.testing import tiny_handle
+
+w = aw.GraphView(aw.attribution_graph(tiny_handle("llama"), "the cat sat on the mat", progress=False))
+"""
 # Defined silently in the host's kernel: the kernel's state for a selected row, None until it is computed.
 KERNEL_HELPERS = """
 def _aw_row(w, row):
@@ -127,3 +133,43 @@ def test_diffusion_timeline_round_trip(host, show_in, expect, save_timings):
     hosted.screenshot(f"host-{host}-diffusion-timeline")
     check_clean(hosted)
     save_timings({"open_to_view_s": t1 - t0, **timings, "total_s": time.monotonic() - t0})
+
+
+GRAPH_HELPERS = """
+def _aw_graph(target):
+    from attrwidgets.widgets.serialization import checksum
+    if w.busy or w.shown_target != target:
+        return None
+    logits = [n for n, k in zip(w.node_ids, w.node_data[0]) if w.kinds[int(k)] == "logit"]
+    return {"checksum": checksum(w.edges), "error": w.error, "logits": logits}
+"""
+
+
+@pytest.mark.parametrize("host", ["notebook7"])
+def test_graph_view_round_trip(host, show_in, expect, save_timings):
+    """Click a logit of the GraphView (at the place the view says it drew it): the kernel rebuilds the graph for
+    that logit alone and the view draws the kernel's edge bytes."""
+    t0 = time.monotonic()
+    hosted = show_in(host, GRAPH_VIEW, selector=".aw-graph-view")
+    t1 = time.monotonic()
+    view = hosted.view
+    hosted.execute(GRAPH_HELPERS)
+    start = hosted.wait_for_kernel("_aw_graph('')")
+    expect(view).to_have_attribute("data-checksum", start["checksum"], timeout=30_000)
+    logit = start["logits"][1]
+    vocab = logit.split("_")[1]
+    view.locator(".aw-graph-canvas").scroll_into_view_if_needed()
+    p = hosted.page.evaluate(f"document.querySelector('.aw-graph-view').awGraph.screenOf({logit!r})")
+    t2 = time.monotonic()
+    hosted.page.mouse.click(p["clientX"], p["clientY"])
+    expect(view).to_have_attribute("data-target", f"#{vocab}")  # local, before the kernel hears it
+    state = hosted.wait_for_kernel(f"_aw_graph('#{vocab}')")
+    assert state["error"] == "" and state["logits"] == [logit], state
+    expect(view).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+    expect(view).to_have_attribute("data-shown-target", f"#{vocab}")
+    expect(view).to_have_attribute("data-busy", "false")
+    assert view.get_attribute("data-view-error") is None
+    hosted.screenshot(f"host-{host}-graph-view")
+    check_clean(hosted)
+    save_timings({"open_to_view_s": t1 - t0, "logit_click_to_redraw_s": time.monotonic() - t2,
+                  "total_s": time.monotonic() - t0})
