@@ -351,3 +351,23 @@ def test_front_end_paths_match_python(tmp_path):
         assert np.allclose(np.abs(edges[2][got["topIn"]]), np.abs(edges[2][strongest]))
     assert any(got["up"] and got["down"] for got in out["out"])  # the check saw real paths
     view.close()
+
+
+def test_real_engine_rebuilds_for_a_clicked_logit(tiny_llama):
+    """aw.attribution_graph's engine takes the view's rebuild keywords (targets, progress, cancel)."""
+    from attrwidgets.core.graph.attribution import attribution_graph
+
+    g = attribution_graph(tiny_llama, "the cat sat on the mat", progress=False)
+    view = GraphView(g).wait(60)
+    assert view.can_rebuild and all(view.node_labels) and view.error == ""
+    logits = [n for n, k in zip(view.node_ids, view.node_data[0]) if KINDS[int(k)] == "logit"]
+    vocab = int(logits[1].split("_")[1])
+    view.selected_node = logits[1]
+    view.target = f"#{vocab}"  # what a click on that logit writes
+    view.wait(60)
+    assert view.error == "" and view.shown_target == f"#{vocab}" and view.graph.n_logits == 1
+    assert [n for n, k in zip(view.node_ids, view.node_data[0]) if KINDS[int(k)] == "logit"] == [logits[1]]
+    assert view.selected_node == logits[1] and view.selected_target == 0
+    view.target = ""
+    assert view.graph is g and view.selected_target == 1
+    view.close()
