@@ -22,7 +22,7 @@ import traitlets
 from traitlets import Bool, Dict, Float, Int, List, Unicode, observe, validate
 
 from attrwidgets.errors import AttrWidgetsError
-from attrwidgets.widgets.base import AttrWidget, bundle
+from attrwidgets.widgets.base import AttrWidget, bundle, unknown_keyword_error
 from attrwidgets.widgets.graph_payload import (
     NODE_COLUMNS,
     TARGET_SYNTAX,
@@ -104,8 +104,6 @@ class GraphView(AttrWidget):
         view = [t for t in self.public_traits() if t in _VIEW_TRAITS]
         for key in kwargs:
             if key not in view:
-                from attrwidgets.widgets.base import unknown_keyword_error
-
                 raise unknown_keyword_error(type(self), key, view)
         self._ready = False
         self._cache = GraphCache(graph)

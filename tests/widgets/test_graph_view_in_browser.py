@@ -166,6 +166,16 @@ def test_hover_click_paths_pan_zoom_reprune_pin_and_logit(browser, graph_bundle,
     pg.keyboard.up("Shift")
     until(pg, lambda: view.pinned == [pin], 30)
     assert root_data(pg, "pinned") == "1"
+    pg.locator('input[aria-label="pinned only"]').check()  # the pinned subgraph: one node, no edges
+    until(pg, lambda: view.pinned_only, 30)
+    settle(pg)
+    assert pg.get_attribute(".aw-graph-canvas", "data-drawn-edges") == "0"
+    pg.locator('input[aria-label="pinned only"]').uncheck()
+    settle(pg)
+    assert int(pg.get_attribute(".aw-graph-canvas", "data-drawn-edges")) == view.edges.shape[1]
+    canvas.focus()
+    pg.keyboard.press("Escape")  # clears the selection
+    pg.wait_for_function(f"() => document.querySelector('{ROOT_SEL}').dataset.selectedNode === ''")
 
     # A logit of the three: the kernel rebuilds the graph for it alone (the fake engine), the view redraws.
     logits = [n for n, k in zip(view.node_ids, view.node_data[0]) if KINDS[int(k)] == "logit"]
