@@ -191,3 +191,20 @@ def test_bad_input_says_what_to_fix():
         aw.attribution_graph(handle, "The capital of France is", progress=False, memory_budget=1000)
     with pytest.raises(AttrWidgetsError, match="supports pre-norm causal"):
         aw.attribution_graph(tiny_handle("bert"), "The cat sat", progress=False)
+
+
+def test_a_saved_graph_reattaches_to_its_model_only(tmp_path):
+    handle = tiny_handle("llama")
+    tc = random_transcoder(*_dims(handle))
+    graph = aw.attribution_graph(handle, "The capital of France is", transcoder=tc, progress=False,
+                                 targets=[" Paris", (" Paris", 72)])
+    path = graph.save(tmp_path / "g.json")
+    with pytest.raises(AttrWidgetsError, match="transcoder"):
+        aw.load_graph(path, model=handle)
+    with pytest.raises(AttrWidgetsError, match="another model"):
+        aw.load_graph(path, model=tiny_handle("llama", seed=1), transcoder=tc)
+    back = aw.load_graph(path, model=handle, transcoder=tc)
+    assert back.labels([0]) == graph.labels([0])
+    assert back.intervene({back.nodes.node_id[0]: 0.0}) == graph.intervene({graph.nodes.node_id[0]: 0.0})
+    again = back.rebuild()
+    np.testing.assert_allclose(again.adjacency.numpy(), graph.adjacency.numpy(), atol=1e-5)

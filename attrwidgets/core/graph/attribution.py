@@ -122,13 +122,37 @@ def attribution_graph(model, prompt, *, transcoder=None, max_logits: int = 10, l
         builder = RowBuilder(rep, batch_size=batch_size, progress=progress, cancel=cancel)
         rows, row_columns = builder.build(logits.directions, logits.weights, k)
     graph = assemble(handle, rep, rows, row_columns, logits, ids, text)
+    graph.metadata["settings"] = {
+        "max_logits": max_logits, "logit_prob": logit_prob, "max_feature_nodes": max_feature_nodes,
+        "batch_size": batch_size, "targets": targets, "memory_budget": memory_budget}
+    _set_engine(graph, handle, transcoder, rep)
+    return graph
+
+
+def _set_engine(graph: Graph, handle, transcoder, rep: Replacement) -> None:
     from attrwidgets.core.graph.engine import GraphEngine
 
-    graph.engine = GraphEngine(handle, transcoder, {
-        "max_logits": max_logits, "logit_prob": logit_prob, "max_feature_nodes": max_feature_nodes, "batch_size": batch_size,
-        "targets": targets, "memory_budget": memory_budget}, rep)
+    graph.engine = GraphEngine(handle, transcoder, graph.metadata.get("settings", {}), rep)
     graph.labeler = graph.engine.labeler(graph)
-    return graph
+
+
+def attach_engine(graph: Graph, model, transcoder=None) -> None:
+    """Re-attach a model (and transcoder) to a loaded graph: labels, intervene and rebuild work again."""
+    handle = as_handle(model)
+    transcoder = resolve_transcoder(transcoder)
+    if graph.metadata.get("method") == "transcoder" and transcoder is None:
+        raise AttrWidgetsError("This graph was built with a transcoder: pass transcoder=... (the Transcoder or its "
+                               "folder) together with model=... to aw.load_graph.")
+    with torch.no_grad():
+        rep = build_replacement(handle, torch.tensor(graph.token_ids, dtype=torch.long), transcoder)
+    logits = graph.nodes.mask("logit")
+    targets = [(int(a), int(b)) if b >= 0 else int(a) for a, b in zip(graph.nodes.feature[logits],
+                                                                      graph.nodes.contrast[logits])]
+    values = select_logits(handle, rep.frozen, targets, max_logits=1, logit_prob=1.0).values.numpy()
+    if rep.n_layers != graph.n_layers or not np.allclose(values, graph.nodes.activation[logits], rtol=1e-3, atol=1e-3):
+        raise AttrWidgetsError("This graph was built with another model (or transcoder): its logit targets do not "
+                               "have the values they had. Pass the model it was built with.")
+    _set_engine(graph, handle, transcoder, rep)
 
 
 def assemble(handle, rep: Replacement, rows: torch.Tensor, row_columns: torch.Tensor, logits: LogitTargets,

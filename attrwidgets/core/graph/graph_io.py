@@ -127,8 +127,9 @@ def _load_adjacency(header: dict, arrays: dict, where: str, n: int):
     )
 
 
-def load_graph(path, model=None) -> Graph:
-    """Read a graph written by graph.save(path). Pass `model` to re-attach it for intervene / rebuild."""
+def load_graph(path, model=None, transcoder=None) -> Graph:
+    """Read a graph written by graph.save(path). Pass `model` (and, for a transcoder graph, its `transcoder`)
+    to re-attach them for labels, intervene and rebuild."""
     header, arrays = load_bundle(path, SCHEMA)
     where = str(bundle_paths(path)[0])
     version = require(header, where, "schema_version", int)
@@ -172,16 +173,12 @@ def load_graph(path, model=None) -> Graph:
         graph.__dict__["influence"] = influence.astype(np.float32)  # fill the cached property: no recompute
         nodes.influence = influence.astype(np.float32)
     if model is not None:
-        _attach_engine(graph, model)
+        from attrwidgets.core.graph.attribution import attach_engine
+
+        attach_engine(graph, model, transcoder)
+    elif transcoder is not None:
+        raise AttrWidgetsError("A transcoder alone cannot be attached: pass model=... with it.")
     return graph
-
-
-def _attach_engine(graph: Graph, model) -> None:
-    """Hook for the engine (attribution.py): re-attach a model so intervene / rebuild work on a loaded graph.
-
-    For now the model is only stored on graph._model; graph.engine stays None until the engine fills this in.
-    """
-    graph._model = model
 
 
 # --- the public viewer's JSON ----------------------------------------------------------------------------------
