@@ -174,7 +174,8 @@ def page_state(result: Attribution, view: dict | None = None) -> dict:
 def to_html(result: Any, path: str | Path | None = None, *, title: str | None = None, **view: Any) -> str:
     """A standalone HTML page of the view of `result`: an Attribution or a TokenMatrix (the TokenMatrix view),
     a HeadContributions or a HeadGrid (the HeadGrid view), a LayerAttribution or a LayerFlow (the LayerFlow
-    view, with every column computed so far), a DiffusionAttribution or a DiffusionTimeline (every row).
+    view, with every column computed so far), a DiffusionAttribution or a DiffusionTimeline (every row), a Graph
+    or a GraphView (the pruned graph: widgets/graph_html.py).
 
     view (TokenMatrix): initial selected_target, normalization ("row"|"global"), sign_mode
     ("signed"|"absolute"), hide_special. view (HeadGrid): selected_target, selected_source, selected_layer,
@@ -182,6 +183,10 @@ def to_html(result: Any, path: str | Path | None = None, *, title: str | None = 
     DIFFUSION_VIEW_STATE. A widget passes its own. Writes
     the page to `path` when given; returns it.
     """
+    if type(result).__name__ in ("Graph", "GraphView"):
+        from attrwidgets.widgets.graph_html import graph_to_html
+
+        return graph_to_html(result, path, title=title, **view)
     if _is_diffusion_view(result):
         state, meta = _diffusion_page(result, view)
         return _write_page("diffusion_timeline", state, None, title or "attrwidgets: diffusion timeline (DLIG)", meta,

@@ -84,3 +84,14 @@ def test_front_end_never_parses_html(built_bundle):
     for text in [*sources, built_bundle.read_text()]:
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert sink not in text
+
+
+def test_to_html_takes_a_graph_and_a_graph_view(tmp_path):
+    import attrwidgets as aw
+    from attrwidgets.testing import toy_graph
+
+    graph = toy_graph(seed=3)
+    page = aw.to_html(graph, tmp_path / "g.html")
+    assert "<script" in page and (tmp_path / "g.html").read_text() == page
+    view = aw.GraphView(graph, node_threshold=0.5)
+    assert "<script" in aw.to_html(view)
