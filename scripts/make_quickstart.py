@@ -43,6 +43,14 @@ cells = [
          "aw.to_html(ig, out / \"ig.html\")\nprint(sorted(p.name for p in out.iterdir()))\n"
          "ig.to_dataframe().head()"),
     code("words = ig.aggregate_words()\nprint(len(ig.tokens), \"tokens ->\", len(words.tokens), \"words\")"),
+    md("## Attribution graphs\nThe next token as a graph of direct effects between the model's own components "
+       "(every attention head and MLP output at each position), in a replacement model with the attention "
+       "patterns and norm scales frozen: exact on this prompt, no training needed. Click a node to light up its "
+       "paths; shift-click pins it. notebooks/graph.ipynb goes further: targets, interventions, transcoder "
+       "features, export."),
+    code("graph = aw.attribution_graph(model, \"The capital of France is\", progress=False)\n"
+         "print(graph, \"| targets:\", graph.metadata[\"logit_tokens\"][:3])\n"
+         "aw.GraphView(graph)"),
 ]
 nb = nbf.v4.new_notebook(cells=cells, metadata={
     "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
