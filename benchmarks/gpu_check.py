@@ -8,7 +8,8 @@ Checks (thresholds: fp32 as the CPU tests; bf16 looser, since the model itself t
 token attribution (saliency, input x gradient, IG with its completeness error), DePass at every level and
 rule (completeness, causality), head contributions (each layer's split sums to the real logit), the
 HeadGrid's live session, LIG (every route: causality, completeness reported, the single-query block against
-the full block), layer IG at three boundaries and the masked-diffusion sampler. Prints one line per check and exits non-zero if any fails.
+the full block), layer IG at three boundaries, the masked-diffusion sampler, and attribution graphs (components,
+a random PLT, a CLT trained on the default model). Prints one line per check and exits non-zero if any fails.
 """
 
 from __future__ import annotations
@@ -79,7 +80,53 @@ def run(device: str, dtype: str) -> list[str]:
     check("depass token, long prompt", d.completeness_error < tol, f"T={len(d.tokens)} error {d.completeness_error:.1e}", s)
     failures += check_lig(model, check, timed, tol)
     failures += check_dlig(model, device, check, timed)
+    failures += check_graph(model, device, check, timed, tol)
     return failures
+
+
+def check_graph(model, device, check, timed, tol) -> list[str]:
+    """Attribution graphs: the component graph's logit rows add up to the demeaned logits; a transcoder graph
+    (a random PLT, thresholds at L0 ~ 30) is linear against the independent forward of the tests; a CLT trains
+    on the default model (the issue asks for it on a lent GPU)."""
+    import torch
+
+    import attrwidgets as aw
+    from attrwidgets.core.frozen import FrozenForward
+    from attrwidgets.core.graph.replacement import normed_input
+    from tests.core.graph_reference import random_transcoder, source_writes, transcoder_forward
+
+    g, s = timed(lambda: aw.attribution_graph(model, PROMPT, progress=False))
+    logits = g.nodes.mask("logit")
+    A = g.adjacency.numpy()
+    err = float(np.abs(A[logits].sum(1) - g.nodes.activation[logits]).max() / np.abs(g.nodes.activation[logits]).max())
+    check("graph, components", err < tol * 10, f"{len(g.nodes)} nodes, logit rows vs values {err:.1e}", s)
+    cfg = model.model.config
+    tc = random_transcoder(cfg.num_hidden_layers, cfg.hidden_size, n_features=1024)
+    ids = torch.tensor(model.tokenizer(PROMPT)["input_ids"])
+    frozen = FrozenForward(model, ids)
+    tc.threshold = [torch.quantile(tc.encode(layer, normed_input(frozen, layer).cpu()), 1 - 30 / 1024, dim=0)
+                    for layer in range(cfg.num_hidden_layers)]
+    g, s = timed(lambda: aw.attribution_graph(model, ids.tolist(), transcoder=tc, progress=False))
+    logits = g.nodes.mask("logit")
+    rep = g.engine.replacement  # with every feature kept, node i is the replacement's source column i
+    unembed = rep.frozen.unembedding().weight
+    first = int(np.flatnonzero(logits)[0])
+    directions = unembed[[int(g.nodes.feature[first])]] - unembed.mean(0)
+    _, base_logit = transcoder_forward(rep, directions)
+    n_features = int(g.nodes.mask("feature").sum())
+    row = g.adjacency[[first]].toarray()[0] if g.is_sparse else g.adjacency[first].numpy()
+    worst, scale = 0.0, float(np.abs(row).max())
+    for column in range(0, n_features, max(1, n_features // 6)):
+        _, moved = transcoder_forward(rep, directions, source_writes(rep, column))
+        worst = max(worst, abs(float(moved[0] - base_logit[0]) - float(row[column])))
+    check("graph, random PLT: linearity", np.isfinite(row).all() and worst < tol * max(scale, 1.0),
+          f"{n_features} features, {len(g.nodes)} nodes, worst {worst:.1e} of {scale:.2f}", s)
+    if device == "cuda":
+        t, s = timed(lambda: aw.train_transcoder(model, kind="clt", n_features=512, steps=100, max_tokens=20_000,
+                                                 progress=False))
+        fve = t.config.get("figures", {}).get("fve", [float("nan")])
+        check("train CLT (default model)", np.isfinite(np.mean(fve)), f"mean FVE {np.mean(fve):.3f}", s)
+    return []
 
 
 def check_dlig(model, device, check, timed) -> list[str]:
