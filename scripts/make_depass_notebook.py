@@ -1,8 +1,7 @@
 """Writes notebooks/depass.ipynb (kept as code so the notebook's cells are reviewed as text)."""
 
-import nbformat as nbf
+from notebook_cells import code, md, write_notebook
 
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
     md("# DePass and the HeadGrid\n\nDePass splits the model's forward pass into additive components: with "
        "attention weights and norm scales frozen at their real values, every component moves linearly "
@@ -59,9 +58,4 @@ cells = [
     md("The raw attention patterns of any supported model (no DePass), like BertViz's model view:"),
     code("aw.HeadGrid(model=model, prompt=prompt, max_new_tokens=0, mode=\"attention\")"),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-    "language_info": {"name": "python"},
-})
-nbf.write(nb, "notebooks/depass.ipynb")
-print("wrote notebooks/depass.ipynb")
+write_notebook(cells, "notebooks/depass.ipynb")

@@ -1,8 +1,7 @@
 """Writes notebooks/dlig.ipynb (kept as code so the notebook's cells are reviewed as text)."""
 
-import nbformat as nbf
+from notebook_cells import code, md, write_notebook
 
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
     md("# Layer IG during generation (DLIG) and the step timeline\n\n"
        "Integrated gradients at any layer: `h` is that layer's output on the sequence, `h'` its output on a "
@@ -56,9 +55,4 @@ cells = [
     code("timeline.layer = \"embeddings\"  # what the layer box does\ntimeline.wait()\n"
          "print(timeline.layer, timeline.error or \"ok\")"),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-    "language_info": {"name": "python"},
-})
-nbf.write(nb, "notebooks/dlig.ipynb")
-print("wrote notebooks/dlig.ipynb")
+write_notebook(cells, "notebooks/dlig.ipynb")

