@@ -106,6 +106,13 @@ class Transcoder:
         skip = self.skip(out_layer, inputs[out_layer])
         return out if skip is None else out + skip
 
+    def save(self, folder, format: str = "attrwidgets", dtype: torch.dtype | None = None):
+        """Write into `folder`: format="attrwidgets" (config.json + safetensors, aw.load_transcoder reads it) or
+        "circuit-tracer" (the layout circuit-tracer loads). Returns the folder's Path."""
+        from attrwidgets.core.graph.transcoder_io import save_transcoder
+
+        return save_transcoder(self, folder, format=format, dtype=dtype)
+
     def to(self, device=None, dtype=None) -> Transcoder:
         def move(tensors):
             return None if tensors is None else [t.to(device=device, dtype=dtype) for t in tensors]

@@ -1,0 +1,291 @@
+"""aw.train_transcoder: harvest MLP inputs/outputs, train a per-layer or cross-layer transcoder, save it.
+
+Loss (METHODS.md section 5): normalised MSE per layer (1 - fraction of variance explained) + sparsity *
+sum_i tanh(c * ||W_dec,i|| * a_i), with JumpReLU thresholds learned by a straight-through estimator
+(core/graph/train_model.py), ReLU, or TopK (k fixes L0; no sparsity term). Every layer trains in one batched
+step. With save=dir a checkpoint is written every `checkpoint_every` steps (one safetensors file, written
+then renamed: an interrupt at any moment leaves the previous one whole) and resume=True continues from it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from attrwidgets.core.graph import checkpoint as ckpt
+from attrwidgets.core.graph.harvest import Harvest, bytes_per_token, harvest_sampled, harvest_texts
+from attrwidgets.core.graph.train_model import TrainableTranscoder
+from attrwidgets.core.graph.transcoder import ACTIVATIONS, KINDS, Transcoder
+from attrwidgets.errors import AttrWidgetsError
+
+# Defaults sized for SmolLM2-135M on 2 CPU cores (under 10 minutes, harvest included): README "Transcoders".
+DEFAULT_FEATURES_PER_DIM = 4  # n_features = 4 * d_model
+DEFAULT_STEPS = 1500
+DEFAULT_BATCH_TOKENS = 256
+DEFAULT_LR = 2e-3
+DEFAULT_MAX_TOKENS = 30_000
+DEFAULT_MEMORY_BUDGET = "4GiB"
+DEFAULT_SPARSITY = 1e-3
+DEFAULT_START_L0 = 64
+DEFAULT_SKIP = True  # per-layer only: the linear part of each MLP, fitted by least squares at the start
+
+
+@dataclass
+class TrainSettings:
+    kind: str
+    activation: str
+    n_features: int
+    steps: int
+    batch_tokens: int
+    sparsity: float
+    sparsity_c: float
+    lr: float
+    top_k: int | None
+    skip: bool
+    seed: int
+    bandwidth: float
+    start_l0: int
+
+    def matches(self, other: dict) -> list[str]:
+        """Names of the settings that differ from a checkpoint's (steps may grow: training continues)."""
+        mine = asdict(self)
+        return [k for k, v in mine.items() if k != "steps" and other.get(k) != v]
+
+
+def parse_bytes(value) -> int:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9, "b": 1}
+    text = str(value).strip().lower().replace(" ", "")
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            try:
+                number = float(text[: -len(unit)])
+            except ValueError:
+                break
+            if number > 0:
+                return int(number * factor)
+    raise AttrWidgetsError(f"memory_budget={value!r} is not a size: give bytes (an int) or a string like '4GiB'.")
+
+
+def _check(name, value, kind=int, low=0):
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) or value <= low:
+        what = "a positive integer" if kind is int else "a positive number"
+        raise AttrWidgetsError(f"{name} must be {what}; got {value!r}.")
+
+
+def _settings(kind, activation, n_features, steps, batch_tokens, sparsity, sparsity_c, lr, top_k, skip, seed,
+              bandwidth, start_l0) -> TrainSettings:
+    if kind not in KINDS:
+        raise AttrWidgetsError(f"Unknown transcoder kind {kind!r}: use 'plt' (per-layer) or 'clt' (cross-layer).")
+    if activation not in ACTIVATIONS:
+        raise AttrWidgetsError(f"Unknown activation {activation!r}: use one of {', '.join(ACTIVATIONS)}.")
+    for name, value in (("n_features", n_features), ("steps", steps), ("batch_tokens", batch_tokens),
+                        ("start_l0", start_l0)):
+        _check(name, value)
+    for name, value in (("lr", lr), ("sparsity_c", sparsity_c), ("bandwidth", bandwidth)):
+        _check(name, value, float)
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or sparsity < 0:
+        raise AttrWidgetsError(f"sparsity must be a number >= 0; got {sparsity!r}.")
+    if activation == "topk":
+        top_k = start_l0 if top_k is None else top_k
+        _check("top_k", top_k)
+    elif top_k is not None:
+        raise AttrWidgetsError(f"top_k is for activation='topk' only (got activation={activation!r}).")
+    if skip and kind == "clt":
+        raise AttrWidgetsError("skip=True is for per-layer transcoders (kind='plt'): circuit-tracer's cross-layer "
+                               "format has no skip connection.")
+    return TrainSettings(kind, activation, int(n_features), int(steps), int(batch_tokens), float(sparsity),
+                         float(sparsity_c), float(lr), top_k, bool(skip), int(seed), float(bandwidth),
+                         int(start_l0))
+
+
+def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: int | None = None,
+                     activation: str = "jumprelu", steps: int = DEFAULT_STEPS,
+                     batch_tokens: int = DEFAULT_BATCH_TOKENS, sparsity: float = DEFAULT_SPARSITY,
+                     sparsity_c: float = 10.0,
+                     lr: float = DEFAULT_LR, device="auto", save=None, progress: bool = True,
+                     max_tokens: int = DEFAULT_MAX_TOKENS, memory_budget=DEFAULT_MEMORY_BUDGET,
+                     resume: bool = True, seed: int = 0, top_k: int | None = None, skip: bool | None = None,
+                     checkpoint_every: int | None = None, start_l0: int = DEFAULT_START_L0, bandwidth: float = 0.1,
+                     context: int = 128, callback=None) -> Transcoder:
+    """Train a transcoder for every MLP of `model` (a ModelHandle, a hub id / folder, or None: the default).
+
+    kind: "plt" (per-layer: layer l's features read its MLP input and write its output) or "clt"
+    (cross-layer: they write to the MLP outputs of layers l..L-1). activation: "jumprelu" (thresholds learned
+    by a straight-through estimator), "relu" or "topk" (top_k, default start_l0, fixes L0).
+    texts: any iterable of strings; None lets the model sample its own text from varied prompts.
+    Activations (max_tokens, capped by memory_budget, stored as bfloat16) are harvested once and shuffled.
+    save: a folder; the transcoder is written there (aw.load_transcoder reads it back) and checkpoints go
+    there during training; resume=True continues from its checkpoint. callback(step, metrics) runs after
+    every step (raise from it to stop). Held-out fraction of variance explained and L0 per layer end up in
+    transcoder.config["figures"].
+    """
+    from attrwidgets.models import as_handle, resolve_device
+
+    handle = as_handle(model)
+    n_layers = handle.adapter.n_layers(handle.model)
+    d_model = handle.adapter.embedding(handle.model).weight.shape[1]
+    n_features = DEFAULT_FEATURES_PER_DIM * d_model if n_features is None else n_features
+    skip = (DEFAULT_SKIP and kind == "plt") if skip is None else skip
+    settings = _settings(kind, activation, n_features, steps, batch_tokens, sparsity, sparsity_c, lr, top_k,
+                         skip, seed, bandwidth, start_l0)
+    _check("max_tokens", max_tokens)
+    _check("context", context, low=1)
+    if checkpoint_every is not None:
+        _check("checkpoint_every", checkpoint_every)
+    budget = parse_bytes(memory_budget)
+    per_token = bytes_per_token(n_layers, d_model)
+    n_tokens = min(max_tokens, budget // per_token)
+    if n_tokens < 64:
+        raise AttrWidgetsError(
+            f"memory_budget={memory_budget!r} holds only {n_tokens} tokens of activations ({per_token} bytes "
+            f"each for {n_layers} layers x d_model={d_model}): raise it to at least {64 * per_token} bytes.")
+    train_device = resolve_device(device)
+    folder = Path(save).expanduser() if save is not None else None
+    model_info = {"id": handle.model_id, "architecture": handle.adapter.name, "n_layers": n_layers,
+                  "d_model": d_model, "input": f"{handle.adapter.blocks}.{{i}}.{handle.adapter.norm_mlp} (output)",
+                  "output": f"{handle.adapter.blocks}.{{i}}.{handle.adapter.mlp} (output)"}
+
+    state = ckpt.read(folder, settings, model_info) if (folder is not None and resume) else None
+    if state is not None and state.get("finished"):
+        from attrwidgets.core.graph.transcoder_io import load_transcoder
+
+        if progress:
+            print(f"attrwidgets: {folder} already holds this transcoder (pass resume=False to train again).")
+        return load_transcoder(folder)
+
+    started = time.perf_counter()
+    data = _harvest(handle, texts, n_tokens, seed=seed, context=context, progress=progress)
+    harvest_s = time.perf_counter() - started
+    module = TrainableTranscoder(settings.kind, settings.activation, n_layers, d_model, settings.n_features,
+                                 top_k=settings.top_k, skip=settings.skip, bandwidth=settings.bandwidth)
+    (train_x, train_y), (eval_x, eval_y) = data.split()
+    generator = torch.Generator().manual_seed(seed)
+    first_step = 0
+    if state is None:
+        sample = torch.randperm(train_x.shape[0], generator=generator)[:4096]
+        module.initialise(train_x[sample], train_y[sample], start_l0=settings.start_l0, generator=generator)
+    module.to(train_device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=settings.lr, betas=(0.9, 0.999))
+    if state is not None:
+        first_step = ckpt.restore(state, module, optimizer)
+    every = checkpoint_every or max(50, settings.steps // 10)
+
+    train_started = time.perf_counter()
+    _fit(module, optimizer, settings, train_x, train_y, first_step, every, folder, model_info, progress, callback)
+    train_s = time.perf_counter() - train_started
+    trained_tokens = (settings.steps - first_step) * settings.batch_tokens
+
+    transcoder = module.cpu().export()
+    figures = evaluate(transcoder, eval_x, eval_y)
+    transcoder.config = {
+        "model": model_info,
+        "hooks": {"feature_input_hook": "mlp.hook_in", "feature_output_hook": "mlp.hook_out"},
+        "training": {**asdict(settings), "data": data.source, "tokens": int(train_x.shape[0]),
+                     "eval_tokens": int(eval_x.shape[0]), "harvest_s": round(harvest_s, 1),
+                     "train_s": round(train_s, 1), "train_tokens_per_s": round(trained_tokens / max(train_s, 1e-9)),
+                     "harvest_tokens_per_s": round(data.inputs.shape[0] / max(harvest_s, 1e-9)),
+                     "resumed_from_step": first_step, "device": str(train_device)},
+        "figures": figures,
+    }
+    if folder is not None:
+        transcoder.save(folder)
+        ckpt.finish(folder)
+    return transcoder
+
+
+def _harvest(handle, texts, n_tokens, *, seed, context, progress) -> Harvest:
+    if texts is None:
+        return harvest_sampled(handle, n_tokens, seed=seed, progress=progress)
+    return harvest_texts(handle, texts, n_tokens, context=context, progress=progress)
+
+
+def learning_rate_factor(step: int, steps: int) -> float:
+    """Short linear warm-up, constant, then linear decay to 0 over the last 30% (a decay ends a short run
+    much lower than a constant rate would)."""
+    warmup = max(1, min(100, steps // 20))
+    if step < warmup:
+        return (step + 1) / warmup
+    decay_start = int(steps * 0.7)
+    if step < decay_start:
+        return 1.0
+    return max(0.0, (steps - step) / max(1, steps - decay_start))
+
+
+def batch_indices(step: int, n: int, batch: int, seed: int) -> torch.Tensor:
+    """The batch of `step`: each epoch is a fresh seeded permutation, so a resumed run sees the same batches."""
+    per_epoch = max(1, n // batch)
+    epoch, offset = divmod(step, per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return order[offset * batch:(offset + 1) * batch]
+
+
+def _fit(module, optimizer, settings, train_x, train_y, first_step, every, folder, model_info, progress, callback):
+    from tqdm.auto import tqdm
+
+    device = next(module.parameters()).device
+    n, L = train_x.shape[0], module.n_layers
+    batch = min(settings.batch_tokens, n)
+    x_scale, y_scale = module.x_scale.view(L, 1, 1), module.y_scale.view(L, 1, 1)
+    bar = tqdm(total=settings.steps, initial=first_step, desc=f"training {settings.kind.upper()}", unit="step",
+               disable=not progress)
+    ema_mse = ema_l0 = None
+    try:
+        for step in range(first_step, settings.steps):
+            idx = batch_indices(step, n, batch, settings.seed)
+            x = train_x[idx].to(device, torch.float32).transpose(0, 1) / x_scale
+            y = train_y[idx].to(device, torch.float32).transpose(0, 1) / y_scale
+            for group in optimizer.param_groups:
+                group["lr"] = settings.lr * learning_rate_factor(step, settings.steps)
+            loss, mse, l0 = module.losses(x, y, settings.sparsity, settings.sparsity_c)
+            if not torch.isfinite(loss):
+                raise AttrWidgetsError(f"The training loss became {loss.item()} at step {step}: lower lr "
+                                       f"(now {settings.lr}) or sparsity (now {settings.sparsity}).")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            ema_mse = mse if ema_mse is None else 0.9 * ema_mse + 0.1 * mse
+            ema_l0 = l0 if ema_l0 is None else 0.9 * ema_l0 + 0.1 * l0
+            done = step + 1
+            if folder is not None and (done % every == 0 or done == settings.steps):
+                ckpt.write(folder, module, optimizer, done, settings, model_info)
+            if progress and (done % 10 == 0 or done == settings.steps):
+                fve = 1 - ema_mse
+                bar.set_postfix_str(f"loss={loss.item():.3f} FVE={fve.mean():.2f} (min {fve.min():.2f}) "
+                                    f"L0={ema_l0.mean():.0f} (max {ema_l0.max():.0f})", refresh=False)
+            bar.update(1)
+            if callback is not None:
+                callback(done, {"loss": loss.item(), "fve": (1 - mse).tolist(), "l0": l0.tolist()})
+    except KeyboardInterrupt:
+        if folder is not None and progress:
+            print(f"\nattrwidgets: interrupted; the last checkpoint in {folder} is intact: call again with "
+                  "resume=True to continue from it.")
+        raise
+    finally:
+        bar.close()
+
+
+@torch.no_grad()
+def evaluate(transcoder: Transcoder, inputs: torch.Tensor, outputs: torch.Tensor, chunk: int = 1024) -> dict:
+    """Held-out fraction of variance explained (1 - SSE / SST) and mean L0 per layer, in real units."""
+    L = transcoder.n_layers
+    sse, l0 = torch.zeros(L, dtype=torch.float64), torch.zeros(L, dtype=torch.float64)
+    mean = outputs.double().mean(0)  # (L, D)
+    sst = (outputs.double() - mean).pow(2).sum(dim=(0, 2))
+    for start in range(0, inputs.shape[0], chunk):
+        xs = [inputs[start:start + chunk, l].float() for l in range(L)]
+        acts = [transcoder.activate(l, transcoder.encode(l, xs[l])) for l in range(L)]
+        for l in range(L):
+            recon = transcoder.reconstruct(acts, xs, l)
+            sse[l] += (recon.double() - outputs[start:start + chunk, l].double()).pow(2).sum()
+            l0[l] += (acts[l] > 0).sum()
+    n = max(inputs.shape[0], 1)
+    fve = (1 - sse / sst.clamp_min(1e-30)).tolist()
+    l0s = (l0 / n).tolist()
+    return {"fve": [round(v, 4) for v in fve], "l0": [round(v, 2) for v in l0s],
+            "fve_mean": round(sum(fve) / L, 4), "fve_min": round(min(fve), 4),
+            "l0_mean": round(sum(l0s) / L, 2), "eval_tokens": int(inputs.shape[0])}
