@@ -1,10 +1,17 @@
 """Attribution graphs (METHODS.md section 5): transcoders, the frozen local replacement model, pruned graphs.
 
-    transcoder.py      the Transcoder container and its forward
-    transcoder_io.py   save / load (our layout and circuit-tracer's)
-    train.py           aw.train_transcoder
-    replacement.py     the frozen local replacement model and its batched backward sweeps
-    attribution.py     aw.attribution_graph
-    graph.py           Graph, NodeTable, PrunedGraph; graph_io.py save / load / viewer JSON
-    influence.py       node and edge influence, pruning
+Transcoders
+    transcoder.py        the Transcoder container and its forward (PLT / CLT, JumpReLU / ReLU / TopK, skip)
+    transcoder_io.py     save / load: our layout and circuit-tracer's; transcoder_hub.py its hub config.yaml lists
+    train.py             aw.train_transcoder; harvest.py (activations to a budget), train_model.py (the trainable
+                         module, JumpReLU by straight-through), checkpoint.py (atomic checkpoints, resume)
+The graph
+    prompt.py            prompt -> ids (BOS rule); logit_targets.py the logit nodes (top-p set, names, contrasts)
+    replacement.py       sources and target reads of a prompt's replacement model; transcoder_graph.py (features,
+                         errors) and component_graph.py (heads and MLPs with frozen gates)
+    sweep.py             batched backward sweeps: one adjacency row per target; rows.py orders and batches them
+    attribution.py       aw.attribution_graph; engine.py (rebuild, labels) and intervene.py (graph.intervene)
+Graph data
+    node_table.py, graph.py   NodeTable, Graph, PrunedGraph; graph_io.py save / load / the viewer's JSON
+    influence.py, pruning.py  node and edge influence, thresholds, pruning, replacement / completeness scores
 """
