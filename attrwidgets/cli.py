@@ -2,7 +2,7 @@
 attrwidgets lig "The cat sat on the mat." --model DIR --steps 32 --granularity all --layers 0,5 -o out.json
 attrwidgets dlig "prompt" --model DIR --layer "block 10" --steps 16 -o out.csv|out.json|out.html
 attrwidgets graph "prompt" [--transcoder DIR] -o graph.json|graph.html
-attrwidgets train-transcoder [--kind plt|clt] --save DIR"""
+attrwidgets train-transcoder [--kind plt|clt] -o DIR"""
 
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     _lig_parser(sub)
     _dlig_parser(sub)
     from attrwidgets.cli_graph import add_graph_parser
+    from attrwidgets.cli_transcoder import add_train_parser
 
     add_graph_parser(sub)
+    add_train_parser(sub)
     return parser
 
 
@@ -217,6 +219,10 @@ def main(argv=None) -> int:
             from attrwidgets.cli_graph import run_graph
 
             return run_graph(args)
+        if args.command == "train-transcoder":
+            from attrwidgets.cli_transcoder import run_train
+
+            return run_train(args)
         return {"lig": _lig, "dlig": _dlig}.get(args.command, _explain)(args)
     except AttrWidgetsError as exc:
         print(f"attrwidgets: error: {exc}", file=sys.stderr)
