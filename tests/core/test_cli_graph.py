@@ -35,6 +35,7 @@ def test_graph_html_is_a_standalone_page(tiny_folder, tmp_path):  # noqa: F811
     (["graph", "  "], "empty"),
     (["graph", "The cat", "-o", "x.txt"], ".json"),
     (["graph", "The cat", "--logit-prob", "2"], "(0, 1]"),
+    (["graph", "The cat", "--transcoder", "/nonexistent/folder"], "/nonexistent/folder"),
 ])
 def test_graph_bad_input_exits_with_a_message(tiny_folder, capsys, args, message):  # noqa: F811
     assert main([*args, "--model", tiny_folder]) == 2
