@@ -27,7 +27,7 @@ def add_train_parser(sub) -> None:
     t.add_argument("--kind", choices=("plt", "clt"), default="plt")
     t.add_argument("--activation", choices=("jumprelu", "relu", "topk"), default="jumprelu")
     t.add_argument("--features", type=int, default=None, help="features per layer (default: 4 x d_model)")
-    t.add_argument("--top-k", type=int, default=None, help="k for --activation topk (default: --start-l0)")
+    t.add_argument("--top-k", type=int, default=None, help="k for --activation topk (default: --target-l0)")
     t.add_argument("--skip", action=argparse_bool(), default=train.DEFAULT_SKIP,
                    help=f"a linear skip connection per layer (PLT only; default {train.DEFAULT_SKIP})")
     t.add_argument("--steps", type=int, default=train.DEFAULT_STEPS)
@@ -35,7 +35,7 @@ def add_train_parser(sub) -> None:
     t.add_argument("--lr", type=float, default=train.DEFAULT_LR)
     t.add_argument("--sparsity", type=float, default=train.DEFAULT_SPARSITY)
     t.add_argument("--sparsity-c", type=float, default=10.0)
-    t.add_argument("--start-l0", type=int, default=train.DEFAULT_START_L0)
+    t.add_argument("--target-l0", type=int, default=train.DEFAULT_TARGET_L0)
     t.add_argument("--max-tokens", type=int, default=train.DEFAULT_MAX_TOKENS)
     t.add_argument("--memory-budget", default=train.DEFAULT_MEMORY_BUDGET, help="e.g. 4GiB")
     t.add_argument("--seed", type=int, default=0)
@@ -87,7 +87,7 @@ def run_train(args) -> int:
         activation=args.activation, steps=args.steps, batch_tokens=args.batch_tokens, sparsity=args.sparsity,
         sparsity_c=args.sparsity_c, lr=args.lr, device=args.device, save=output, max_tokens=args.max_tokens,
         memory_budget=args.memory_budget, resume=not args.no_resume, seed=args.seed, top_k=args.top_k,
-        skip=args.skip and args.kind == "plt", start_l0=args.start_l0)
+        skip=args.skip and args.kind == "plt", target_l0=args.target_l0)
     figures = transcoder.config.get("figures", {})
     print(f"trained a {transcoder.kind.upper()} ({transcoder.n_layers} layers x {transcoder.n_features} features): "
           f"held-out variance explained {figures.get('fve_mean', float('nan')):.3f} (min "

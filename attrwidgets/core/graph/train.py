@@ -1,9 +1,11 @@
 """aw.train_transcoder: harvest MLP inputs/outputs, train a per-layer or cross-layer transcoder, save it.
 
 Loss (METHODS.md section 5): normalised MSE per layer (1 - fraction of variance explained) + sparsity *
-sum_i tanh(c * ||W_dec,i|| * a_i), with JumpReLU thresholds learned by a straight-through estimator
-(core/graph/train_model.py), ReLU, or TopK (k fixes L0; no sparsity term). Every layer trains in one batched
-step. With save=dir a checkpoint is written every `checkpoint_every` steps (one safetensors file, written
+sum_i tanh(c * ||W_dec,i|| * a_i); ReLU, TopK (k fixes L0; no sparsity term) or JumpReLU in two phases:
+first one threshold per layer steered so tokens average `target_l0` active features (BatchTopK: a short run
+from scratch otherwise closes most features, README "Transcoders"), then, for the last `threshold_phase` of
+the steps, every feature's own threshold learned by the straight-through estimator (train_model.py). Every
+layer trains in one batched step. With save=dir a checkpoint is written every `checkpoint_every` steps (one safetensors file, written
 then renamed: an interrupt at any moment leaves the previous one whole) and resume=True continues from it.
 """
 
@@ -29,7 +31,8 @@ DEFAULT_LR = 2e-3
 DEFAULT_MAX_TOKENS = 30_000
 DEFAULT_MEMORY_BUDGET = "4GiB"
 DEFAULT_SPARSITY = 1e-3
-DEFAULT_START_L0 = 64
+DEFAULT_TARGET_L0 = 64
+DEFAULT_THRESHOLD_PHASE = 0.3
 DEFAULT_SKIP = True  # per-layer only: the linear part of each MLP, fitted by least squares at the start
 
 
@@ -47,7 +50,8 @@ class TrainSettings:
     skip: bool
     seed: int
     bandwidth: float
-    start_l0: int
+    target_l0: int
+    threshold_phase: float
 
     def matches(self, other: dict) -> list[str]:
         """Names of the settings that differ from a checkpoint's (steps may grow: training continues)."""
@@ -78,20 +82,22 @@ def _check(name, value, kind=int, low=0):
 
 
 def _settings(kind, activation, n_features, steps, batch_tokens, sparsity, sparsity_c, lr, top_k, skip, seed,
-              bandwidth, start_l0) -> TrainSettings:
+              bandwidth, target_l0, threshold_phase) -> TrainSettings:
     if kind not in KINDS:
         raise AttrWidgetsError(f"Unknown transcoder kind {kind!r}: use 'plt' (per-layer) or 'clt' (cross-layer).")
     if activation not in ACTIVATIONS:
         raise AttrWidgetsError(f"Unknown activation {activation!r}: use one of {', '.join(ACTIVATIONS)}.")
     for name, value in (("n_features", n_features), ("steps", steps), ("batch_tokens", batch_tokens),
-                        ("start_l0", start_l0)):
+                        ("target_l0", target_l0)):
         _check(name, value)
     for name, value in (("lr", lr), ("sparsity_c", sparsity_c), ("bandwidth", bandwidth)):
         _check(name, value, float)
+    if isinstance(threshold_phase, bool) or not isinstance(threshold_phase, (int, float)) or not 0 <= threshold_phase <= 1:
+        raise AttrWidgetsError(f"threshold_phase must be a fraction in [0, 1]; got {threshold_phase!r}.")
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or sparsity < 0:
         raise AttrWidgetsError(f"sparsity must be a number >= 0; got {sparsity!r}.")
     if activation == "topk":
-        top_k = start_l0 if top_k is None else top_k
+        top_k = target_l0 if top_k is None else top_k
         _check("top_k", top_k)
     elif top_k is not None:
         raise AttrWidgetsError(f"top_k is for activation='topk' only (got activation={activation!r}).")
@@ -100,7 +106,7 @@ def _settings(kind, activation, n_features, steps, batch_tokens, sparsity, spars
                                "format has no skip connection.")
     return TrainSettings(kind, activation, int(n_features), int(steps), int(batch_tokens), float(sparsity),
                          float(sparsity_c), float(lr), top_k, bool(skip), int(seed), float(bandwidth),
-                         int(start_l0))
+                         int(target_l0), float(threshold_phase))
 
 
 def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: int | None = None,
@@ -110,13 +116,16 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
                      lr: float = DEFAULT_LR, device="auto", save=None, progress: bool = True,
                      max_tokens: int = DEFAULT_MAX_TOKENS, memory_budget=DEFAULT_MEMORY_BUDGET,
                      resume: bool = True, seed: int = 0, top_k: int | None = None, skip: bool | None = None,
-                     checkpoint_every: int | None = None, start_l0: int = DEFAULT_START_L0, bandwidth: float = 0.1,
+                     checkpoint_every: int | None = None, target_l0: int = DEFAULT_TARGET_L0,
+                     threshold_phase: float = DEFAULT_THRESHOLD_PHASE, bandwidth: float = 0.1,
                      context: int = 128, callback=None) -> Transcoder:
     """Train a transcoder for every MLP of `model` (a ModelHandle, a hub id / folder, or None: the default).
 
     kind: "plt" (per-layer: layer l's features read its MLP input and write its output) or "clt"
-    (cross-layer: they write to the MLP outputs of layers l..L-1). activation: "jumprelu" (thresholds learned
-    by a straight-through estimator), "relu" or "topk" (top_k, default start_l0, fixes L0).
+    (cross-layer: they write to the MLP outputs of layers l..L-1). activation: "jumprelu" (a per-layer
+    threshold steered to target_l0 active features per token, then per-feature thresholds learned by a
+    straight-through estimator for the last threshold_phase of the steps), "relu" or "topk" (top_k,
+    default target_l0). skip (PLT; default True): a linear skip connection per layer.
     texts: any iterable of strings; None lets the model sample its own text from varied prompts.
     Activations (max_tokens, capped by memory_budget, stored as bfloat16) are harvested once and shuffled.
     save: a folder; the transcoder is written there (aw.load_transcoder reads it back) and checkpoints go
@@ -132,7 +141,7 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
     n_features = DEFAULT_FEATURES_PER_DIM * d_model if n_features is None else n_features
     skip = (DEFAULT_SKIP and kind == "plt") if skip is None else skip
     settings = _settings(kind, activation, n_features, steps, batch_tokens, sparsity, sparsity_c, lr, top_k,
-                         skip, seed, bandwidth, start_l0)
+                         skip, seed, bandwidth, target_l0, threshold_phase)
     _check("max_tokens", max_tokens)
     _check("context", context, low=1)
     if checkpoint_every is not None:
@@ -168,7 +177,7 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
     first_step = 0
     if state is None:
         sample = torch.randperm(train_x.shape[0], generator=generator)[:4096]
-        module.initialise(train_x[sample], train_y[sample], start_l0=settings.start_l0, generator=generator)
+        module.initialise(train_x[sample], train_y[sample], start_l0=settings.target_l0, generator=generator)
     module.to(train_device)
     optimizer = torch.optim.Adam(module.parameters(), lr=settings.lr, betas=(0.9, 0.999))
     if state is not None:
@@ -216,6 +225,13 @@ def learning_rate_factor(step: int, steps: int) -> float:
     return max(0.0, (steps - step) / max(1, steps - decay_start))
 
 
+def threshold_switch(settings) -> int:
+    """The step from which JumpReLU thresholds are learned per feature (before it: steered per layer)."""
+    if settings.activation != "jumprelu":
+        return -1
+    return round(settings.steps * (1 - settings.threshold_phase))
+
+
 def batch_indices(step: int, n: int, batch: int, seed: int) -> torch.Tensor:
     """The batch of `step`: each epoch is a fresh seeded permutation, so a resumed run sees the same batches."""
     per_epoch = max(1, n // batch)
@@ -234,8 +250,12 @@ def _fit(module, optimizer, settings, train_x, train_y, first_step, every, folde
     bar = tqdm(total=settings.steps, initial=first_step, desc=f"training {settings.kind.upper()}", unit="step",
                disable=not progress)
     ema_mse = ema_l0 = None
+    switch = threshold_switch(settings)
+    module.steer_l0 = settings.target_l0 if first_step < switch else None
     try:
         for step in range(first_step, settings.steps):
+            if step == switch:
+                module.begin_threshold_learning()
             idx = batch_indices(step, n, batch, settings.seed)
             x = train_x[idx].to(device, torch.float32).transpose(0, 1) / x_scale
             y = train_y[idx].to(device, torch.float32).transpose(0, 1) / y_scale
@@ -260,6 +280,8 @@ def _fit(module, optimizer, settings, train_x, train_y, first_step, every, folde
             bar.update(1)
             if callback is not None:
                 callback(done, {"loss": loss.item(), "fve": (1 - mse).tolist(), "l0": l0.tolist()})
+        if module.steer_l0:  # threshold_phase=0: the steered per-layer thresholds are the final ones
+            module.begin_threshold_learning()
     except KeyboardInterrupt:
         if folder is not None and progress:
             print(f"\nattrwidgets: interrupted; the last checkpoint in {folder} is intact: call again with "

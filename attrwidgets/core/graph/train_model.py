@@ -57,9 +57,36 @@ class TrainableTranscoder(nn.Module):
         # normalisation: x_n = x / x_scale; y_n = (y - y_mean) / y_scale (y_mean lives in b_dec)
         self.register_buffer("x_scale", torch.ones(L))
         self.register_buffer("y_scale", torch.ones(L))
+        # JumpReLU, first phase: one threshold per layer steered so each token has `steer_l0` active features
+        # on average over the batch (BatchTopK); its running value seeds the per-feature thresholds
+        self.steer_l0: int | None = None
+        self.register_buffer("batch_threshold", torch.zeros(L))
+
+    def batch_thresholds(self, pre: torch.Tensor) -> torch.Tensor:
+        """(L, 1, 1) the value above which steer_l0 units per token fire on average in this batch; on a large
+        batch from every 17th pre-activation (a selection over all of them costs 10x more for the same
+        threshold; 17 is prime, so unless F is a multiple of it every feature is sampled)."""
+        sample = pre.detach().reshape(pre.shape[0], -1)
+        if sample.shape[1] > 200_000:
+            sample = sample[:, ::17]
+        rank = max(1, min(sample.shape[1], round(sample.shape[1] * self.steer_l0 / pre.shape[-1])))
+        value = sample.kthvalue(sample.shape[1] - rank + 1, dim=1).values.clamp_min(1e-3)
+        if self.training:
+            fresh = self.batch_threshold == 0
+            self.batch_threshold.copy_(torch.where(fresh, value, 0.9 * self.batch_threshold + 0.1 * value))
+        return value.view(-1, 1, 1)
+
+    def begin_threshold_learning(self) -> None:
+        """Second phase: every feature starts from its layer's running batch threshold, then learns its own."""
+        with torch.no_grad():
+            self.log_threshold.copy_(self.batch_threshold.clamp_min(1e-3).log().unsqueeze(1).expand_as(
+                self.log_threshold))
+        self.steer_l0 = None
 
     # -- forward -----------------------------------------------------------------------------------
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
+        if self.activation == "jumprelu" and self.steer_l0:
+            return pre * (pre > self.batch_thresholds(pre))
         if self.activation == "jumprelu":
             return JumpReLU.apply(pre, self.log_threshold.exp().unsqueeze(1), self.bandwidth)
         if self.activation == "relu":
@@ -89,16 +116,77 @@ class TrainableTranscoder(nn.Module):
             norms = torch.stack([w.pow(2).sum(dim=(1, 2)).sqrt() for w in self.W_dec_clt])
         return norms / math.sqrt(self.d_model)
 
-    def losses(self, x, y, sparsity: float, sparsity_c: float):
-        """-> (loss, per-layer normalised MSE (L,), per-layer L0 (L,))."""
-        acts, out = self(x)
+    def losses(self, x, y, sparsity: float, sparsity_c: float, sparse: bool = True):
+        """-> (loss, per-layer normalised MSE (L,), per-layer L0 (L,)). sparse=True decodes only the units that
+        carry a value or a gradient (same loss and gradients as the dense path, test_train_transcoder)."""
+        if sparse:
+            layer, _, col, values, l0, out = self._sparse_forward(x)
+        else:
+            acts, out = self(x)
+            l0 = (acts > 0).float().sum(-1).mean(1)
         mse = (out - y).pow(2).mean(dim=(1, 2))  # y has unit variance per dimension: this is 1 - FVE
-        l0 = (acts > 0).float().sum(-1).mean(1)
         loss = mse.mean()
         if sparsity > 0 and self.activation != "topk":  # TopK fixes L0 itself
-            penalty = torch.tanh(sparsity_c * acts * self.decoder_norms().unsqueeze(1)).sum(-1).mean(1)
-            loss = loss + sparsity * penalty.mean()
+            norms = self.decoder_norms()
+            if sparse:
+                penalty = torch.tanh(sparsity_c * values * norms[layer, col]).sum() / (x.shape[0] * x.shape[1])
+            else:
+                penalty = torch.tanh(sparsity_c * acts * norms.unsqueeze(1)).sum(-1).mean(1).mean()
+            loss = loss + sparsity * penalty
         return loss, mse.detach(), l0.detach()
+
+    def _sparse_units(self, pre: torch.Tensor):
+        """The units that carry a value or a gradient, as flat (layer, row, column, value) in row-major order,
+        and the L0 per layer. JumpReLU: the open units and those within half a bandwidth of the threshold,
+        whose value is pre * open + z with z = 0 but dz/dt = -t / bandwidth: the straight-through gradient
+        of JumpReLU.backward, for exactly the units its rectangle kernel reaches."""
+        if self.activation == "topk":
+            top = pre.topk(min(self.top_k, pre.shape[-1]), dim=-1)
+            L, B, k = top.values.shape
+            layer = torch.arange(L, device=pre.device).view(L, 1, 1).expand(L, B, k).reshape(-1)
+            row = torch.arange(B, device=pre.device).view(1, B, 1).expand(L, B, k).reshape(-1)
+            values = torch.relu(top.values)
+            return layer, row, top.indices.reshape(-1), values.reshape(-1), (values > 0).float().sum(-1).mean(1)
+        if self.activation == "relu":
+            layer, row, col = (pre > 0).nonzero(as_tuple=True)
+            values = pre[layer, row, col]
+            return layer, row, col, values, (pre > 0).float().sum(-1).mean(1)
+        if self.steer_l0:
+            is_open = pre > self.batch_thresholds(pre)
+            layer, row, col = is_open.nonzero(as_tuple=True)
+            return layer, row, col, pre[layer, row, col], is_open.float().sum(-1).mean(1)
+        threshold = self.log_threshold.exp()
+        gap = pre - threshold.unsqueeze(1)
+        is_open, near = gap > 0, gap.abs() < self.bandwidth / 2
+        layer, row, col = (is_open | near).nonzero(as_tuple=True)
+        t = threshold[layer, col]
+        z = (t.detach() - t) * (t.detach() / self.bandwidth) * near[layer, row, col]
+        values = pre[layer, row, col] * is_open[layer, row, col] + z
+        return layer, row, col, values, is_open.float().sum(-1).mean(1)
+
+    def _sparse_forward(self, x: torch.Tensor):
+        L, B, _ = x.shape
+        D = self.d_model
+        pre = torch.baddbmm(self.b_enc.unsqueeze(1), x, self.W_enc)
+        layer, row, col, values, l0 = self._sparse_units(pre)
+        if self.kind == "plt":  # one bag per (layer, row) over the stacked decoders
+            bag = layer * B + row
+            counts = torch.bincount(bag, minlength=L * B)
+            decoded = nn.functional.embedding_bag(layer * self.n_features + col, self.W_dec.reshape(-1, D),
+                                                  counts.cumsum(0) - counts, mode="sum", per_sample_weights=values)
+            out = decoded.view(L, B, D) + self.b_dec.unsqueeze(1)
+        else:
+            out = self.b_dec.unsqueeze(1).expand(L, B, D)
+            for source in range(L):
+                pick = layer == source
+                counts = torch.bincount(row[pick], minlength=B)
+                decoded = nn.functional.embedding_bag(col[pick], self.W_dec_clt[source].reshape(self.n_features, -1),
+                                                      counts.cumsum(0) - counts, mode="sum",
+                                                      per_sample_weights=values[pick])
+                out = out + nn.functional.pad(decoded.view(B, L - source, D).transpose(0, 1), (0, 0, 0, 0, source, 0))
+        if self.W_skip is not None:
+            out = out + torch.bmm(x, self.W_skip)
+        return layer, row, col, values, l0, out
 
     # -- init --------------------------------------------------------------------------------------
     @torch.no_grad()
