@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from attrwidgets.core.sequence import _eos_ids
 from attrwidgets.errors import AttrWidgetsError
 
 STORAGE_DTYPE = torch.bfloat16
@@ -108,16 +109,6 @@ class _Recorder:
     def close(self):
         for hook in self.hooks:
             hook.remove()
-
-
-def _eos_ids(handle) -> set[int]:
-    ids = set()
-    for source in (handle.tokenizer.eos_token_id, getattr(handle.model.generation_config, "eos_token_id", None)):
-        if isinstance(source, int):
-            ids.add(source)
-        elif isinstance(source, (list, tuple)):
-            ids.update(int(i) for i in source)
-    return ids
 
 
 def bos_id(tokenizer) -> int | None:
