@@ -324,8 +324,9 @@ def test_save_load_round_trip(tmp_path, sparse):
         g.metadata,
     )
     assert h.to_json() == document
-    model = object()
-    assert load_graph(tmp_path / "g", model=model)._model is model
+    # Re-attaching a model runs the engine (tests/core/test_graph_engine.py); something else is refused.
+    with pytest.raises(AttrWidgetsError, match="ModelHandle"):
+        load_graph(tmp_path / "g", model=object())
 
 
 def test_malformed_graph_files(tmp_path):
