@@ -260,3 +260,30 @@ def test_sparse_step_equals_dense_step(kind, activation):
         torch.testing.assert_close(grads_s[name], grads_d[name], atol=1e-5, rtol=1e-4, msg=name)
     if activation == "jumprelu":
         assert grads_s["log_threshold"].abs().sum() > 0
+
+
+def test_cli_train_transcoder(tmp_path, llama):
+    """attrwidgets train-transcoder (cli_transcoder.py): texts from a file, both layouts written."""
+    import argparse
+
+    from attrwidgets.cli_transcoder import add_train_parser, read_texts, run_train
+
+    model_dir = tmp_path / "model"
+    llama.model.save_pretrained(model_dir)
+    llama.tokenizer.save_pretrained(model_dir)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n\n".join(corpus(30)))
+    assert len(list(read_texts([texts]))) == 30
+    sub = argparse.ArgumentParser().add_subparsers(dest="command")
+    add_train_parser(sub)
+    args = sub.choices["train-transcoder"].parse_args(
+        ["-o", str(tmp_path / "tc"), "--model", str(model_dir), "--texts", str(texts), "--features", "32",
+         "--steps", "10", "--batch-tokens", "64", "--max-tokens", "800", "--target-l0", "8", "--format", "both",
+         "--device", "cpu"])
+    assert run_train(args) == 0
+    ours, ct = load_transcoder(tmp_path / "tc"), load_transcoder(tmp_path / "tc-ct")
+    assert ours.n_features == 32 and ours.W_skip is not None
+    torch.testing.assert_close(ours.W_dec[1], ct.W_dec[1])
+    (tmp_path / "bad.jsonl").write_text('{"txt": 1}\n')
+    with pytest.raises(AttrWidgetsError, match="'text' field"):
+        list(read_texts([tmp_path / "bad.jsonl"]))

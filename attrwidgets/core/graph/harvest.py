@@ -17,6 +17,7 @@ would dominate the variance) and a graph has no feature nodes there.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -290,16 +291,20 @@ def _sample(handle, n_tokens, *, seed, new_tokens, batch_size, n_eval, progress)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(eos), 0)
     sink, recorder = _Sink(n_tokens, n_layers, d_model), _Recorder(handle)
     rng = random.Random(seed)
-    eval_windows, eval_tokens = [], 0
+    eval_windows, eval_tokens, per_row = [], 0, None
     bar = _progress(n_tokens + n_eval, "sampling text + harvesting", progress)
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             while not sink.full or eval_tokens < n_eval:
-                prompts = _sampling_prompts(tokenizer, rng, batch_size)
+                rows = batch_size
+                if per_row:  # the last batch: only as many rows as the remaining tokens need
+                    missing = sink.inputs.shape[0] - sink.filled + max(0, n_eval - eval_tokens)
+                    rows = max(1, min(batch_size, math.ceil(missing / per_row) + 1))
+                prompts = _sampling_prompts(tokenizer, rng, rows)
                 width = max(len(p) for p in prompts)
                 budget = max(2, min(new_tokens, handle.max_context - width))
-                ids = torch.full((batch_size, width), pad, dtype=torch.long)
+                ids = torch.full((rows, width), pad, dtype=torch.long)
                 mask = torch.zeros_like(ids)
                 for row, prompt in enumerate(prompts):  # left padding, as generate expects
                     ids[row, width - len(prompt):] = torch.tensor(prompt)
@@ -310,8 +315,9 @@ def _sample(handle, n_tokens, *, seed, new_tokens, batch_size, n_eval, progress)
                     eos_token_id=sorted(eos) or None)
                 x, y = recorder.take()
                 keep = _sampled_positions(mask, sequences[:, width:].cpu(), eos, fed=x.shape[1])
+                per_row = max(1.0, float(keep.sum(1).float().mean()))
                 before = sink.filled
-                for row in range(batch_size):
+                for row in range(rows):
                     if eval_tokens < n_eval:  # the first sequences are held out (their windows, not activations)
                         positions = keep[row].nonzero().flatten()
                         if positions.numel() == 0:

@@ -5,8 +5,9 @@ sum_i tanh(c * ||W_dec,i|| * a_i); ReLU, TopK (k fixes L0; no sparsity term) or 
 first one threshold per layer steered so tokens average `target_l0` active features (BatchTopK: a short run
 from scratch otherwise closes most features, README "Transcoders"), then, for the last `threshold_phase` of
 the steps, every feature's own threshold learned by the straight-through estimator (train_model.py). Every
-layer trains in one batched step. With save=dir a checkpoint is written every `checkpoint_every` steps (one safetensors file, written
-then renamed: an interrupt at any moment leaves the previous one whole) and resume=True continues from it.
+layer trains in one batched step. With save=dir a checkpoint is written every `checkpoint_every` steps or
+two minutes (one safetensors file, written then renamed: an interrupt at any moment leaves the previous one
+whole) and resume=True continues from it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from attrwidgets.errors import AttrWidgetsError
 
 # Defaults sized for SmolLM2-135M on 2 CPU cores (under 10 minutes, harvest included): README "Transcoders".
 DEFAULT_FEATURES_PER_DIM = 4  # n_features = 4 * d_model
-DEFAULT_STEPS = 1500
+DEFAULT_STEPS = 400
 DEFAULT_BATCH_TOKENS = 256
 DEFAULT_LR = 2e-3
 DEFAULT_MAX_TOKENS = 30_000
@@ -33,6 +34,7 @@ DEFAULT_MEMORY_BUDGET = "4GiB"
 DEFAULT_SPARSITY = 1e-3
 DEFAULT_TARGET_L0 = 64
 DEFAULT_THRESHOLD_PHASE = 0.3
+CHECKPOINT_SECONDS = 120.0
 DEFAULT_SKIP = True  # per-layer only: the linear part of each MLP, fitted by least squares at the start
 
 
@@ -129,7 +131,8 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
     texts: any iterable of strings; None lets the model sample its own text from varied prompts.
     Activations (max_tokens, capped by memory_budget, stored as bfloat16) are harvested once and shuffled.
     save: a folder; the transcoder is written there (aw.load_transcoder reads it back) and checkpoints go
-    there during training; resume=True continues from its checkpoint. callback(step, metrics) runs after
+    there during training (every checkpoint_every steps; None: every 2 minutes); resume=True continues from
+    its checkpoint. callback(step, metrics) runs after
     every step (raise from it to stop). Held-out fraction of variance explained and L0 per layer end up in
     transcoder.config["figures"].
     """
@@ -182,7 +185,7 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
     optimizer = torch.optim.Adam(module.parameters(), lr=settings.lr, betas=(0.9, 0.999))
     if state is not None:
         first_step = ckpt.restore(state, module, optimizer)
-    every = checkpoint_every or max(50, settings.steps // 10)
+    every = checkpoint_every  # None: every CHECKPOINT_SECONDS of training
 
     train_started = time.perf_counter()
     _fit(module, optimizer, settings, train_x, train_y, first_step, every, folder, model_info, progress, callback)
@@ -250,6 +253,7 @@ def _fit(module, optimizer, settings, train_x, train_y, first_step, every, folde
     bar = tqdm(total=settings.steps, initial=first_step, desc=f"training {settings.kind.upper()}", unit="step",
                disable=not progress)
     ema_mse = ema_l0 = None
+    last_write = time.perf_counter()
     switch = threshold_switch(settings)
     module.steer_l0 = settings.target_l0 if first_step < switch else None
     try:
@@ -271,8 +275,10 @@ def _fit(module, optimizer, settings, train_x, train_y, first_step, every, folde
             ema_mse = mse if ema_mse is None else 0.9 * ema_mse + 0.1 * mse
             ema_l0 = l0 if ema_l0 is None else 0.9 * ema_l0 + 0.1 * l0
             done = step + 1
-            if folder is not None and (done % every == 0 or done == settings.steps):
+            due = done % every == 0 if every else time.perf_counter() - last_write >= CHECKPOINT_SECONDS
+            if folder is not None and due and done < settings.steps:  # the finished transcoder is saved next
                 ckpt.write(folder, module, optimizer, done, settings, model_info)
+                last_write = time.perf_counter()
             if progress and (done % 10 == 0 or done == settings.steps):
                 fve = 1 - ema_mse
                 bar.set_postfix_str(f"loss={loss.item():.3f} FVE={fve.mean():.2f} (min {fve.min():.2f}) "

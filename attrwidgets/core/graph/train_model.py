@@ -173,7 +173,8 @@ class TrainableTranscoder(nn.Module):
             bag = layer * B + row
             counts = torch.bincount(bag, minlength=L * B)
             decoded = nn.functional.embedding_bag(layer * self.n_features + col, self.W_dec.reshape(-1, D),
-                                                  counts.cumsum(0) - counts, mode="sum", per_sample_weights=values)
+                                                  counts.cumsum(0) - counts, mode="sum",
+                                                  per_sample_weights=values.to(self.W_dec.dtype))
             out = decoded.view(L, B, D) + self.b_dec.unsqueeze(1)
         else:
             out = self.b_dec.unsqueeze(1).expand(L, B, D)
@@ -182,7 +183,7 @@ class TrainableTranscoder(nn.Module):
                 counts = torch.bincount(row[pick], minlength=B)
                 decoded = nn.functional.embedding_bag(col[pick], self.W_dec_clt[source].reshape(self.n_features, -1),
                                                       counts.cumsum(0) - counts, mode="sum",
-                                                      per_sample_weights=values[pick])
+                                                      per_sample_weights=values[pick].to(self.b_dec.dtype))
                 out = out + nn.functional.pad(decoded.view(B, L - source, D).transpose(0, 1), (0, 0, 0, 0, source, 0))
         if self.W_skip is not None:
             out = out + torch.bmm(x, self.W_skip)
