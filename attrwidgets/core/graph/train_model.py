@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from attrwidgets.core.graph.transcoder import Transcoder
+from attrwidgets.errors import AttrWidgetsError
 
 
 class JumpReLU(torch.autograd.Function):
@@ -251,8 +252,15 @@ class TrainableTranscoder(nn.Module):
         L = self.n_layers
         x = x_raw.float().transpose(0, 1) / self.x_scale.view(L, 1, 1)
         y = y_raw.float().transpose(0, 1) / self.y_scale.view(L, 1, 1) - self.b_dec.unsqueeze(1)
-        gram = torch.bmm(x.transpose(1, 2), x) + 1e-3 * x.shape[1] * torch.eye(self.d_model)
-        self.W_skip.copy_(torch.linalg.solve(gram, torch.bmm(x.transpose(1, 2), y)))
+        for l in range(L):  # float64 Cholesky per layer (MKL's batched LU failed on 30 x 576 x 576 systems)
+            xl, yl = x[l].double(), y[l].double()
+            gram = xl.T @ xl
+            gram += 1e-3 * gram.diagonal().mean() * torch.eye(self.d_model, dtype=gram.dtype)  # ridge
+            factor, info = torch.linalg.cholesky_ex(gram)
+            if info != 0 or not torch.isfinite(gram).all():
+                raise AttrWidgetsError(f"Layer {l}'s MLP inputs are degenerate (non-finite or constant): cannot fit "
+                                       "the skip connection; train with skip=False.")
+            self.W_skip[l].copy_(torch.cholesky_solve(xl.T @ yl, factor).to(self.W_skip.dtype))
 
     # -- export ------------------------------------------------------------------------------------
     @torch.no_grad()
