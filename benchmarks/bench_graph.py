@@ -93,7 +93,7 @@ def main() -> None:
     p.add_argument(
         "--budget-min", type=float, default=20.0, help="skip circuit-tracer at 128 tokens beyond this"
     )
-    p.add_argument("--train-steps", type=int, default=300)
+    p.add_argument("--train-steps", type=int, default=100)
     p.add_argument("--train-features", type=int, default=2304)
     p.add_argument("--train-batch-tokens", type=int, default=256)
     p.add_argument("--train-max-tokens", type=int, default=4096)
@@ -113,6 +113,7 @@ def main() -> None:
     p.add_argument("--retries", type=int, default=1)
     p.add_argument("--no-lock", dest="lock", action="store_false", help="you already hold the heavy lock")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/bench_graph.json)")
+    p.add_argument("--resume", action="store_true", help="keep the sections the JSON at --out already holds")
     args = p.parse_args()
     sections = set(args.sections.split(","))
     if args.quick:
@@ -169,8 +170,18 @@ def main() -> None:
             "ct": lambda: section_ct(bench, our_best, started),
             "train": lambda: section_train(bench),
         }
+        earlier = {}
+        if args.resume and out_path and Path(out_path).exists():  # an interrupted run: keep what it measured
+            earlier = json.loads(Path(out_path).read_text())
         for name, job in jobs.items():
             if name not in sections:
+                continue
+            if isinstance(earlier.get(name), list) or "error" not in earlier.get(name, {"error": 1}):
+                print(f"{name}: kept from the earlier run in {out_path}", flush=True)
+                result[name] = earlier[name]
+                result["settings"].setdefault("resumed_sections", []).append(name)
+                if name == "batch":
+                    our_best = result[name]["best"]
                 continue
             try:
                 result[name] = job()

@@ -150,6 +150,14 @@ def markdown(result: dict) -> str:
         ),
         "",
     ]
+    if st.get("resumed_sections"):
+        lines += [
+            (
+                f"Sections {', '.join(st['resumed_sections'])}: kept from an earlier, interrupted invocation "
+                "(--resume); the others were measured in this one."
+            ),
+            "",
+        ]
     st_rep = f"{st['repeats']}, runs over {st.get('repeat_limit_s', 0):.0f} s once"
     sections = {
         "scale": (

@@ -166,6 +166,47 @@ def test_sampled_harvest_equals_a_plain_forward(llama):
         assert (got != want).float().mean() < 0.01
 
 
+def test_figures_equal_an_independent_computation(llama):
+    """The reported fraction of variance explained and L0 (train.evaluate on harvested activations) equal a
+    float64 computation from the transcoder's raw weights on activations our own hooks record from a plain
+    forward of new text. (A run once reported FVE 1.0 at L0 0: repeated training texts made its held-out
+    tokens duplicates of training ones; this pins the figure itself to the definition.)"""
+    from attrwidgets.core.graph.train import evaluate
+
+    tc = train_transcoder(llama, corpus(), steps=60, **FAST)
+    texts = corpus(15, seed=7)
+    data = harvest.harvest_texts(llama, texts, 10_000, eval_fraction=0.0, progress=False)
+    got = evaluate(tc, data.inputs, data.outputs)
+
+    layers, recorded = llama.model.model.layers, {}
+    bos = llama.tokenizer.bos_token_id if llama.tokenizer.bos_token_id is not None else llama.tokenizer.eos_token_id
+    hooks = [m.register_forward_hook(lambda mod, args, out, key=(name, i): recorded.setdefault(key, []).append(
+        (out[0] if isinstance(out, tuple) else out)[0, 1:].double()))  # position 0 is not used
+        for i, block in enumerate(layers) for name, m in (("x", block.post_attention_layernorm), ("y", block.mlp))]
+    try:
+        with torch.no_grad():
+            for text in texts:
+                ids = [bos] + llama.tokenizer(text, add_special_tokens=False)["input_ids"]
+                llama.model(input_ids=torch.tensor([ids]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for layer in range(len(layers)):
+        x, y = torch.cat(recorded["x", layer]), torch.cat(recorded["y", layer])
+        W_enc, b_enc, thr, W_dec, b_dec, W_skip = (t[layer].double() for t in (tc.W_enc, tc.b_enc, tc.threshold,
+                                                                                tc.W_dec, tc.b_dec, tc.W_skip))
+        pre = x @ W_enc.T + b_enc
+        act = pre * (pre > thr)
+        out = act @ W_dec + b_dec + x @ W_skip.T
+        fve = 1 - (y - out).pow(2).sum() / (y - y.mean(0)).pow(2).sum()
+        l0 = (act > 0).sum(1).double().mean()
+        assert data.inputs.shape[0] == x.shape[0]
+        # the harvest stores bfloat16: a few features sit within one rounding step of their threshold
+        assert abs(got["fve"][layer] - fve.item()) < 0.003, (layer, got["fve"][layer], fve.item())
+        assert abs(got["l0"][layer] - l0.item()) <= 0.01 * l0.item() + 0.05, (layer, got["l0"][layer], l0.item())
+    assert 0.2 < min(got["fve"]) < 0.999 and min(got["l0"]) > 0  # a trained, sparse, imperfect transcoder
+
+
 def test_interrupt_leaves_a_checkpoint_and_resume_is_exact(llama, tmp_path):
     settings = dict(steps=40, checkpoint_every=10, **FAST)
     reference = train_transcoder(llama, corpus(), **settings)
