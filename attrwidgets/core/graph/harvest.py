@@ -203,10 +203,16 @@ def harvest_texts(handle, texts, n_tokens: int, *, context: int = 128, batch_siz
         bar.update(sink.filled - before)
         windows.clear()
 
+    # Exact repeats are recorded once: the held-out windows (the last ones) must not be copies of training
+    # ones, or a transcoder that memorised them reports a held-out FVE near 1 (measured: 0.94 on repeated
+    # texts against 0.64 on new ones), and a repeat adds nothing an extra epoch would not.
+    seen: set[tuple[int, ...]] = set()
     try:
         for window in (token_windows if token_windows is not None else _windows(tokenizer, texts, context)):
-            if len(window) >= 2:
-                windows.append(window[:context])
+            window = window[:context]
+            if len(window) >= 2 and tuple(window) not in seen:
+                seen.add(tuple(window))
+                windows.append(window)
             if len(windows) == batch_size:
                 flush()
             if sink.full:
