@@ -131,6 +131,33 @@ def test_self_sampled_text_is_the_default(llama):
     assert tc.config["training"]["data"] == "self-sampled" and tc.config["figures"]["eval_tokens"] > 0
 
 
+def test_sampled_harvest_holds_out_at_most_n_eval_tokens_without_a_copy(llama, monkeypatch):
+    """The held-out tokens (recorded again by the real model) land in spare rows of the training storage: the
+    harvest is one allocation of n_tokens + n_eval rows, the last n_eval of them exactly what the real model
+    recorded for the held-out windows."""
+    calls = {"harvest_texts": [], "_sample": []}
+
+    def spy(name):
+        original = getattr(harvest, name)
+
+        def call(*args, **kwargs):
+            out = original(*args, **kwargs)
+            calls[name].append(out)
+            return out
+        monkeypatch.setattr(harvest, name, call)
+
+    spy("harvest_texts")
+    spy("_sample")
+    data = harvest.harvest_sampled(llama, 400, seed=2, new_tokens=24, batch_size=8, progress=False)
+    (held_x, held_y), = [(r.inputs, r.outputs) for r in calls["harvest_texts"]]
+    (sink, _), = calls["_sample"]
+    assert data.n_eval == held_x.shape[0] == 20  # 5% of 400, the last window cut to fit
+    assert data.inputs.shape[0] == 420 and data.inputs.data_ptr() == sink.inputs.data_ptr()
+    assert data.outputs.data_ptr() == sink.outputs.data_ptr()
+    eval_x, eval_y = data.split()[1]
+    assert torch.equal(eval_x, held_x) and torch.equal(eval_y, held_y)
+
+
 def test_sampled_harvest_equals_a_plain_forward(llama):
     """Recording during generate() (prefill + one token per step, finished rows dropped, position 0 dropped)
     gives exactly the activations a plain forward of the same tokens gives."""
@@ -143,8 +170,9 @@ def test_sampled_harvest_equals_a_plain_forward(llama):
 
     llama.model.generate = spy
     try:
-        recorded, held_out = harvest._sample(llama, 150, seed=1, new_tokens=12, batch_size=4, n_eval=0,
-                                             progress=False)
+        sink, held_out = harvest._sample(llama, 150, seed=1, new_tokens=12, batch_size=4, n_eval=0,
+                                         progress=False)
+        recorded = sink.finish("self-sampled", 0.0, 0)
     finally:
         llama.model.generate = original
     assert held_out == [] and recorded.inputs.shape[0] == 150

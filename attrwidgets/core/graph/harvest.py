@@ -125,23 +125,26 @@ def with_bos(tokenizer, ids: list[int]) -> list[int]:
 
 
 class _Sink:
-    """Preallocated (N, L, D) storage filled batch by batch; stops at capacity."""
+    """Preallocated (N, L, D) storage filled batch by batch; stops at capacity. `spare` rows beyond it are
+    left for the held-out tokens, so that adding them copies nothing (a concatenation would briefly need
+    twice the memory budget)."""
 
-    def __init__(self, capacity: int, n_layers: int, d_model: int):
-        self.inputs = torch.empty(capacity, n_layers, d_model, dtype=STORAGE_DTYPE)
+    def __init__(self, capacity: int, n_layers: int, d_model: int, spare: int = 0):
+        self.inputs = torch.empty(capacity + spare, n_layers, d_model, dtype=STORAGE_DTYPE)
         self.outputs = torch.empty_like(self.inputs)
+        self.capacity = capacity
         self.filled = 0
         self.sequences: list[int] = []  # tokens per recorded sequence, to hold out whole sequences
 
     @property
     def full(self) -> bool:
-        return self.filled >= self.inputs.shape[0]
+        return self.filled >= self.capacity
 
     def add(self, x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor) -> None:
         """x, y: (B, T, L, D); keep: (B, T) bool."""
         for row in range(x.shape[0]):
             xs, ys = x[row][keep[row]], y[row][keep[row]]
-            n = min(xs.shape[0], self.inputs.shape[0] - self.filled)
+            n = min(xs.shape[0], self.capacity - self.filled)
             if n <= 0:
                 return
             self.inputs[self.filled:self.filled + n] = xs[:n].cpu()
@@ -275,27 +278,30 @@ def harvest_sampled(handle, n_tokens: int, *, seed: int = 0, new_tokens: int = 1
     generated; the held-out sequences are recorded again through the real model."""
     n_eval = max(1, min(int(n_tokens * eval_fraction), max_eval))
     sampler = _sampling_copy(handle)
-    train, eval_ids = _sample(sampler, n_tokens, seed=seed, new_tokens=new_tokens, batch_size=batch_size,
-                              n_eval=n_eval, progress=progress)
+    sink, eval_ids = _sample(sampler, n_tokens, seed=seed, new_tokens=new_tokens, batch_size=batch_size,
+                             n_eval=n_eval, progress=progress)
     del sampler
-    if eval_ids:
-        n_held = sum(len(window) - 1 for window in eval_ids)
-        held_out = harvest_texts(handle, [], n_held, token_windows=eval_ids, eval_fraction=0.0, progress=False)
-        eval_x, eval_y = held_out.inputs, held_out.outputs
-    else:
-        eval_x, eval_y = train.inputs[:0], train.outputs[:0]
-    return Harvest(torch.cat([train.inputs, eval_x]), torch.cat([train.outputs, eval_y]), eval_x.shape[0],
-                   "self-sampled")
+    train = sink.finish("self-sampled", 0.0, 0)
+    n_train, n_held = sink.filled, 0
+    if eval_ids:  # at most n_eval tokens (_sample cuts the last window): they fit the sink's spare rows
+        held_out = harvest_texts(handle, [], sum(len(window) - 1 for window in eval_ids), token_windows=eval_ids,
+                                 context=handle.max_context, eval_fraction=0.0, progress=False)
+        n_held = held_out.inputs.shape[0]
+        sink.inputs[n_train:n_train + n_held] = held_out.inputs
+        sink.outputs[n_train:n_train + n_held] = held_out.outputs
+        del held_out
+    return Harvest(sink.inputs[:n_train + n_held], sink.outputs[:n_train + n_held], n_held, train.source)
 
 
 def _sample(handle, n_tokens, *, seed, new_tokens, batch_size, n_eval, progress):
-    """-> (recorded training tokens, token windows of the held-out sequences)."""
+    """-> (the sink of the recorded training tokens, with n_eval spare rows; token windows of the held-out
+    sequences, n_eval tokens at most)."""
     model, tokenizer, device = handle.model, handle.tokenizer, handle.device
     n_layers = handle.adapter.n_layers(model)
     d_model = handle.adapter.embedding(model).weight.shape[1]
     eos = _eos_ids(handle)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(eos), 0)
-    sink, recorder = _Sink(n_tokens, n_layers, d_model), _Recorder(handle)
+    sink, recorder = _Sink(n_tokens, n_layers, d_model, spare=n_eval), _Recorder(handle)
     rng = random.Random(seed)
     eval_windows, eval_tokens, per_row = [], 0, None
     bar = _progress(n_tokens + n_eval, "sampling text + harvesting", progress)
@@ -305,7 +311,7 @@ def _sample(handle, n_tokens, *, seed, new_tokens, batch_size, n_eval, progress)
             while not sink.full or eval_tokens < n_eval:
                 rows = batch_size
                 if per_row:  # the last batch: only as many rows as the remaining tokens need
-                    missing = sink.inputs.shape[0] - sink.filled + max(0, n_eval - eval_tokens)
+                    missing = sink.capacity - sink.filled + max(0, n_eval - eval_tokens)
                     rows = max(1, min(batch_size, math.ceil(missing / per_row) + 1))
                 prompts = _sampling_prompts(tokenizer, rng, rows)
                 width = max(len(p) for p in prompts)
@@ -325,19 +331,19 @@ def _sample(handle, n_tokens, *, seed, new_tokens, batch_size, n_eval, progress)
                 before = sink.filled
                 for row in range(rows):
                     if eval_tokens < n_eval:  # the first sequences are held out (their windows, not activations)
-                        positions = keep[row].nonzero().flatten()
+                        positions = keep[row].nonzero().flatten()[: n_eval - eval_tokens]
                         if positions.numel() == 0:
                             continue
                         window = sequences[row, : int(positions.max()) + 1][mask.shape[1] - int(mask[row].sum()):]
                         eval_windows.append(window.tolist())
-                        eval_tokens += int(keep[row].sum())
+                        eval_tokens += positions.numel()
                         keep[row] = False
                 sink.add(x, y, keep.to(x.device))
                 bar.update(sink.filled - before)
     finally:
         recorder.close()
         bar.close()
-    return sink.finish("self-sampled", 0.0, 0), eval_windows
+    return sink, eval_windows
 
 
 def _sampled_positions(prompt_mask: torch.Tensor, generated: torch.Tensor, eos: set[int], fed: int):
