@@ -120,8 +120,15 @@ def attribution_graph(model, prompt, *, transcoder=None, max_logits: int = 10, l
         k = rep.n_target_candidates if max_feature_nodes is None else min(max_feature_nodes, rep.n_target_candidates)
         _check_memory(rep, k, len(logits.ids), budget, max_feature_nodes)
         builder = RowBuilder(rep, batch_size=batch_size, progress=progress, cancel=cancel)
-        rows, row_columns = builder.build(logits.directions, logits.weights, k)
-    graph = assemble(handle, rep, rows, row_columns, logits, ids, text)
+        n = rep.n_columns + len(logits.ids)
+        if k == rep.n_target_candidates and 4 * n * n <= DENSE_LIMIT:  # written in place: one copy in memory
+            adjacency = torch.zeros(n, n)
+            builder.fill_adjacency(logits.directions, adjacency)
+            rows, row_columns = None, torch.arange(k)
+        else:
+            adjacency = None
+            rows, row_columns = builder.build(logits.directions, logits.weights, k)
+    graph = assemble(handle, rep, rows, row_columns, logits, ids, text, adjacency=adjacency)
     graph.metadata["settings"] = {
         "max_logits": max_logits, "logit_prob": logit_prob, "max_feature_nodes": max_feature_nodes,
         "batch_size": batch_size, "targets": targets, "memory_budget": memory_budget}
@@ -155,10 +162,11 @@ def attach_engine(graph: Graph, model, transcoder=None) -> None:
     _set_engine(graph, handle, transcoder, rep)
 
 
-def assemble(handle, rep: Replacement, rows: torch.Tensor, row_columns: torch.Tensor, logits: LogitTargets,
-             ids: torch.Tensor, text: str) -> Graph:
+def assemble(handle, rep: Replacement, rows: torch.Tensor | None, row_columns: torch.Tensor,
+             logits: LogitTargets, ids: torch.Tensor, text: str, adjacency: torch.Tensor | None = None) -> Graph:
     """Rows (logits first, then targets in visiting order) -> a Graph in node order [kept features or
-    components][errors][tokens][logits]."""
+    components][errors][tokens][logits]. adjacency: already in that order (RowBuilder.fill_adjacency); rows
+    are then None."""
     n_logits = len(logits.ids)
     order = torch.argsort(row_columns)
     selected = row_columns[order]
@@ -166,9 +174,8 @@ def assemble(handle, rep: Replacement, rows: torch.Tensor, row_columns: torch.Te
     col_read = torch.cat([selected, fixed])
     n = len(col_read) + n_logits
     k = len(selected)
-    feature_rows = rows[n_logits:][order][:, col_read]
-    logit_rows = rows[:n_logits][:, col_read]
-    adjacency = _adjacency(feature_rows, logit_rows, n, k)
+    if adjacency is None:
+        adjacency = _adjacency(rows[n_logits:][order][:, col_read], rows[:n_logits][:, col_read], n, k)
     cols = rep.columns()
     pick = col_read
     nodes = NodeTable(

@@ -65,6 +65,28 @@ class RowBuilder:
         top = int(rep.columns_layer[columns].max())
         return self.sweep.rows(reads, len(columns), rep.n_columns, length, top, check=self.check_cancel).cpu()
 
+    def batches_by_position(self) -> list[torch.Tensor]:
+        """Every candidate, in batches by position (then layer), so that sweeps run on short prefixes."""
+        rep, n_cand = self.rep, self.rep.n_target_candidates
+        order = torch.argsort(rep.columns_position[:n_cand] * (rep.n_layers + 1) + rep.columns_layer[:n_cand],
+                              stable=True)
+        return [order[s:s + self.batch_size] for s in range(0, n_cand, self.batch_size)]
+
+    def fill_adjacency(self, logit_directions: torch.Tensor, adjacency: torch.Tensor) -> None:
+        """Every candidate kept and a dense graph: each row goes straight to its node's row of the (n, n)
+        adjacency (candidate c at row c, logit i at row n_columns + i; the node order assemble() gives), so
+        the graph is never held twice (rows, then a reordered copy, then the adjacency: 2.5x its size)."""
+        n_columns = self.rep.n_columns
+        bar = _bar(self.progress, self.rep.n_target_candidates + len(logit_directions))
+        try:
+            adjacency[n_columns:, :n_columns] = self.logit_rows(logit_directions)
+            bar.update(len(logit_directions))
+            for batch in self.batches_by_position():
+                adjacency[batch, :n_columns] = self.target_rows(batch)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+
     def build(self, logit_directions: torch.Tensor, logit_weights: torch.Tensor, max_nodes: int | None):
         """-> (rows (n_logits + k, n_columns), the k target columns in row order)."""
         rep = self.rep
@@ -78,11 +100,8 @@ class RowBuilder:
             row_node[:n_logits] = rep.n_columns + torch.arange(n_logits)
             bar.update(n_logits)
             done = n_logits
-            if k == n_cand:  # every candidate: by position, so that sweeps run on short prefixes
-                order = torch.argsort(rep.columns_position[:n_cand] * (rep.n_layers + 1)
-                                      + rep.columns_layer[:n_cand], stable=True)
-                queue = [order[s:s + self.batch_size] for s in range(0, n_cand, self.batch_size)]
-                for batch in queue:
+            if k == n_cand:
+                for batch in self.batches_by_position():
                     rows[done:done + len(batch)] = self.target_rows(batch)
                     row_node[done:done + len(batch)] = batch
                     done += len(batch)
