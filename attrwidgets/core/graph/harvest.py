@@ -281,7 +281,7 @@ def harvest_sampled(handle, n_tokens: int, *, seed: int = 0, new_tokens: int = 1
     sink, eval_ids = _sample(sampler, n_tokens, seed=seed, new_tokens=new_tokens, batch_size=batch_size,
                              n_eval=n_eval, progress=progress)
     del sampler
-    train = sink.finish("self-sampled", 0.0, 0)
+    sink.finish("self-sampled", 0.0, 0)  # refuses an empty harvest
     n_train, n_held = sink.filled, 0
     if eval_ids:  # at most n_eval tokens (_sample cuts the last window): they fit the sink's spare rows
         held_out = harvest_texts(handle, [], sum(len(window) - 1 for window in eval_ids), token_windows=eval_ids,
@@ -290,7 +290,7 @@ def harvest_sampled(handle, n_tokens: int, *, seed: int = 0, new_tokens: int = 1
         sink.inputs[n_train:n_train + n_held] = held_out.inputs
         sink.outputs[n_train:n_train + n_held] = held_out.outputs
         del held_out
-    return Harvest(sink.inputs[:n_train + n_held], sink.outputs[:n_train + n_held], n_held, train.source)
+    return Harvest(sink.inputs[:n_train + n_held], sink.outputs[:n_train + n_held], n_held, "self-sampled")
 
 
 def _sample(handle, n_tokens, *, seed, new_tokens, batch_size, n_eval, progress):
