@@ -108,6 +108,7 @@ def transcoder_from_checkpoint(path: Path):
     """The transcoder as it was at the checkpoint's step (for a run that was interrupted)."""
     from safetensors.torch import load_file
 
+    from attrwidgets.core.graph.train import TrainSettings, threshold_switch
     from attrwidgets.core.graph.train_model import TrainableTranscoder
 
     meta = _meta(path)
@@ -116,6 +117,6 @@ def transcoder_from_checkpoint(path: Path):
                                  top_k=s["top_k"], skip=s["skip"], bandwidth=s["bandwidth"])
     tensors = load_file(str(path))
     module.load_state_dict({k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")})
-    if s["activation"] == "jumprelu" and meta["step"] < round(s["steps"] * (1 - s["threshold_phase"])):
+    if meta["step"] < threshold_switch(TrainSettings(**s)):
         module.begin_threshold_learning()  # still in the steered phase: its per-layer thresholds are current
     return module.export({"model": model, "training": {**s, "checkpoint_step": meta["step"]}})

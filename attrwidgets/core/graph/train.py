@@ -132,10 +132,10 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
     Activations (max_tokens, capped by memory_budget, stored as bfloat16) are harvested once and shuffled.
     save: a folder; the transcoder is written there (aw.load_transcoder reads it back) and checkpoints go
     there during training (every checkpoint_every steps; None: every 2 minutes); resume=True continues from
-    its checkpoint. callback(step, metrics) runs after
-    every step (raise from it to stop). mixed_precision: bfloat16 matmuls (fp32 weights and loss); None: where
-    the hardware has them (CUDA, CPUs with AVX512-BF16/AMX: 1.6x faster on SmolLM2, same figures). Held-out fraction of variance explained and L0 per layer end up in
-    transcoder.config["figures"].
+    its checkpoint. callback(step, metrics) runs after every step (raise from it to stop). mixed_precision:
+    bfloat16 matmuls (fp32 weights and loss); None: where the hardware has them (CUDA, CPUs with
+    AVX512-BF16/AMX: 1.6x faster on SmolLM2, same figures). Held-out fraction of variance explained and L0 per
+    layer end up in transcoder.config["figures"].
     """
     from attrwidgets.models import as_handle, resolve_device
 
