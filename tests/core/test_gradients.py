@@ -85,7 +85,21 @@ def test_greedy_matches_transformers_generate(tiny):
     ids = tiny.tokenizer("the cat sat", return_tensors="pt")["input_ids"]
     out = tiny.model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=tiny.tokenizer.pad_token_id,
                               eos_token_id=tiny.tokenizer.eos_token_id)
-    assert [t.id for t in r.targets] == out[0, ids.shape[1]:].tolist()
+    theirs = out[0, ids.shape[1]:].tolist()
+    ours = [t.id for t in r.targets]
+    # Cached (transformers) and uncached (ours) logits differ in the last bits, and on a random model two
+    # logits can be that close: the sequences must agree up to the first step whose top two logits are within
+    # float32 noise of each other (with another CPU's kernels either side may then pick the other one).
+    seq = torch.tensor([[t.id for t in r.tokens]])
+    with torch.no_grad():
+        logits = tiny.model(input_ids=seq).logits[0].float()
+    for step, pos in enumerate(r.target_positions):
+        top2 = logits[pos - 1].topk(2).values
+        if float(top2[0] - top2[1]) < 1e-4 * max(1.0, float(top2[0].abs())):
+            break
+        assert ours[step] == theirs[step], (step, ours, theirs)
+    else:
+        assert ours == theirs
 
 
 def test_frozen_parameters_overlapping_on_one_model_restore_only_at_the_last_exit():
