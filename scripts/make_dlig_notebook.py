@@ -18,7 +18,11 @@ cells = [
          "    results[layer] = aw.layer_ig(model, chat, layer=layer, max_new_tokens=3, n_steps=32,\n"
          "                                 quadrature=\"gauss_legendre\")\n"
          "    r = results[layer]\n"
-         "    print(f\"{layer:>10}: completeness error per row {np.round(r.completeness_error, 3)}\")"),
+         "    print(f\"{layer:>10}: completeness error per row {np.round(r.completeness_error, 3)}\")\n"
+         "    # the reported error is the true one: from the signed scores and f at the input and the baseline\n"
+         "    gap = np.array(r.options[\"f_input\"]) - np.array(r.options[\"f_baseline\"])\n"
+         "    true = abs(r.signed_scores.sum(1) - gap) / abs(gap)\n"
+         "    assert np.allclose(r.completeness_error, true, rtol=1e-3, atol=1e-6), (layer, true)"),
     code("r = results[\"block 10\"]\n"
          "row = 0\n"
          "top = np.argsort(-r.scores[row])[:5]\n"
@@ -40,7 +44,8 @@ cells = [
          "d = aw.dlig(mlm, \"the cat sat on the\", layer=\"block 0\", gen_length=8, steps=4, n_steps=16)\n"
          "print(d)\n"
          "for s in range(d.n_steps):\n"
-         "    print(f\"step {s}: unmasks positions {[int(d.row_position[r]) for r in d.rows_at(s)]}\")"),
+         "    print(f\"step {s}: unmasks positions {[int(d.row_position[r]) for r in d.rows_at(s)]}\")\n"
+         "assert sorted(d.row_position.tolist()) == list(range(d.n_prompt, d.length))  # each position once"),
     md("The CSV has one row per (step, unmasked token), the scores keyed by position: a repeated token never "
        "overwrites another."),
     code("import tempfile\nfrom pathlib import Path\n\n"
@@ -53,6 +58,6 @@ cells = [
     code("timeline = aw.DiffusionTimeline(d, model=mlm, prompt=\"the cat sat on the\", gen_length=8, steps=4,\n"
          "                                n_steps=16)\ntimeline"),
     code("timeline.layer = \"embeddings\"  # what the layer box does\ntimeline.wait()\n"
-         "print(timeline.layer, timeline.error or \"ok\")"),
+         "print(timeline.layer, timeline.error or \"ok\")\nassert timeline.error == \"\""),
 ]
 write_notebook(cells, "notebooks/dlig.ipynb")

@@ -21,7 +21,9 @@ cells = [
     code("graph = aw.attribution_graph(model, prompt, progress=False)\n"
          "print(graph)\n"
          "print(\"targets:\", graph.metadata[\"logit_tokens\"])\n"
-         "print(f\"replacement {graph.replacement_score:.3f}, completeness {graph.completeness_score:.3f}\")"),
+         "print(f\"replacement {graph.replacement_score:.3f}, completeness {graph.completeness_score:.3f}\")\n"
+         "logits = np.flatnonzero(graph.nodes.mask(\"logit\"))  # exact: a logit's in-edges add up to it\n"
+         "assert np.allclose(graph.adjacency.numpy()[logits].sum(1), graph.nodes.activation[logits], rtol=1e-4, atol=1e-3)"),
     md("Pruning keeps the nodes that carry 80% of the influence on the logits (influence = the series "
        "A + A^2 + ... on the row-normalised |A|) and the edges that carry 98%; tokens and logits always stay. "
        "Labels need no feature database: a node's output read through the unembedding."),
@@ -63,6 +65,7 @@ cells = [
          "print(len(viewer[\"nodes\"]), \"nodes,\", len(viewer[\"links\"]), \"links, pinned\", viewer[\"qParams\"][\"pinnedIds\"])\n"
          "graph.save(folder / \"full.json\")\n"
          "again = aw.load_graph(folder / \"full.json\")\n"
-         "print(again, np.allclose(again.influence, graph.influence))"),
+         "print(again, np.allclose(again.influence, graph.influence))\n"
+         "assert np.array_equal(again.adjacency.numpy(), graph.adjacency.numpy())"),
 ]
 write_notebook(cells, "notebooks/graph.ipynb")

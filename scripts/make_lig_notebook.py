@@ -36,19 +36,24 @@ cells = [
          "print(\"L2 distance per target:\", np.round(diag[\"l2\"], 2))"),
     md("The ITB baseline (`self_input_token`) gives the target's own input zero difference, so its self-term "
        "reads 0. The ratio variants re-estimate it and keep the column sum:"),
-    code("for baseline in (\"self_input_token\", \"itb_zero_ratio\"):\n"
+    code("sums = {}\n"
+         "for baseline in (\"self_input_token\", \"itb_zero_ratio\"):\n"
          "    r = aw.lig(minilm, text, granularity=\"layer\", layers=[5], target_tokens=[j], baseline_layer=baseline)\n"
-         "    print(f\"{baseline:>17}: self {r.z2z[5][j, j]:+.3f}, column sum {r.z2z[5][j].sum():.3f}\")"),
+         "    print(f\"{baseline:>17}: self {r.z2z[5][j, j]:+.3f}, column sum {r.z2z[5][j].sum():.3f}\")\n"
+         "    sums[baseline] = r.z2z[5][j].sum()\n"
+         "assert np.isclose(sums[\"self_input_token\"], sums[\"itb_zero_ratio\"], rtol=1e-5)  # the sum is kept"),
     md("Results save in the upstream package's JSON layout (its orientation: `matrix[i][j]` = source i -> "
        "target j), and `aw.load_lig_json` reads files that package wrote."),
     code("import tempfile\n\npath = Path(tempfile.mkdtemp()) / \"lig.json\"\nresult.to_json(path)\n"
-         "back = aw.load_lig_json(path)\nprint(np.allclose(back.z2z[5], result.z2z[5]))"),
+         "back = aw.load_lig_json(path)\nprint(np.allclose(back.z2z[5], result.z2z[5]))\n"
+         "assert np.allclose(back.z2z[5], result.z2z[5]) and np.allclose(back.u2z[5], result.u2z[5])"),
     md("## A decoder: SmolLM2 (the default model)\nCausal attention: no token is attributed to an earlier "
        "target, exactly."),
     code("model = aw.load_model()\n"
          "smol = aw.lig(model, \"The capital of France is Paris\", layers=[0, 15, 29], n_steps=32)\n"
          "print(smol)\n"
-         "print(\"largest attribution to an earlier target:\", np.abs(np.triu(smol.z2z[15], 1)).max())"),
+         "print(\"largest attribution to an earlier target:\", np.abs(np.triu(smol.z2z[15], 1)).max())\n"
+         "assert all(np.abs(np.triu(smol.z2z[layer], 1)).max() == 0 for layer in (0, 15, 29))  # causal, exactly"),
     md("## The live LayerFlow\nLayers as rows, tokens as circles sized by their share of the selected "
        "target's column. Click a token at any layer to make it the target: the kernel computes the missing "
        "columns (the last click wins). Switch the route (direct, composed, one head, MLP) and the baseline; "

@@ -226,6 +226,25 @@ def test_random_remasking_and_temperature_follow_the_seed():
     a = aw.dlig(h, "the cat", remasking="random", temperature=1.0, seed=3, **kw)
     b = aw.dlig(h, "the cat", remasking="random", temperature=1.0, seed=3, **kw)
     np.testing.assert_array_equal(a.states, b.states)
+    other_seed = aw.dlig(h, "the cat", remasking="random", temperature=1.0, seed=4, **kw)
+    greedy = aw.dlig(h, "the cat", remasking="random", temperature=0.0, seed=3, **kw)
+    assert not np.array_equal(a.row_token, other_seed.row_token)  # the seed draws the tokens...
+    assert not np.array_equal(a.row_token, greedy.row_token)  # ...at this temperature, not greedily
+    assert sorted(a.row_token) != sorted(greedy.row_token)
+    assert a.options["temperature"] == 1.0 and a.options["seed"] == 3
+
+
+@pytest.mark.parametrize("remasking", ["low_confidence", "random"])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_every_sampler_setting_unmasks_each_position_once_and_never_to_the_mask(remasking, temperature):
+    """A random model gives the mask token real probability: were it a prediction, its position would stay
+    masked and be unmasked twice (it was, at temperature 1)."""
+    h = mlm()
+    for seed in range(5):  # without the fix seed 3 unmasked a position twice at temperature 1 (both rules)
+        r = aw.dlig(h, "the cat", layer="block 1", gen_length=6, steps=3, n_steps=2, remasking=remasking,
+                    temperature=temperature, seed=seed, progress=False)
+        assert sorted(r.row_position.tolist()) == list(range(r.n_prompt, r.length))
+        assert r.mask_token_id not in r.row_token.tolist() and not r.masked(r.n_steps).any()
 
 
 def test_csv_is_keyed_by_position_with_repeated_tokens(tmp_path):

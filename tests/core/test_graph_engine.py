@@ -144,13 +144,30 @@ def test_contrast_target_row_is_the_difference_of_the_token_rows():
     assert graph.metadata["logit_tokens"][2].endswith(" - " + graph.metadata["logit_tokens"][1])
 
 
-def test_default_logits_cover_the_probability_mass_with_the_fewest_tokens():
+@pytest.mark.parametrize("max_logits, logit_prob, expected_count", [
+    (3, 0.95, 3),  # a random model's next-token distribution is flat: the cap binds
+    (40, None, None),  # the cut binds: logit_prob is set just above the mass of the top 5 (from the model)
+    (3, 1e-9, 1),  # the first token alone covers any tiny mass
+])
+def test_default_logits_cover_the_probability_mass_with_the_fewest_tokens(max_logits, logit_prob, expected_count):
+    """The logits are the fewest most probable tokens whose probabilities reach logit_prob, at most max_logits
+    of them; checked against the model's own softmax at the last position, in both regimes (cut and cap)."""
     handle = tiny_handle("llama")
-    graph = aw.attribution_graph(handle, "The capital of France is", progress=False, max_logits=3, logit_prob=0.95)
-    probs = np.array(graph.metadata["logit_probabilities"])
-    assert 1 <= len(probs) <= 3 and np.all(np.diff(probs) <= 0)
-    if len(probs) < 3:
-        assert probs.sum() >= 0.95 and probs[:-1].sum() < 0.95
+    ids = handle.tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        probs = torch.softmax(handle.model(input_ids=ids).logits[0, -1].double(), -1)
+    top = probs.sort(descending=True)
+    if logit_prob is None:
+        logit_prob, expected_count = float(top.values[:5].sum() + top.values[5] / 2), 6
+    graph = aw.attribution_graph(handle, ids[0].tolist(), progress=False, max_logits=max_logits,
+                                 logit_prob=logit_prob)
+    got = np.array(graph.metadata["logit_probabilities"])
+    assert len(got) == expected_count
+    logits = graph.nodes.feature[graph.nodes.mask("logit")]
+    assert logits.tolist() == top.indices[:expected_count].tolist()
+    np.testing.assert_allclose(got, top.values[:expected_count].numpy(), rtol=1e-4)
+    if expected_count < max_logits:  # the cut: reached with these tokens, not with one fewer
+        assert got.sum() >= logit_prob * (1 - 1e-5) and got[:-1].sum() < logit_prob
 
 
 def test_max_feature_nodes_keeps_the_influential_ones_with_the_same_rows():

@@ -54,11 +54,10 @@ def test_frozen_component_ablation_equals_the_total_effect_through_the_graph(arc
     with torch.no_grad():
         new = _frozen_logits(rep, iv).double()
         clean = _frozen_logits(rep, _Interventions(rep, {})).double()
-    unembed = rep.frozen.unembedding().weight.double()
     # Demeaned logit changes (the graph's logit rows measure the demeaned logit).
     got = (new - clean)[graph.nodes.feature[logits]] - (new - clean).mean()
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5 * max(1.0, np.abs(expected).max()))
-    assert np.abs(expected).max() > 1e-6 and unembed.shape[0] > 0
+    assert np.abs(expected).max() > 1e-3  # the ablation moves the logits: a real check, not 0 == 0
 
 
 def test_bad_interventions():
@@ -69,5 +68,5 @@ def test_bad_interventions():
         graph.intervene({graph.nodes.node_id[int(np.flatnonzero(graph.nodes.mask("token"))[0])]: 0.0})
     with pytest.raises(AttrWidgetsError, match="must be a finite number"):
         graph.intervene({graph.nodes.node_id[0]: "zero"})
-    with pytest.raises(AttrWidgetsError):
+    with pytest.raises(AttrWidgetsError, match="No node 'no_such_node' in this graph. Ids: token E_"):
         graph.intervene({"no_such_node": 0.0})

@@ -92,6 +92,18 @@ def test_to_html_takes_a_graph_and_a_graph_view(tmp_path):
 
     graph = toy_graph(seed=3)
     page = aw.to_html(graph, tmp_path / "g.html")
-    assert "<script" in page and (tmp_path / "g.html").read_text() == page
-    view = aw.GraphView(graph, node_threshold=0.5)
-    assert "<script" in aw.to_html(view)
+    assert (tmp_path / "g.html").read_text() == page
+    assert not re.search(r"<script[^>]*\bsrc\s*=|https?://", page, re.IGNORECASE)
+    # the page holds the graph as a view at its default thresholds would show it, and cannot rebuild
+    state = _state(page)
+    shown = aw.GraphView(graph).wait()
+    assert state["node_ids"] == list(shown.node_ids) and state["node_threshold"] == 0.8
+    assert state["static_page"] is True and state["can_rebuild"] is False
+    # a view's own thresholds, pins and selection travel
+    view = aw.GraphView(graph, node_threshold=0.5).wait()
+    view.pinned = [view.node_ids[0]]
+    view.selected_node = view.node_ids[1]
+    state = _state(aw.to_html(view))
+    assert state["node_threshold"] == 0.5 and state["node_ids"] == list(view.node_ids)
+    assert len(view.node_ids) < len(shown.node_ids)
+    assert state["pinned"] == [view.node_ids[0]] and state["selected_node"] == view.node_ids[1]

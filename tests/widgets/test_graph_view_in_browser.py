@@ -199,7 +199,10 @@ def test_hover_click_paths_pan_zoom_reprune_pin_and_logit(browser, graph_bundle,
     view.close()
 
 
-def test_redraw_time_of_a_5000_edge_graph(browser, graph_bundle, tmp_path, capsys):
+def test_a_5000_edge_graph_draws_every_edge_and_records_its_redraw_time(browser, graph_bundle, tmp_path, capsys):
+    """Every edge drawn, with and without paths highlighted. The redraw time is recorded, not asserted (a
+    timing in a test fails on a busy machine): benchmarks/bench_graph_view_redraw.py runs this test on a quiet
+    machine and checks the goal (median < 200 ms)."""
     view = GraphView(big_graph(), node_threshold=0.95, edge_threshold=0.99).wait(30)
     e = view.edges.shape[1]
     graph_to_html(view, tmp_path / "big.html")
@@ -225,7 +228,6 @@ def test_redraw_time_of_a_5000_edge_graph(browser, graph_bundle, tmp_path, capsy
     (ARTIFACTS / "graph-view-redraw-timings.json").write_text(json.dumps({
         "nodes": len(view.node_ids), "edges": e, "redraw_median_ms": round(statistics.median(times), 1),
         "redraw_max_ms": round(max(times), 1), "redraw_with_paths_median_ms": round(statistics.median(selected), 1)}))
-    # Pixels included (getImageData waits for them), on a software-rendered canvas (--disable-gpu): a few frames.
-    assert statistics.median(times) < 200 and pg.problems == []
+    assert pg.problems == []
     pg.close()
     view.close()

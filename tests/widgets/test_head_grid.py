@@ -159,7 +159,6 @@ def test_attention_mode_has_no_contributions():
 
 
 def test_chart_follows_the_selection():
-    pytest.importorskip("bqplot")
     s = FakeHeadSession()
     w = HeadGrid(session=s).wait(10)
     fig = w.chart()
@@ -335,7 +334,6 @@ def test_to_html_from_a_result_with_view_options_and_limits(monkeypatch):
 
 # -- live, real core session (tiny random model) -----------------------------------------------------------
 def test_live_on_a_tiny_model_matches_the_session(tiny):
-    pytest.importorskip("attrwidgets.core.depass.heads")
     w = HeadGrid(model=tiny, prompt=PROMPT, max_new_tokens=3).wait(120)
     assert w.error == "" and w.llm_id == "tiny-llama" and len(w.target_positions) == 3
     assert w.query_positions == [p - 1 for p in w.target_positions]

@@ -215,12 +215,18 @@ def test_result_before_anything_computed_is_all_nan():
 
 
 def test_wait_times_out_and_close_stops_worker():
+    before = set(threading.enumerate())
     gate = threading.Event()
     w = TokenMatrix(session=FakeSession(gate=gate), method="saliency")
     with pytest.raises(TimeoutError):
         w.wait(0.05)
+    workers = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert workers  # the row is computing on the view's worker thread
     gate.set()
     w.close()
+    for t in workers:
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in workers)  # close ended the worker: no thread left behind
 
 
 def test_no_duplicate_compute_when_returning_to_a_running_row():

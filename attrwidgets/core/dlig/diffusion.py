@@ -81,11 +81,15 @@ def _predict(handle, ids: torch.Tensor) -> torch.Tensor:
 
 def _choose(logits, x, mask_id, block, k, remasking, temperature, generator):
     """-> (positions, tokens) the step unmasks: k masked positions of the block."""
+    # The mask token is never a prediction: "unmasking" a position to it would leave it masked, and a later step
+    # would unmask it again (seen with temperature 1 on a random model). Confidence stays the model's own softmax.
+    candidates = logits.clone()
+    candidates[..., mask_id] = -np.inf
     if temperature > 0:  # Gumbel-max sampling at this temperature
         u = torch.rand(logits.shape, generator=generator).to(logits.device).clamp_(1e-10, 1 - 1e-10)
-        predicted = (logits / temperature - torch.log(-torch.log(u))).argmax(-1)
+        predicted = (candidates / temperature - torch.log(-torch.log(u))).argmax(-1)
     else:
-        predicted = logits.argmax(-1)
+        predicted = candidates.argmax(-1)
     if remasking == "low_confidence":
         confidence = torch.softmax(logits, -1).gather(-1, predicted.unsqueeze(-1)).squeeze(-1)
     else:
