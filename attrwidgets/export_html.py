@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from attrwidgets.core.files import write_text_atomic
 from attrwidgets.core.result import Attribution
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import NOT_BUILT_MESSAGE, bundle_path
@@ -396,5 +397,5 @@ def _write_page(stem: str, state: dict, extra: dict | None, title: str, meta: st
         loader=_LOADER,
     )
     if path is not None:
-        Path(path).write_text(page, encoding="utf-8")
+        write_text_atomic(path, page)
     return page

@@ -8,11 +8,11 @@ is an AttrWidgetsError that names the file, what is wrong and what to do.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from attrwidgets.core.files import write_bytes_atomic
 from attrwidgets.core.tokens import SEGMENTS, Token
 from attrwidgets.errors import AttrWidgetsError
 
@@ -26,17 +26,6 @@ def bundle_paths(path) -> tuple[Path, Path]:
     return header, header.with_suffix(".safetensors")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    # write-then-rename: a crash mid-write leaves the old file, never a truncated one
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_bundle(path, schema: str, header: dict, arrays: dict[str, np.ndarray | None]) -> Path:
     """Write header (JSON-able) and arrays (None entries skipped); returns the JSON path."""
     from safetensors.numpy import save
@@ -47,8 +36,8 @@ def save_bundle(path, schema: str, header: dict, arrays: dict[str, np.ndarray | 
         text = json.dumps({"schema": schema, **header, "tensors": sorted(tensors)}, allow_nan=False, indent=1)
     except (TypeError, ValueError) as exc:
         raise AttrWidgetsError(f"Cannot save: the header is not JSON-able ({exc}).") from None
-    _atomic_write(tensor_path, save(tensors))
-    _atomic_write(json_path, text.encode("utf-8"))
+    write_bytes_atomic(tensor_path, save(tensors))
+    write_bytes_atomic(json_path, text.encode("utf-8"))
     return json_path
 
 

@@ -10,6 +10,7 @@ positions (the vocabulary projection at every position would cost ~20% of a smal
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 
 import torch
@@ -48,6 +49,15 @@ class TargetFunction:
         self.n_targets = len(target_positions)
         self.n_prompt = n_prompt  # prompt positions come first (layer IG's "prompt_pad" baseline replaces them)
         self._vmap_ok = True
+
+    def for_targets(self, indices) -> TargetFunction:
+        """The same function (same sequence, same forward length, same state) with only these targets."""
+        sub = copy.copy(self)
+        index = torch.as_tensor(list(indices), dtype=torch.long, device=self.pred_positions.device)
+        sub.pred_positions = self.pred_positions[index]
+        sub.target_ids = self.target_ids[index.to(self.target_ids.device)]
+        sub.n_targets = len(index)
+        return sub
 
     def embeds(self) -> torch.Tensor:
         """(T, D) input embeddings of the (truncated) sequence; T = self.length."""

@@ -166,7 +166,8 @@ def adaptive_integral(evaluate, n_steps: int, f0: np.ndarray, f1: np.ndarray, to
             break
         remaining = n_steps - len(grads)
         errors = panels.errors(slopes)
-        n_split = min(remaining // 2, max(1, evaluate.batch_size // 2), max(1, len(panels.panels) // 4))
+        # Not tied to the batch size: the nodes (and so the numbers) are the same whatever the memory budget.
+        n_split = min(remaining // 2, max(1, len(panels.panels) // 4))
         if n_split < 1:
             break
         worst = [int(i) for i in np.argsort(-errors)[:n_split]]

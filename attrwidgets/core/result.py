@@ -103,10 +103,11 @@ class Attribution:
 
         return to_dataframe(self)
 
-    def to_csv(self, path) -> None:
+    def to_csv(self, path, *, raw: bool = False):
+        """Long-format CSV; formula-like token text neutralised unless raw=True (result_io.to_csv)."""
         from attrwidgets.core.result_io import to_csv
 
-        to_csv(self, path)
+        return to_csv(self, path, raw=raw)
 
     def to_tokenlens(self) -> dict:
         from attrwidgets.core.result_io import to_tokenlens

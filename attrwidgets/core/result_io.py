@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
+from attrwidgets.core.files import csv_cell, open_text_atomic, write_text_atomic
 from attrwidgets.core.result import Attribution
 from attrwidgets.core.tokens import SEGMENTS, Token
 from attrwidgets.errors import AttrWidgetsError
@@ -183,22 +183,9 @@ def attribution_from_dict(d: dict) -> Attribution:
     return _from_dict(d, "attribution dict")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    # write-then-rename: a crash or full disk mid-write leaves the old file, never a truncated one.
-    # (not tempfile.mkstemp: its 0600 mode would survive the rename and make the result private)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_result(a: Attribution, path) -> None:
     """Write `a` as attrwidgets JSON (schema 'attrwidgets.attribution/1'); load with load_result."""
-    _write_text_atomic(Path(path), json.dumps(attribution_to_dict(a), ensure_ascii=False, allow_nan=False))
+    write_text_atomic(path, json.dumps(attribution_to_dict(a), ensure_ascii=False, allow_nan=False))
 
 
 def _reject_infinity(constant: str) -> float:
@@ -294,7 +281,7 @@ def to_tokenlens(a: Attribution) -> dict:
 
 def save_tokenlens(a: Attribution, path) -> None:
     """Write to_tokenlens(a) as JSON (drop it in TokenLens's ui/src/data/)."""
-    _write_text_atomic(Path(path), json.dumps(to_tokenlens(a), ensure_ascii=False, allow_nan=False))
+    write_text_atomic(path, json.dumps(to_tokenlens(a), ensure_ascii=False, allow_nan=False))
 
 
 def _token_from_tokenlens(where: str, key: str, i: int, t, segment: str, fix: str) -> Token:
@@ -383,15 +370,19 @@ def to_dataframe(a: Attribution):
     return pd.DataFrame(_table(a), columns=list(DATAFRAME_COLUMNS))
 
 
-def to_csv(a: Attribution, path) -> None:
+def to_csv(a: Attribution, path, *, raw: bool = False) -> Path:
     """The to_dataframe table as UTF-8 CSV, written with the csv module so pandas is not needed.
 
     Every text field is quoted (token text may hold commas, quotes, newlines or leading spaces); a score
-    that is NaN is an empty field; scores use the shortest text that reads back to the same float32.
+    that is NaN is an empty field; scores use the shortest text that reads back to the same float32. Token
+    text that a spreadsheet would run as a formula (starting with = + - @, tab or CR) gets a leading
+    apostrophe unless raw=True (files.csv_cell). Written atomically.
     """
     table = _table(a)
-    with open(path, "w", encoding="utf-8", newline="") as f:  # newline="": csv handles line ends itself
+    with open_text_atomic(path) as f:
         w = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC)
         w.writerow(DATAFRAME_COLUMNS)
         for *head, score in zip(*(table[c].tolist() for c in DATAFRAME_COLUMNS)):
+            head = [csv_cell(v, raw) if isinstance(v, str) else v for v in head]
             w.writerow([*head, None if math.isnan(score) else float(str(np.float32(score)))])
+    return Path(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from attrwidgets.core.bundle_io import read_json_file
+from attrwidgets.core.files import csv_cell, open_text_atomic, write_text_atomic
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 
@@ -84,21 +85,23 @@ class DiffusionAttribution:
                 f"{float(np.nanmax(self.completeness_error)) if len(self.row_step) else float('nan'):.2%})")
 
     # -- files ----------------------------------------------------------------------------------------
-    def to_csv(self, path) -> None:
+    def to_csv(self, path, *, raw: bool = False) -> Path:
         """One row per (step, unmasked token): the prompt, the token and its position, then the score of every
-        position keyed by POSITION (pos_0, pos_1, ...), so a repeated token never collides with another."""
+        position keyed by POSITION (pos_0, pos_1, ...), so a repeated token never collides with another.
+        Formula-like text gets a leading apostrophe unless raw=True (files.csv_cell). Written atomically."""
         header = ["step", "position", "token_id", "token", "completeness_error", "prompt", "layer"]
         header += [f"pos_{p}" for p in range(self.length)]
         header += [f"token_{p}" for p in range(self.length)]
-        with open(path, "w", newline="", encoding="utf-8") as f:
+        with open_text_atomic(path) as f:
             writer = csv.writer(f)
             writer.writerow(header)
             for r in range(len(self.row_step)):
                 p = int(self.row_position[r])
-                writer.writerow([int(self.row_step[r]), p, int(self.row_token[r]), _guard(self.tokens[p].clean),
-                                 f"{self.completeness_error[r]:.6g}", _guard(self.prompt), self.layer,
+                writer.writerow([int(self.row_step[r]), p, int(self.row_token[r]), csv_cell(self.tokens[p].clean, raw),
+                                 f"{self.completeness_error[r]:.6g}", csv_cell(self.prompt, raw), self.layer,
                                  *[f"{v:.6g}" for v in self.scores[r]],
-                                 *[_guard(t.clean) for t in self.tokens]])
+                                 *[csv_cell(t.clean, raw) for t in self.tokens]])
+        return Path(path)
 
     def to_dict(self) -> dict:
         arrays = {name: _list(getattr(self, name)) for name in (
@@ -109,14 +112,7 @@ class DiffusionAttribution:
                 "options": self.options, "model_id": self.model_id, "prompt": self.prompt, **arrays}
 
     def save(self, path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), allow_nan=False), encoding="utf-8")
-        return path
-
-
-def _guard(text: str) -> str:
-    """Spreadsheets run a cell starting with = + - @ as a formula: keep such token text literal."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+        return write_text_atomic(path, json.dumps(self.to_dict(), allow_nan=False))
 
 
 def _list(value):

@@ -9,12 +9,12 @@ holds only a checkpoint (an interrupted run), exporting the transcoder as it was
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from attrwidgets.core.files import atomic_path
 from attrwidgets.errors import AttrWidgetsError
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -31,9 +31,8 @@ def write(folder: Path, module, optimizer, step: int, settings, model_info: dict
             tensors[f"adam.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     meta = {"version": 1, "step": step, "settings": asdict(settings), "model": model_info}
     target = folder / CHECKPOINT
-    tmp = folder / (CHECKPOINT + ".tmp")
-    save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
     return target
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from attrwidgets.core.bundle_io import bundle_paths, load_bundle, require, save_bundle
+from attrwidgets.core.files import write_text_atomic
 from attrwidgets.core.graph.graph import KINDS, Graph, NodeTable, PrunedGraph
 from attrwidgets.core.graph.influence import is_sparse
 from attrwidgets.errors import AttrWidgetsError
@@ -274,5 +275,5 @@ def write_viewer_json(pruned: PrunedGraph, path=None, *, pinned=(), slug=None) -
     document = viewer_json(pruned, pinned=pinned, slug=slug)
     if path is not None:
         text = json.dumps(document, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-        Path(path).write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
     return document

@@ -18,12 +18,12 @@ No pickle anywhere: safetensors, JSON, YAML (safe_load) and .npz read with allow
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import torch
 
+from attrwidgets.core.files import atomic_path, write_text_atomic
 from attrwidgets.core.graph.transcoder import Transcoder
 from attrwidgets.errors import AttrWidgetsError
 
@@ -55,7 +55,7 @@ def save_transcoder(tc: Transcoder, folder, format: str = "attrwidgets", dtype: 
                   "n_layers": tc.n_layers, "d_model": tc.d_model, "n_features": tc.n_features, "top_k": tc.top_k,
                   "skip": tc.W_skip is not None, "dtype": str(tc.W_enc[0].dtype).replace("torch.", ""),
                   "weights": WEIGHTS, "config": tc.config}
-        _write_text(folder / "config.json", json.dumps(header, indent=1))  # last: its presence means complete
+        write_text_atomic(folder / "config.json", json.dumps(header, indent=1))  # last: its presence means complete
         return folder
     if tc.activation == "topk":
         raise AttrWidgetsError("circuit-tracer's file formats have no TopK transcoders: save this one with "
@@ -87,7 +87,7 @@ def save_transcoder(tc: Transcoder, folder, format: str = "attrwidgets", dtype: 
               "attrwidgets": json.loads(json.dumps(tc.config))}
     import yaml
 
-    _write_text(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_text_atomic(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     return folder
 
 
@@ -108,15 +108,8 @@ def _our_tensors(tc: Transcoder) -> dict:
 def _write_tensors(path: Path, tensors: dict) -> None:
     from safetensors.torch import save_file
 
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
 
 
 # -- loading -----------------------------------------------------------------------------------------

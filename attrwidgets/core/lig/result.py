@@ -202,11 +202,12 @@ class LayerAttribution:
 
         return to_upstream_dict(self)
 
-    def to_json(self, path) -> None:
+    def to_json(self, path):
         import json
-        from pathlib import Path
 
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False), "utf-8")
+        from attrwidgets.core.files import write_text_atomic
+
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False))
 
     def save(self, path):
         from attrwidgets.core.lig.lig_json import save_bundle_of

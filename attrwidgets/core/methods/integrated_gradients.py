@@ -105,6 +105,22 @@ def _fixed(evaluate: PathEvaluator, rule: str, n_steps: int) -> torch.Tensor:
     return acc
 
 
+def _adaptive_per_target(fn, baseline, delta, n_steps, f0, f1, tol, batch, progress):
+    """The adaptive rule chooses its nodes for each target on its own path, so a row's scores never depend on
+    which other rows were computed with it (a live view computes one row at a time) nor on the batch size
+    (docs/methods/token.md, "Same inputs, same numbers"). Costs one forward per target and path point where a
+    shared node set would share it, and stops each target as soon as it reaches tol.
+    -> (integral (n, T, D), gradient evaluations, forward-only evaluations)."""
+    if progress is not None:
+        progress.reset(total=n_steps * fn.n_targets)
+    parts, evaluations, forward_only = [], 0, 0
+    for j in range(fn.n_targets):
+        evaluate = PathEvaluator(fn.for_targets([j]), baseline, delta, batch, progress)
+        parts.append(adaptive_integral(evaluate, n_steps, f0[j : j + 1], f1[j : j + 1], tol))
+        evaluations, forward_only = evaluations + evaluate.evaluations, forward_only + evaluate.forward_only
+    return torch.cat(parts), evaluations, forward_only
+
+
 @register(
     "integrated_gradients",
     defaults=DEFAULTS,
@@ -126,14 +142,17 @@ def integrate_path(fn, x: torch.Tensor, baseline: torch.Tensor, options: dict, p
     delta = x - baseline
     f1 = fn.values_at(x.unsqueeze(0))[0].cpu().numpy()
     f0 = fn.values_at(baseline.unsqueeze(0))[0].cpu().numpy()
-    batch = options["batch_size"] or step_batch_size(fn.handle, fn.length, fn.n_targets)
-    if progress is not None:
-        progress.reset(total=n_steps)
-    evaluate = PathEvaluator(fn, baseline, delta, int(batch), progress)
-    if rule in FIXED_RULES:
+    if rule in FIXED_RULES:  # the same nodes for every target: one forward serves them all
+        batch = options["batch_size"] or step_batch_size(fn.handle, fn.length, fn.n_targets)
+        if progress is not None:
+            progress.reset(total=n_steps)
+        evaluate = PathEvaluator(fn, baseline, delta, int(batch), progress)
         integral = _fixed(evaluate, rule, n_steps)
+        evaluations, forward_only = evaluate.evaluations, evaluate.forward_only
     else:
-        integral = adaptive_integral(evaluate, n_steps, f0, f1, float(options["tol"]))
+        batch = options["batch_size"] or step_batch_size(fn.handle, fn.length, 1)
+        integral, evaluations, forward_only = _adaptive_per_target(
+            fn, baseline, delta, n_steps, f0, f1, float(options["tol"]), int(batch), progress)
     per_dim = integral * delta.cpu().unsqueeze(0)  # (n, T, D)
     total = per_dim.sum(dim=(1, 2)).double().numpy()
     expected = (f1 - f0).astype(np.float64)
@@ -143,6 +162,6 @@ def integrate_path(fn, x: torch.Tensor, baseline: torch.Tensor, options: dict, p
         per_dim=per_dim.numpy() if options["per_dim"] else None,
         completeness_error=error.astype(np.float32),
         signed_scores=per_dim.sum(-1).numpy() if options["aggregate"] != "sum" else None,
-        info={"evaluations": evaluate.evaluations, "forward_only": evaluate.forward_only + 2, "f_input": f1.tolist(),
+        info={"evaluations": evaluations, "forward_only": forward_only + 2, "f_input": f1.tolist(),
               "f_baseline": f0.tolist(), "batch_size": int(batch)},
     )
