@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attrwidgets.core.files import csv_cell, open_text_atomic, write_text_atomic
+from attrwidgets.core.files import csv_cell, file_reader, open_text_atomic, write_text_atomic
 from attrwidgets.core.result import Attribution
 from attrwidgets.core.tokens import SEGMENTS, Token
 from attrwidgets.errors import AttrWidgetsError
@@ -195,6 +195,7 @@ def _reject_infinity(constant: str) -> float:
     raise ValueError(constant)
 
 
+@file_reader('a saved Attribution (attrwidgets or TokenLens JSON)', 'Pass a file written by Attribution.save() or TokenLens, or re-save it')
 def load_result(path) -> Attribution:
     """Read an attrwidgets JSON file, or a TokenLens JSON file (auto-detected by metadata+data keys)."""
     path = Path(path)

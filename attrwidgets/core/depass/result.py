@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from attrwidgets.core.bundle_io import load_bundle, require, require_array, save_bundle, tokens_from_header
+from attrwidgets.core.files import file_reader
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 
@@ -82,6 +83,7 @@ class Decomposition:
         return save_bundle(path, DECOMPOSITION_SCHEMA, header, {"states": self.states})
 
 
+@file_reader('a saved Decomposition bundle', 'Pass the path given to Decomposition.save(), with both files')
 def load_decomposition(path) -> Decomposition:
     header, arrays = load_bundle(path, DECOMPOSITION_SCHEMA)
     where = str(path)
@@ -154,6 +156,7 @@ class HeadContributions:
         return save_bundle(path, HEADS_SCHEMA, header, arrays)
 
 
+@file_reader('a saved HeadContributions bundle', 'Pass the path given to HeadContributions.save(), with both files')
 def load_head_contributions(path) -> HeadContributions:
     header, arrays = load_bundle(path, HEADS_SCHEMA)
     where = str(path)

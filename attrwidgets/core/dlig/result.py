@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from attrwidgets.core.bundle_io import read_json_file
-from attrwidgets.core.files import csv_cell, open_text_atomic, write_text_atomic
+from attrwidgets.core.files import csv_cell, file_reader, open_text_atomic, write_text_atomic
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 
@@ -124,6 +124,7 @@ def _list(value):
     return arr.tolist()
 
 
+@file_reader('a saved DiffusionAttribution', 'Pass a file written by DiffusionAttribution.save(), or re-save it')
 def load_diffusion(path) -> DiffusionAttribution:
     """Read a DiffusionAttribution saved with save(); schema-checked, never unpickled."""
     where = str(path)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from attrwidgets.core.bundle_io import bundle_paths, load_bundle, require, save_bundle
-from attrwidgets.core.files import write_text_atomic
+from attrwidgets.core.files import file_reader, write_text_atomic
 from attrwidgets.core.graph.graph import KINDS, Graph, NodeTable, PrunedGraph
 from attrwidgets.core.graph.influence import is_sparse
 from attrwidgets.errors import AttrWidgetsError
@@ -128,6 +128,7 @@ def _load_adjacency(header: dict, arrays: dict, where: str, n: int):
     )
 
 
+@file_reader('a saved Graph (.json with its .safetensors beside it)', 'Pass the path given to graph.save(), with both files, or re-save the graph')
 def load_graph(path, model=None, transcoder=None) -> Graph:
     """Read a graph written by graph.save(path). Pass `model` (and, for a transcoder graph, its `transcoder`)
     to re-attach them for labels, intervene and rebuild."""

@@ -22,6 +22,7 @@ from attrwidgets.core.bundle_io import (
     save_bundle,
     tokens_from_header,
 )
+from attrwidgets.core.files import file_reader
 from attrwidgets.core.lig.baselines import OPTION_OF_ROUTE, ROUTES
 from attrwidgets.core.lig.result import LIG_SCHEMA, LayerAttribution, RouteColumns
 from attrwidgets.core.tokens import Token
@@ -125,6 +126,7 @@ def _floats(values, n, where, context) -> np.ndarray:
     return arr
 
 
+@file_reader("the LIG package's JSON", 'Pass a file written by LayerAttribution.to_json() or the LIG package')
 def load_lig_json(path) -> LayerAttribution:
     """Read a LIG JSON (upstream `lig.explain` output or ours) into a LayerAttribution (no model needed)."""
     where = str(path)
@@ -217,6 +219,7 @@ def save_bundle_of(result: LayerAttribution, path):
     return save_bundle(path, LIG_SCHEMA, header, arrays)
 
 
+@file_reader('a saved LayerAttribution bundle', 'Pass the path given to LayerAttribution.save(), with both files')
 def load_layer_attribution(path) -> LayerAttribution:
     header, arrays = load_bundle(path, LIG_SCHEMA)
     where = str(path)
