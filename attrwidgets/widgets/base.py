@@ -126,9 +126,21 @@ class AttrWidget(anywidget.AnyWidget):
         return value
 
     def wait(self, timeout: float | None = None):
-        """Block until nothing is computing (tests, scripts); returns the widget, so it displays."""
+        """Block until nothing is computing (tests, scripts); returns the widget, so it displays. A kernel
+        interrupt while waiting cancels the computation waited for (what was finished stays) and re-raises."""
         if self._live is not None:
-            self._live.wait(timeout)
+            try:
+                self._live.wait(timeout)
+            except KeyboardInterrupt:
+                self._live.cancel()
+                raise
+        return self
+
+    def cancel(self):
+        """Stop the computation in progress. The view stays usable and keeps every finished row; the next
+        selection computes. Returns the widget."""
+        if self._live is not None:
+            self._live.cancel()
         return self
 
     def close(self) -> None:

@@ -154,6 +154,15 @@ class _LiveWorker:
     def wait(self, timeout: float | None = None) -> None:
         self.worker.wait(timeout)
 
+    def cancel(self) -> None:
+        """Stop what is computing: its cancel event is set (compute functions stop at their next check and
+        nothing is reported), and no result in flight is shown. The cache keeps every finished row or value,
+        the worker stays, and the next request computes."""
+        with self.lock:
+            for job in self.inflight:
+                job.cancel.set()
+            self.worker.new_request()
+
     def close(self) -> None:
         with self.lock:
             for job in self.inflight:
