@@ -107,6 +107,13 @@ def encode_prompt(tokenizer, prompt) -> tuple[list[int], list[str], str]:
             raise AttrWidgetsError("The prompt is empty: pass some text, or a list of chat messages.")
         enc = tokenizer(prompt, add_special_tokens=True)
         return list(enc["input_ids"]), ["prompt"] * len(enc["input_ids"]), prompt
+    if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(t, (int, np.integer)) for t in prompt):
+        ids = [int(t) for t in prompt]  # token ids, used as they are (no special tokens added)
+        bad = [t for t in ids if not 0 <= t < len(tokenizer)]
+        if bad:
+            raise AttrWidgetsError(f"Token id {bad[0]} is outside the vocabulary (0..{len(tokenizer) - 1}): pass ids "
+                                   "from this model's tokenizer.")
+        return ids, ["prompt"] * len(ids), tokenizer.decode(ids)
     if isinstance(prompt, (list, tuple)):
         text, spans = _render_chat(tokenizer, list(prompt))
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -114,7 +121,8 @@ def encode_prompt(tokenizer, prompt) -> tuple[list[int], list[str], str]:
         segments = [_segment_at(start, spans, first_role) for start, _ in enc["offset_mapping"]]
         return list(enc["input_ids"]), segments, text
     raise AttrWidgetsError(
-        f"prompt must be a string or a list of chat messages (dicts with role/content); got {type(prompt).__name__}."
+        f"prompt must be a string, a list of chat messages (dicts with role/content) or a list of token ids; got "
+        f"{type(prompt).__name__}."
     )
 
 

@@ -21,6 +21,9 @@ from attrwidgets.errors import AttrWidgetsError, NonFiniteGradientError
 class AttributionSession:
     def __init__(self, handle, prompt_or_messages, *, max_new_tokens: int = 8, target: str | None = None,
                  contrast=None):
+        if not hasattr(handle, "adapter") or not hasattr(handle, "tokenizer"):
+            raise AttrWidgetsError(f"model must be a ModelHandle from aw.load_model(...); got {type(handle).__name__} "
+                                   f"{handle!r:.60}. Load it first: model = aw.load_model('name or folder').")
         self.handle = handle
         self._check_causal()
         self.sequence = prepare_sequence(handle, prompt_or_messages, max_new_tokens=max_new_tokens, target=target)

@@ -62,7 +62,7 @@ def files(tmp_path_factory):
 def _copy(files, name, tmp_path):
     """A private copy of the original's folder: -> (path to load, file to mutate)."""
     path, loader, target = files[name]
-    base = Path(path).parent if Path(path).is_file() or not Path(path).exists() else Path(path).parent
+    base = Path(path).parent  # the folder holding the file (or the transcoder folder)
     work = tmp_path / "case"
     if work.exists():
         shutil.rmtree(work)

@@ -165,3 +165,44 @@ def test_two_live_views_on_one_model_at_once_give_each_ones_numbers():
         view.close()
     assert all(p.grad is None for p in handle.model.parameters())
     assert all(p.requires_grad for p in handle.model.parameters())  # the user's flags are as they were
+
+
+def test_bad_input_in_a_live_view_shows_in_the_view_and_loses_nothing():
+    """An unknown method, layer or target typed into a view: the error is shown in the view, what it showed
+    stays, and the next valid selection computes and clears the error."""
+    handle = tiny_handle("llama")
+    tm = aw.TokenMatrix(model=handle, prompt=PROMPT, method="integrated_gradients", n_steps=4, max_new_tokens=3)
+    tm.wait(120)
+    shown = tm.result.scores.copy()
+    tm.method = "integrated_gradient"
+    assert "Unknown method 'integrated_gradient'" in tm.error
+    tm.method = "integrated_gradients"
+    tm.selected_target = 2
+    tm.wait(120)
+    assert tm.error == "" and np.isfinite(tm.result.scores[2]).any()
+    np.testing.assert_array_equal(tm.result.scores[0], shown[0])  # the row computed before is kept
+    tm.close()
+
+    dt = aw.DiffusionTimeline(model=tiny_masked_lm(seed=0), prompt="the cat", layer="block 0", gen_length=4,
+                              steps=2, n_steps=4).wait(120)
+    before = dt.scores.copy()
+    dt.layer = "block 9"
+    dt.wait(120)
+    assert "out of range" in dt.error and dt.shown_layer == "block 0"
+    np.testing.assert_array_equal(dt.scores, before)
+    dt.layer = "block 1"
+    dt.wait(120)
+    assert dt.error == "" and dt.shown_layer == "block 1"
+    dt.close()
+
+    graph = aw.attribution_graph(handle, PROMPT, progress=False)
+    gv = aw.GraphView(graph).wait(120)
+    nodes = list(gv.node_ids)
+    gv.target = " capital of"  # two tokens: not a target
+    gv.wait(120)
+    assert "is 2 tokens" in gv.error and "give a single token" in gv.error, gv.error
+    assert list(gv.node_ids) == nodes
+    gv.target = " the"
+    gv.wait(120)
+    assert gv.error == "" and gv.shown_target == '" the"'
+    gv.close()

@@ -24,7 +24,7 @@ from attrwidgets.core.depass.rules import split_rule
 from attrwidgets.core.frozen import FrozenForward
 from attrwidgets.core.frozen_ops import head_outputs
 from attrwidgets.core.sequence import prepare_sequence
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.errors import AttrWidgetsError, checked_keywords
 
 LEVELS = ("token", "module", "head", "neuron", "subspace")
 MODULES = ("attn", "mlp")
@@ -179,6 +179,7 @@ def decompose(frozen: FrozenForward, seed: Seed, *, end_layer, mlp_rule: str, te
     return seed.public(out), relative_error(out.sum(0), real)
 
 
+@checked_keywords
 def depass(handle, prompt_or_messages, *, level: str = "token", layer=None, module: str = "attn", neurons=None,
            components=None, start_layer: int = 0, end_layer=None, mlp_rule: str = "softmax",
            temperature: float = 0.1, max_new_tokens: int = 0, target: str | None = None, chunk_budget=None,

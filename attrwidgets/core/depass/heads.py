@@ -21,7 +21,7 @@ from attrwidgets.core.depass.rules import split_rule
 from attrwidgets.core.frozen import FrozenForward
 from attrwidgets.core.frozen_ops import apply_norm, head_values
 from attrwidgets.core.sequence import check_row, prepare_sequence
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.errors import AttrWidgetsError, checked_keywords
 
 
 def _direct_per_source(frozen: FrozenForward, layer: int, position: int, direction: torch.Tensor) -> torch.Tensor:
@@ -87,6 +87,7 @@ def _target_id(handle, frozen: FrozenForward, position: int, target) -> int:
     return resolve_token_id(handle.tokenizer, target, vocab)
 
 
+@checked_keywords
 def head_contributions(handle, prompt, *, target=None, position: int = -1, mlp_rule: str = "softmax",
                        temperature: float = 0.1, chunk_budget=None, progress: bool = True) -> HeadContributions:
     """Contribution of every (layer, head) to the logit of `target` predicted at `position`.

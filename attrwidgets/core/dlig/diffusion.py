@@ -32,7 +32,7 @@ from attrwidgets.core.forward import ComputationCancelled, TargetFunction
 from attrwidgets.core.methods.integrated_gradients import integrate_path
 from attrwidgets.core.sequence import encode_prompt
 from attrwidgets.core.tokens import Token
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.errors import AttrWidgetsError, checked_keywords
 
 REMASKING = ("low_confidence", "random")
 BASELINES = ("mask_prompt", "mask", "zero")
@@ -101,6 +101,7 @@ def _choose(logits, x, mask_id, block, k, remasking, temperature, generator):
     return positions, predicted.cpu()[positions]
 
 
+@checked_keywords
 def dlig(model, prompt_or_messages, *, layer=None, gen_length: int = 32, steps: int = 16, block_length=None,
          remasking: str = "low_confidence", temperature: float = 0.0, n_steps: int = 32, baseline="mask_prompt",
          quadrature: str = "gauss_legendre", objective: str = "logit", per_dim: bool = False, mask_token_id=None,

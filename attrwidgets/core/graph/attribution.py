@@ -24,7 +24,7 @@ from attrwidgets.core.graph.node_table import NodeTable
 from attrwidgets.core.graph.prompt import prompt_ids, token_texts
 from attrwidgets.core.graph.replacement import LOGIT, Replacement
 from attrwidgets.core.graph.rows import RowBuilder
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.errors import AttrWidgetsError, checked_keywords
 from attrwidgets.models import as_handle
 
 DEFAULT_BATCH = 64
@@ -94,6 +94,7 @@ def _check_memory(rep: Replacement, n_rows: int, n_logits: int, budget: int, max
         "most influential ones, shorten the prompt, or raise memory_budget= (bytes).")
 
 
+@checked_keywords
 def attribution_graph(model, prompt, *, transcoder=None, max_logits: int = 10, logit_prob: float = 0.95,
                       max_feature_nodes: int | None = None, batch_size: int | None = None, targets=None,
                       memory_budget: int | None = None, progress: bool = True,

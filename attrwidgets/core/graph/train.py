@@ -22,7 +22,7 @@ from attrwidgets.core.graph import checkpoint as ckpt
 from attrwidgets.core.graph.harvest import Harvest, bytes_per_token, harvest_sampled, harvest_texts
 from attrwidgets.core.graph.train_model import TrainableTranscoder
 from attrwidgets.core.graph.transcoder import ACTIVATIONS, KINDS, Transcoder
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.errors import AttrWidgetsError, checked_keywords
 
 # Defaults sized for SmolLM2-135M on 2 CPU cores (under 10 minutes, harvest included): README "Transcoders".
 DEFAULT_FEATURES_PER_DIM = 4  # n_features = 4 * d_model
@@ -111,6 +111,7 @@ def _settings(kind, activation, n_features, steps, batch_tokens, sparsity, spars
                          int(target_l0), float(threshold_phase))
 
 
+@checked_keywords
 def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: int | None = None,
                      activation: str = "jumprelu", steps: int = DEFAULT_STEPS,
                      batch_tokens: int = DEFAULT_BATCH_TOKENS, sparsity: float = DEFAULT_SPARSITY,

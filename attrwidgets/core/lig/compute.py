@@ -25,7 +25,7 @@ from attrwidgets.core.lig.baselines import (
     resolve_granularity,
 )
 from attrwidgets.core.lig.result import LayerAttribution, RouteColumns
-from attrwidgets.core.methods.integrated_gradients import check_n_steps
+from attrwidgets.core.methods.integrated_gradients import check_batch_size, check_n_steps
 from attrwidgets.core.sequence import prepare_sequence
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.models import as_handle
@@ -73,6 +73,7 @@ class LigSession:
         for route in ("layer", "att", "mlp"):
             check_baseline(route, opts[f"baseline_{route}"])
         opts["n_steps"] = check_n_steps(opts["n_steps"])
+        opts["batch_size"] = check_batch_size(opts["batch_size"])
         check_rule(opts["quadrature"])
         if opts["quadrature"] in ("trapezoid", "riemann_trapezoid") and opts["n_steps"] < 2:
             raise AttrWidgetsError(f"quadrature={opts['quadrature']!r} needs n_steps >= 2.")

@@ -152,6 +152,7 @@ def load_lig_json(path) -> LayerAttribution:
         "target_tokens": config.get("target_tokens") or list(range(n)),
         "routes": [r for r in ROUTES if r in (config.get("granularity") or ROUTES)],
     }
+    _check_config(options, n, where)
     tokens = [Token(-1, t, t, "prompt", t.startswith("[") and t.endswith("]")) for t in texts]
     result = LayerAttribution(tokens=tokens, n_layers=max([int(k) + 1 for k in layers if str(k).isdigit()] or [0]),
                               n_heads=max(n_heads, 1), hidden_size=max(hidden, 1), options=options,
@@ -162,6 +163,20 @@ def load_lig_json(path) -> LayerAttribution:
             raise _bad(where, f"layers key {key!r} is not a layer index with an object")
         _read_layer(result, int(key), entry, where)
     return result
+
+
+def _check_config(options: dict, n: int, where: str) -> None:
+    """The config's values have the types the rest of the package relies on (a file is untrusted input)."""
+    steps = options["n_steps"]
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0):
+        raise _bad(where, f"config.num_steps must be a positive integer; got {steps!r}")
+    for key in ("quadrature", "baseline_layer", "baseline_att", "baseline_mlp"):
+        if not isinstance(options[key], str):
+            raise _bad(where, f"config.{key} must be a string; got {options[key]!r}")
+    targets = options["target_tokens"]
+    if not isinstance(targets, list) or not all(
+            isinstance(j, int) and not isinstance(j, bool) and 0 <= j < n for j in targets):
+        raise _bad(where, f"config.target_tokens must be a list of token indices in [0, {n}); got {targets!r}")
 
 
 def _read_layer(result: LayerAttribution, layer: int, entry: dict, where: str) -> None:

@@ -83,6 +83,8 @@ class LayerAttribution:
         return sorted({key[2] for key in self.columns})
 
     def baseline(self, route: str) -> str:
+        if route not in OPTION_OF_ROUTE:
+            raise AttrWidgetsError(f"Unknown route {route!r}: use one of {', '.join(OPTION_OF_ROUTE)}.")
         return self.options[OPTION_OF_ROUTE[route]]
 
     def route(self, route: str, layer: int, baseline: str | None = None, create: bool = False) -> RouteColumns | None:

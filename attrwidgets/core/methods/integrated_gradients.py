@@ -57,6 +57,21 @@ def check_n_steps(n_steps) -> int:
     return int(n_steps)
 
 
+def check_batch_size(batch_size) -> int | None:
+    """None (chosen from a memory budget) or a positive integer."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise AttrWidgetsError(f"batch_size must be a positive integer, or None to fit the memory; got {batch_size!r}.")
+    return int(batch_size)
+
+
+def check_tol(tol) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not 0 <= tol < float("inf"):
+        raise AttrWidgetsError(f"tol must be a number >= 0 (a relative completeness error, e.g. 0.005); got {tol!r}.")
+    return float(tol)
+
+
 class PathEvaluator:
     """Evaluates target values and gradients at points baseline + alpha * delta, in memory-sized chunks."""
 
@@ -136,6 +151,7 @@ def integrate_path(fn, x: torch.Tensor, baseline: torch.Tensor, options: dict, p
     """IG of every target of `fn` along baseline -> x (T, D), the space fn.values reads (input embeddings for
     token IG; a layer's output for layer IG), with each target's completeness error."""
     n_steps = check_n_steps(options["n_steps"])
+    options = {**options, "batch_size": check_batch_size(options["batch_size"]), "tol": check_tol(options["tol"])}
     rule = options["quadrature"]
     if rule not in QUADRATURES:
         raise AttrWidgetsError(f"Unknown quadrature {rule!r}: use one of {', '.join(QUADRATURES)}.")
