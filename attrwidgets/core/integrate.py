@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from attrwidgets.core.chunks import run_in_chunks
 from attrwidgets.core.forward import ComputationCancelled
 from attrwidgets.core.quadrature import QUADRATURES, AdaptivePanels, fixed_rule
 from attrwidgets.errors import AttrWidgetsError
@@ -46,23 +47,30 @@ class RowPaths:
         self.batch_size = max(1, self.chunk // self.rows)  # path points (alphas) per chunk, as adaptive counts
         self.on_chunk, self.cancel = on_chunk, cancel
 
-    def _pairs(self, alphas):
+    def _each_chunk(self, alphas, work) -> None:
+        """work(k, r, alpha) over the (node, row) pairs of `alphas`, in chunks that fit memory (chunks.py)."""
         alphas = np.asarray(alphas, dtype=np.float64)
         node = np.repeat(np.arange(len(alphas)), self.rows)
         row = np.tile(np.arange(self.rows), len(alphas))
-        for start in range(0, len(row), self.chunk):
-            if self.cancel is not None and self.cancel.is_set():
-                raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
-            r = torch.as_tensor(row[start:start + self.chunk], device=self.delta.device)
-            k = node[start:start + self.chunk]
+
+        def run(start: int, stop: int) -> None:
+            r = torch.as_tensor(row[start:stop], device=self.delta.device)
+            k = node[start:stop]
             alpha = torch.as_tensor(alphas[k], dtype=self.delta.dtype, device=self.delta.device)
-            yield k, r, alpha.view(-1, *([1] * (self.delta.dim() - 1)))
+            work(k, r, alpha.view(-1, *([1] * (self.delta.dim() - 1))))
+
+        self.chunk = run_in_chunks(len(row), self.chunk, run, check_cancel=self._check_cancel)
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
 
     def __call__(self, alphas):
         """-> values (k, R) numpy, gradients (k, R, *S) float32 on the CPU."""
         values = np.zeros((len(alphas), self.rows))
         grads = torch.zeros(len(alphas), *self.delta.shape, dtype=torch.float32)
-        for k, r, alpha in self._pairs(alphas):
+
+        def work(k, r, alpha) -> None:
             points = (self.baseline[r] + alpha * self.delta[r]).detach().requires_grad_(True)
             with torch.enable_grad():
                 out = self.objective(points, r)
@@ -71,13 +79,19 @@ class RowPaths:
             grads[torch.as_tensor(k), r.cpu()] = grad.float().cpu()
             if self.on_chunk is not None:
                 self.on_chunk(len(r))
+
+        self._each_chunk(alphas, work)
         return values, grads
 
     def values_only(self, alphas) -> np.ndarray:
         values = np.zeros((len(alphas), self.rows))
-        with torch.no_grad():
-            for k, r, alpha in self._pairs(alphas):
-                values[k, r.cpu().numpy()] = self.objective(self.baseline[r] + alpha * self.delta[r], r).double().cpu().numpy()
+
+        def work(k, r, alpha) -> None:
+            with torch.no_grad():
+                out = self.objective(self.baseline[r] + alpha * self.delta[r], r)
+            values[k, r.cpu().numpy()] = out.double().cpu().numpy()
+
+        self._each_chunk(alphas, work)
         return values
 
 
@@ -105,21 +119,25 @@ def integrate_rows(objective: Objective, x: torch.Tensor, baseline: torch.Tensor
     grad_sum = torch.zeros_like(x, dtype=torch.float32)
     pairs_node = np.repeat(np.arange(len(nodes)), rows)  # node-major: a chunk holds few nodes, many rows
     pairs_row = np.tile(np.arange(rows), len(nodes))
-    chunk = max(1, int(points_per_chunk))
-    for start in range(0, len(pairs_row), chunk):
-        if cancel is not None and cancel.is_set():
-            raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
-        r = torch.as_tensor(pairs_row[start:start + chunk], device=x.device)
-        k = pairs_node[start:start + chunk]
+
+    def run(start: int, stop: int) -> None:
+        r = torch.as_tensor(pairs_row[start:stop], device=x.device)
+        k = pairs_node[start:stop]
         alpha = torch.as_tensor(nodes[k], dtype=x.dtype, device=x.device).view(-1, *([1] * (x.dim() - 1)))
         points = (baseline[r] + alpha * delta[r]).detach().requires_grad_(True)
         with torch.enable_grad():
             values = objective(points, r)
             (grad,) = torch.autograd.grad(values.sum(), points)
         w = torch.as_tensor(weights[k], dtype=torch.float32, device=x.device).view_as(alpha)
-        grad_sum.index_add_(0, r, grad.float() * w)
+        grad_sum.index_add_(0, r, grad.float() * w)  # only once the span succeeded: a retried span adds once
         if on_chunk is not None:
             on_chunk(len(r))
+
+    def check_cancel() -> None:
+        if cancel is not None and cancel.is_set():
+            raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
+
+    run_in_chunks(len(pairs_row), points_per_chunk, run, check_cancel=check_cancel)
     return delta.float() * grad_sum
 
 

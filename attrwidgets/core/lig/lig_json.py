@@ -123,6 +123,8 @@ def _floats(values, n, where, context) -> np.ndarray:
         raise _bad(where, f"{context} holds non-numbers") from None
     if arr.shape != (n,):
         raise _bad(where, f"{context} has {arr.size} values for {n} tokens")
+    if np.any(np.abs(arr[np.isfinite(arr)]) > np.finfo(np.float32).max):
+        raise _bad(where, f"{context} holds a value beyond float32's range")  # would be stored as inf
     return arr
 
 

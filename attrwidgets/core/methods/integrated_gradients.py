@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from attrwidgets.core.chunks import run_in_chunks
 from attrwidgets.core.forward import step_batch_size
 from attrwidgets.core.integrate import adaptive_integral
 from attrwidgets.core.methods.gradients import reduce_dims
@@ -81,31 +82,35 @@ class PathEvaluator:
         self.evaluations = 0
         self.forward_only = 0
 
-    def _chunks(self, alphas):
-        """Path points baseline + alpha * delta, (k, T, D), in chunks that fit the memory budget."""
-        for start in range(0, len(alphas), self.batch_size):
-            chunk = torch.as_tensor(np.asarray(alphas[start : start + self.batch_size]), dtype=self.delta.dtype,
-                                    device=self.delta.device)
-            yield self.baseline.unsqueeze(0) + chunk.view(-1, 1, 1) * self.delta.unsqueeze(0)
+    def _points(self, alphas) -> torch.Tensor:
+        """Path points baseline + alpha * delta, (k, T, D)."""
+        alpha = torch.as_tensor(np.asarray(alphas), dtype=self.delta.dtype, device=self.delta.device)
+        return self.baseline.unsqueeze(0) + alpha.view(-1, 1, 1) * self.delta.unsqueeze(0)
 
     def __call__(self, alphas) -> tuple[np.ndarray, torch.Tensor]:
-        """alphas (k,) -> values (k, n) numpy and gradients (k, n, T, D) float32."""
-        values, grads = [], []
-        for points in self._chunks(alphas):
-            v, g = self.fn.values_and_grads(points)
+        """alphas (k,) -> values (k, n) numpy and gradients (k, n, T, D) float32, in chunks that fit memory."""
+        alphas, values, grads = np.asarray(alphas), [], []
+
+        def run(start: int, stop: int) -> None:
+            v, g = self.fn.values_and_grads(self._points(alphas[start:stop]))
             values.append(v.cpu().numpy())
             grads.append(g.cpu())
-            self.evaluations += len(points)
+            self.evaluations += stop - start
             if self.progress is not None:
-                self.progress.update(len(points))
+                self.progress.update(stop - start)
+
+        self.batch_size = run_in_chunks(len(alphas), self.batch_size, run)
         return np.concatenate(values), torch.cat(grads)
 
     def values_only(self, alphas) -> np.ndarray:
         """Forward passes only (no graph): f at path points, (k, n)."""
-        out = []
-        for points in self._chunks(alphas):
-            out.append(self.fn.values_at(points).cpu().numpy())
-            self.forward_only += len(points)
+        alphas, out = np.asarray(alphas), []
+
+        def run(start: int, stop: int) -> None:
+            out.append(self.fn.values_at(self._points(alphas[start:stop])).cpu().numpy())
+            self.forward_only += stop - start
+
+        self.batch_size = run_in_chunks(len(alphas), self.batch_size, run)
         return np.concatenate(out) if out else np.zeros((0, self.fn.n_targets))
 
 

@@ -1,0 +1,76 @@
+"""A chunk that does not fit the device's memory is halved and retried (core/chunks.py): the numbers are the
+same as without the error, the smaller size is kept, and one path point that does not fit is a clear error.
+CUDA's OutOfMemoryError is injected on the CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import attrwidgets as aw
+from attrwidgets.core import chunks
+from attrwidgets.core.forward import TargetFunction
+from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.testing import tiny_handle
+
+PROMPT = "The capital of France is"
+
+
+def _oom_above(limit: int, original, seen: list):
+    def patched(self, x, *args, **kwargs):
+        seen.append(x.shape[0])
+        if x.shape[0] > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, x, *args, **kwargs)
+
+    return patched
+
+
+@pytest.mark.parametrize("quadrature", ["gauss_legendre", "adaptive"])
+def test_token_ig_halves_its_batch_and_gives_the_same_numbers(quadrature, monkeypatch):
+    handle = tiny_handle("llama")
+    kwargs = {"method": "integrated_gradients", "n_steps": 16, "quadrature": quadrature, "max_new_tokens": 2,
+              "batch_size": 16, "progress": False}
+    clean = aw.attribute(handle, PROMPT, **kwargs)
+    seen = []
+    monkeypatch.setattr(TargetFunction, "values_and_grads",
+                        _oom_above(3, TargetFunction.values_and_grads, seen))
+    monkeypatch.setattr(TargetFunction, "values_at", _oom_above(3, TargetFunction.values_at, []))
+    squeezed = aw.attribute(handle, PROMPT, **kwargs)
+    np.testing.assert_allclose(squeezed.scores, clean.scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(squeezed.completeness_error, clean.completeness_error, rtol=0, atol=2e-5)
+    assert any(s > 3 for s in seen)  # the injected error did happen, and the numbers are the same
+
+
+def test_lig_halves_its_chunk_and_gives_the_same_numbers(monkeypatch):
+    from attrwidgets.core.lig import routes
+
+    handle = tiny_handle("llama")
+    clean = aw.lig(handle, "the cat sat on the mat", layers=[1], n_steps=8, granularity="layer")
+    seen = []
+    original = routes.block_output_at
+
+    def patched(b, layer, points, rows):
+        seen.append(points.shape[0])
+        if points.shape[0] > 5:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return original(b, layer, points, rows)
+
+    monkeypatch.setattr(routes, "block_output_at", patched)
+    squeezed = aw.lig(handle, "the cat sat on the mat", layers=[1], n_steps=8, granularity="layer")
+    np.testing.assert_allclose(squeezed.z2z[1], clean.z2z[1], rtol=1e-4, atol=1e-7)
+    assert max(seen) > 5 and seen[-1] <= 5
+
+
+def test_one_point_that_does_not_fit_is_a_clear_error():
+    def run(start, stop):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(AttrWidgetsError, match="single path point per chunk: use a shorter prompt"):
+        chunks.run_in_chunks(10, 8, run)
+    with pytest.raises(ValueError, match="not memory"):  # other errors pass through at once
+        chunks.run_in_chunks(10, 8, lambda a, b: (_ for _ in ()).throw(ValueError("not memory")))
+    done = []
+    assert chunks.run_in_chunks(10, 4, lambda a, b: done.append((a, b))) == 4
+    assert done == [(0, 4), (4, 8), (8, 10)]
