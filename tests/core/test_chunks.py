@@ -74,3 +74,28 @@ def test_one_point_that_does_not_fit_is_a_clear_error():
     done = []
     assert chunks.run_in_chunks(10, 4, lambda a, b: done.append((a, b))) == 4
     assert done == [(0, 4), (4, 8), (8, 10)]
+
+
+@pytest.mark.parametrize("transcoder", [False, True])
+def test_attribution_graph_halves_its_row_batch_and_gives_the_same_graph(transcoder, monkeypatch):
+    from attrwidgets.core.graph.sweep import Sweep
+    from tests.core.graph_reference import random_transcoder
+
+    handle = tiny_handle("llama")
+    kwargs = {"progress": False, "batch_size": 16}
+    if transcoder:
+        kwargs["transcoder"] = random_transcoder(2, 32)
+    clean = aw.attribution_graph(handle, PROMPT, **kwargs)
+    seen, original = [], Sweep.rows
+
+    def patched(self, reads, n_rows, *args, **kw):
+        seen.append(n_rows)
+        if n_rows > 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        return original(self, reads, n_rows, *args, **kw)
+
+    monkeypatch.setattr(Sweep, "rows", patched)
+    squeezed = aw.attribution_graph(handle, PROMPT, **kwargs)
+    assert any(n > 3 for n in seen) and max(seen[-3:]) <= 3
+    A, B = clean.adjacency.numpy(), squeezed.adjacency.numpy()
+    np.testing.assert_allclose(B, A, rtol=1e-5, atol=1e-6 * np.abs(A).max())

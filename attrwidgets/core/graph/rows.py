@@ -13,6 +13,7 @@ import threading
 
 import torch
 
+from attrwidgets.core.chunks import run_in_chunks
 from attrwidgets.core.forward import ComputationCancelled
 from attrwidgets.core.graph.replacement import Replacement
 
@@ -50,20 +51,30 @@ class RowBuilder:
 
     def logit_rows(self, directions: torch.Tensor) -> torch.Tensor:
         rep, out = self.rep, []
-        for s in range(0, len(directions), self.batch_size):
-            d = directions[s:s + self.batch_size]
+
+        def run(start: int, stop: int) -> None:
+            d = directions[start:stop]
             reads = rep.logit_reads(d, torch.arange(len(d)))
             out.append(self.sweep.rows(reads, len(d), rep.n_columns, rep.length, rep.n_layers - 1,
                                        check=self.check_cancel).cpu())
+
+        # out of device memory: the batch is halved and retried (core/chunks.py); rows do not depend on it
+        self.batch_size = run_in_chunks(len(directions), self.batch_size, run)
         return torch.cat(out)
 
     def target_rows(self, columns: torch.Tensor) -> torch.Tensor:
         """Rows of one batch of target columns (any mix of layers and positions)."""
-        rep = self.rep
-        reads = rep.reads(columns)
-        length = int(rep.columns_position[columns].max()) + 1
-        top = int(rep.columns_layer[columns].max())
-        return self.sweep.rows(reads, len(columns), rep.n_columns, length, top, check=self.check_cancel).cpu()
+        rep, out = self.rep, []
+
+        def run(start: int, stop: int) -> None:
+            part = columns[start:stop]
+            reads = rep.reads(part)
+            length = int(rep.columns_position[part].max()) + 1
+            top = int(rep.columns_layer[part].max())
+            out.append(self.sweep.rows(reads, len(part), rep.n_columns, length, top, check=self.check_cancel).cpu())
+
+        self.batch_size = run_in_chunks(len(columns), self.batch_size, run)
+        return torch.cat(out)
 
     def batches_by_position(self) -> list[torch.Tensor]:
         """Every candidate, in batches by position (then layer), so that sweeps run on short prefixes."""
