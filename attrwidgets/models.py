@@ -187,7 +187,10 @@ def load_model(
             "the embedded default."
         ) from exc
     adapter = adapter_for(model)  # raises for unsupported architectures, listing the supported ones
-    model.to(target_device).eval()
+    # Attribution needs gradients with respect to inputs only: the parameters are frozen once, here, so no
+    # computation toggles flags on a model that two views (or the user) share (forward.frozen_parameters then
+    # has nothing to do for a loaded model).
+    model.to(target_device).eval().requires_grad_(False)
     return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter, model_id=model_id)
 
 

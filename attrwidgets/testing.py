@@ -106,7 +106,7 @@ def tiny_handle(arch: str = "llama", seed: int = 0, *, init_std: float | None = 
             for name, param in model.named_parameters():
                 if name.endswith("bias"):
                     param.normal_(0.0, 0.2)
-    model.eval()
+    model.eval().requires_grad_(False)  # as load_model: frozen once
     return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter_for(model), model_id=f"tiny-{arch}")
 
 
@@ -129,7 +129,7 @@ def tiny_masked_lm(seed: int = 0):
         for name, param in model.named_parameters():
             if name.endswith("bias"):
                 param.normal_(0.0, 0.2)
-    model.eval()
+    model.eval().requires_grad_(False)  # as load_model: frozen once
     return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter_for(model), model_id="tiny-bert-mlm")
 
 

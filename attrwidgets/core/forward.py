@@ -141,6 +141,8 @@ _FROZEN: dict[int, tuple[int, list]] = {}  # id(model) -> (holders, parameters t
 def frozen_parameters(model: torch.nn.Module):
     """Parameters stop requiring grad for the duration: autograd then saves no activations for weight
     gradients we never use (less memory, faster backward). Restored afterwards, exactly as they were.
+    load_model and the test models freeze their parameters once, so this only acts on a model whose handle was
+    built elsewhere with trainable parameters.
 
     Counted per model: live views compute on worker threads, so two computations can overlap on one model;
     the first to enter turns the flags off and the last to leave restores them (a plain save/restore would let

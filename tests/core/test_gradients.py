@@ -109,6 +109,7 @@ def test_frozen_parameters_overlapping_on_one_model_restore_only_at_the_last_exi
     from attrwidgets.testing import tiny_handle
 
     model = tiny_handle("llama").model
+    model.requires_grad_(True)  # a handle built elsewhere, with trainable parameters (ours are frozen at load)
     requires = lambda: {p.requires_grad for p in model.parameters()}
     first = frozen_parameters(model)
     second = frozen_parameters(model)

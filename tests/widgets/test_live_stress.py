@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import attrwidgets as aw
 from attrwidgets.testing import tiny_handle, tiny_masked_lm
@@ -147,10 +148,19 @@ def test_stopping_mid_computation_keeps_finished_rows_and_the_next_click_compute
     view.close()
 
 
-def test_two_live_views_on_one_model_at_once_give_each_ones_numbers():
+def test_two_live_views_on_one_model_at_once_give_each_ones_numbers(monkeypatch):
     """Two views computing on one model at the same time (two worker threads) show what each computes alone,
-    and leave no gradient on the model's parameters."""
+    leave no gradient on the model's parameters and never toggle their requires_grad flags (frozen once, at
+    load)."""
     handle = tiny_handle("qwen2")
+    toggles = []
+    original = torch.nn.Parameter.requires_grad_
+
+    def spy(self, requires_grad=True):
+        toggles.append(requires_grad)
+        return original(self, requires_grad)
+
+    monkeypatch.setattr(torch.nn.Parameter, "requires_grad_", spy)
     kwargs = {"method": "integrated_gradients", "n_steps": 8, "max_new_tokens": 3}
     alone = [aw.attribute(handle, p, progress=False, **kwargs) for p in (PROMPT, "one two three four")]
     views = [aw.TokenMatrix(model=handle, prompt=p, **kwargs) for p in (PROMPT, "one two three four")]
@@ -164,7 +174,7 @@ def test_two_live_views_on_one_model_at_once_give_each_ones_numbers():
         np.testing.assert_allclose(view.result.scores, expected.scores, rtol=1e-4, atol=1e-6)
         view.close()
     assert all(p.grad is None for p in handle.model.parameters())
-    assert all(p.requires_grad for p in handle.model.parameters())  # the user's flags are as they were
+    assert not any(p.requires_grad for p in handle.model.parameters()) and toggles == []
 
 
 def test_bad_input_in_a_live_view_shows_in_the_view_and_loses_nothing():
