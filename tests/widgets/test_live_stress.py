@@ -178,8 +178,10 @@ def test_two_live_views_on_one_model_at_once_give_each_ones_numbers(monkeypatch)
 
 
 def test_bad_input_in_a_live_view_shows_in_the_view_and_loses_nothing():
-    """An unknown method, layer or target typed into a view: the error is shown in the view, what it showed
-    stays, and the next valid selection computes and clears the error."""
+    """An unknown method, layer, baseline or target typed into a view: the error is shown in the view, what it
+    showed stays, and the next valid selection computes and clears the error. Values that a trait can check
+    (the LayerFlow's baselines; the HeadGrid takes only enumerated choices and indices) are refused at the
+    boundary instead, and the view keeps working."""
     handle = tiny_handle("llama")
     tm = aw.TokenMatrix(model=handle, prompt=PROMPT, method="integrated_gradients", n_steps=4, max_new_tokens=3)
     tm.wait(120)
@@ -204,6 +206,19 @@ def test_bad_input_in_a_live_view_shows_in_the_view_and_loses_nothing():
     dt.wait(120)
     assert dt.error == "" and dt.shown_layer == "block 1"
     dt.close()
+
+    lf = aw.LayerFlow(model=handle, text="the cat sat on the mat", n_steps=4, layers=[1]).wait(120)
+    shares = np.array(lf.shares)
+    import traitlets
+
+    with pytest.raises(traitlets.TraitError, match="baseline_layer must be one of zero"):
+        lf.baseline_layer = "mean"  # refused at the boundary: the view keeps its value and what it shows
+    assert lf.baseline_layer == "self_input_token" and lf.error == ""
+    np.testing.assert_array_equal(np.array(lf.shares), shares)
+    lf.baseline_layer = "zero"
+    lf.wait(120)
+    assert lf.error == "" and not np.allclose(np.array(lf.shares), shares)
+    lf.close()
 
     graph = aw.attribution_graph(handle, PROMPT, progress=False)
     gv = aw.GraphView(graph).wait(120)
