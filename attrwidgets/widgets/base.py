@@ -95,6 +95,14 @@ class AttrWidget(anywidget.AnyWidget):
             if key not in allowed:
                 raise unknown_keyword_error(type(self), key, allowed)
         super().__init__(**kwargs)
+        self.on_msg(self._answer_ping)
+
+    def _answer_ping(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """The front-end asks whether the kernel still answers (js/lib/liveness.ts): it does, while it lives.
+        Answered on the kernel's own thread, between cells: a kernel busy with another cell answers late, and
+        the view says so."""
+        if isinstance(content, dict) and content.get("type") == "aw:ping":
+            self.send({"type": "aw:pong", "id": content.get("id")})
 
     # check_view: (trait-name prefix, name of a validator that takes a traitlets proposal dict) pairs
     _view_checks: tuple[tuple[str, str], ...] = ()

@@ -78,3 +78,55 @@ def test_js_decodes_float16_wire(node_runner):
     (res,) = node_runner([a], dtype="float16")
     values = np.array([np.nan if v == "NaN" else v for v in res["values"]], np.float32)
     np.testing.assert_array_equal(values, a[0].astype(np.float16).astype(np.float32))
+
+
+LIVENESS = """
+import { watchKernel } from "%(root)s/js/lib/liveness";
+// A fake model: the kernel answers pings until `dies`, stays silent, then answers again from `revives`.
+const t0 = Date.now();
+const handlers = new Set();
+const events = [];
+const model = {
+  send(msg) {
+    const t = Date.now() - t0;
+    if (msg.type === "aw:ping" && (t < 150 || t > 450))
+      setTimeout(() => handlers.forEach((f) => f({ type: "aw:pong", id: msg.id })), 5);
+  },
+  on(ev, f) { if (ev === "msg:custom") handlers.add(f); },
+  off(ev, f) { handlers.delete(f); },
+};
+const stop = watchKernel(model, (lost) => events.push([lost, Date.now() - t0]), { pingMs: 20, timeoutMs: 90 });
+// A page with no kernel (no send): never a warning.
+const quiet = [];
+const stopQuiet = watchKernel({ on() {}, off() {} }, (lost) => quiet.push(lost), { pingMs: 20, timeoutMs: 60 });
+setTimeout(() => { stop(); stopQuiet(); console.log(JSON.stringify({ events, quiet, left: handlers.size })); }, 700);
+"""
+
+
+def test_the_view_says_when_the_kernel_stops_answering_and_when_it_is_back(tmp_path):
+    """js/lib/liveness.ts against a fake kernel that dies at 150 ms and comes back at 450 ms: one 'lost' about
+    90 ms after the first unanswered ping, one 'back' after the kernel answers again; a page with no kernel
+    never warns; stopping removes the handler. Python answers the ping (widgets/base.py)."""
+    if shutil.which("node") is None or not ESBUILD.exists():
+        pytest.skip("needs node and `npm ci` (node_modules/.bin/esbuild) to run the front-end code")
+    (tmp_path / "entry.ts").write_text(LIVENESS % {"root": ROOT.as_posix()})
+    subprocess.run([str(ESBUILD), str(tmp_path / "entry.ts"), "--bundle", "--platform=node", "--format=esm",
+                    f"--outfile={tmp_path / 'entry.mjs'}"], check=True, capture_output=True)
+    out = json.loads(subprocess.run(["node", str(tmp_path / "entry.mjs")], check=True, capture_output=True,
+                                    text=True).stdout)
+    assert [lost for lost, _ in out["events"]] == [True, False], out
+    (_, lost_at), (_, back_at) = out["events"]
+    assert 150 + 60 <= lost_at <= 450 and back_at >= 450, out
+    assert out["quiet"] == [] and out["left"] == 0
+
+    from attrwidgets.widgets import TokenMatrix
+
+    from .support import FakeSession
+
+    view = TokenMatrix(session=FakeSession(), method="saliency").wait(10)
+    sent = []
+    view.send = lambda content, buffers=None: sent.append(content)
+    view._answer_ping(view, {"type": "aw:ping", "id": 7}, [])
+    view._answer_ping(view, {"type": "something else"}, [])
+    assert sent == [{"type": "aw:pong", "id": 7}]
+    view.close()
