@@ -386,8 +386,7 @@ def _write_page(stem: str, state: dict, extra: dict | None, title: str, meta: st
                 path: str | Path | None) -> str:
     bundle = _bundle(stem)
     extra_block = "" if extra is None else (
-        f'<script type="application/json" id="aw-extra">{script_json(_base64_buffers(extra))}</script>\n'
-    )
+        f'<script type="application/json" id="aw-extra">{script_json(_base64_buffers(extra))}</script>\n')
     page = _PAGE.format(
         title=html.escape(title),
         meta=html.escape(meta),

@@ -11,10 +11,12 @@ calls.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 import torch
 
+from attrwidgets.core.forward import ComputationCancelled
 from attrwidgets.errors import AttrWidgetsError
 
 log = logging.getLogger("attrwidgets")
@@ -26,14 +28,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def run_in_chunks(n: int, chunk: int, run: Callable[[int, int], None],
-                  check_cancel: Callable[[], None] | None = None) -> int:
+                  cancel: threading.Event | None = None) -> int:
     """Calls run(start, stop) over [0, n) in spans of at most `chunk` items; `run` must keep nothing of a span
-    that raised. On out-of-memory the span is retried at half the size (down to 1). Returns the chunk size
-    that worked."""
+    that raised. On out-of-memory the span is retried at half the size (down to 1). A set `cancel` stops it
+    before the next span. Returns the chunk size that worked."""
     chunk, start = max(1, int(chunk)), 0
     while start < n:
-        if check_cancel is not None:
-            check_cancel()
+        if cancel is not None and cancel.is_set():
+            raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
         stop = min(n, start + chunk)
         try:
             run(start, stop)

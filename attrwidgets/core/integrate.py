@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from attrwidgets.core.chunks import run_in_chunks
-from attrwidgets.core.forward import ComputationCancelled
 from attrwidgets.core.quadrature import QUADRATURES, AdaptivePanels, fixed_rule
 from attrwidgets.errors import AttrWidgetsError
 
@@ -59,11 +58,7 @@ class RowPaths:
             alpha = torch.as_tensor(alphas[k], dtype=self.delta.dtype, device=self.delta.device)
             work(k, r, alpha.view(-1, *([1] * (self.delta.dim() - 1))))
 
-        self.chunk = run_in_chunks(len(row), self.chunk, run, check_cancel=self._check_cancel)
-
-    def _check_cancel(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
+        self.chunk = run_in_chunks(len(row), self.chunk, run, cancel=self.cancel)
 
     def __call__(self, alphas):
         """-> values (k, R) numpy, gradients (k, R, *S) float32 on the CPU."""
@@ -133,11 +128,7 @@ def integrate_rows(objective: Objective, x: torch.Tensor, baseline: torch.Tensor
         if on_chunk is not None:
             on_chunk(len(r))
 
-    def check_cancel() -> None:
-        if cancel is not None and cancel.is_set():
-            raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
-
-    run_in_chunks(len(pairs_row), points_per_chunk, run, check_cancel=check_cancel)
+    run_in_chunks(len(pairs_row), points_per_chunk, run, cancel=cancel)
     return delta.float() * grad_sum
 
 

@@ -195,7 +195,8 @@ def _reject_infinity(constant: str) -> float:
     raise ValueError(constant)
 
 
-@file_reader('a saved Attribution (attrwidgets or TokenLens JSON)', 'Pass a file written by Attribution.save() or TokenLens, or re-save it')
+@file_reader('a saved Attribution (attrwidgets or TokenLens JSON)',
+             'Pass a file written by Attribution.save() or TokenLens, or re-save it')
 def load_result(path) -> Attribution:
     """Read an attrwidgets JSON file, or a TokenLens JSON file (auto-detected by metadata+data keys)."""
     path = Path(path)

@@ -156,7 +156,8 @@ class HeadContributions:
         return save_bundle(path, HEADS_SCHEMA, header, arrays)
 
 
-@file_reader('a saved HeadContributions bundle', 'Pass the path given to HeadContributions.save(), with both files')
+@file_reader('a saved HeadContributions bundle',
+             'Pass the path given to HeadContributions.save(), with both files')
 def load_head_contributions(path) -> HeadContributions:
     header, arrays = load_bundle(path, HEADS_SCHEMA)
     where = str(path)

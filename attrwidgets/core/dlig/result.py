@@ -124,7 +124,8 @@ def _list(value):
     return arr.tolist()
 
 
-@file_reader('a saved DiffusionAttribution', 'Pass a file written by DiffusionAttribution.save(), or re-save it')
+@file_reader('a saved DiffusionAttribution',
+             'Pass a file written by DiffusionAttribution.save(), or re-save it')
 def load_diffusion(path) -> DiffusionAttribution:
     """Read a DiffusionAttribution saved with save(); schema-checked, never unpickled."""
     where = str(path)

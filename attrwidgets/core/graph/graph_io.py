@@ -128,7 +128,8 @@ def _load_adjacency(header: dict, arrays: dict, where: str, n: int):
     )
 
 
-@file_reader('a saved Graph (.json with its .safetensors beside it)', 'Pass the path given to graph.save(), with both files, or re-save the graph')
+@file_reader('a saved Graph (.json with its .safetensors beside it)',
+             'Pass the path given to graph.save(), with both files, or re-save the graph')
 def load_graph(path, model=None, transcoder=None) -> Graph:
     """Read a graph written by graph.save(path). Pass `model` (and, for a transcoder graph, its `transcoder`)
     to re-attach them for labels, intervene and rebuild."""

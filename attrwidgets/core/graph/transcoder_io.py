@@ -113,7 +113,9 @@ def _write_tensors(path: Path, tensors: dict) -> None:
 
 
 # -- loading -----------------------------------------------------------------------------------------
-@file_reader('a transcoder folder (config.json or config.yaml with safetensors)', 'Pass a folder written by Transcoder.save() or aw.train_transcoder(save=...), or a circuit-tracer transcoder folder')
+@file_reader('a transcoder folder (config.json or config.yaml with safetensors)',
+             "Pass a folder written by Transcoder.save() or aw.train_transcoder(save=...), or a circuit-tracer "
+             "transcoder folder")
 def load_transcoder(folder, device=None, dtype: torch.dtype | None = None) -> Transcoder:
     """Read a transcoder folder in any accepted layout (module docstring). Checks the files' internal
     consistency only; the graph calls transcoder.check_model(...) against the model."""

@@ -236,7 +236,8 @@ def save_bundle_of(result: LayerAttribution, path):
     return save_bundle(path, LIG_SCHEMA, header, arrays)
 
 
-@file_reader('a saved LayerAttribution bundle', 'Pass the path given to LayerAttribution.save(), with both files')
+@file_reader('a saved LayerAttribution bundle',
+             'Pass the path given to LayerAttribution.save(), with both files')
 def load_layer_attribution(path) -> LayerAttribution:
     header, arrays = load_bundle(path, LIG_SCHEMA)
     where = str(path)
