@@ -17,6 +17,7 @@ from attrwidgets.core.depass import (
 )
 from attrwidgets.core.depass.heads import head_contributions
 from attrwidgets.core.dlig import DiffusionAttribution, dlig, layer_ig, load_diffusion
+from attrwidgets.core.estimate import Estimate, estimate
 from attrwidgets.core.lig import LayerAttribution, lig, load_layer_attribution, load_lig_json
 from attrwidgets.core.registry import list_methods
 from attrwidgets.core.result import Attribution
@@ -31,10 +32,11 @@ __all__ = [
     "Attribution",
     "AttributionSession",
     "Decomposition",
-    "Graph",
-    "GraphView",
     "DiffusionAttribution",
     "DiffusionTimeline",
+    "Estimate",
+    "Graph",
+    "GraphView",
     "HeadContributions",
     "HeadGrid",
     "LayerAttribution",
@@ -48,6 +50,7 @@ __all__ = [
     "depass",
     "describe_boundaries",
     "dlig",
+    "estimate",
     "head_contributions",
     "layer_ig",
     "lig",

@@ -7,7 +7,7 @@ import { checksumFloat32 } from "./lib/checksum";
 import { formatValue, legendGradient, type SignMode } from "./lib/colour";
 import { debounce, h, onCommit, showWhitespace } from "./lib/dom";
 import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
-import { listen, viewStatus } from "./lib/status";
+import { busyIndicator, listen, viewStatus } from "./lib/status";
 import { decodeTensor, row } from "./lib/tensor";
 import { injectStyle } from "./lib/theme";
 import { TimelineCanvas } from "./lib/timeline_canvas";
@@ -76,8 +76,7 @@ function render({ model, el }: RenderProps<TimelineModel>) {
   const kindSel = select([["l2", "L2 norm"], ["signed", "signed sum"]], (v) => write("score_kind", v as TimelineModel["score_kind"]));
   const hmSel = select([["steps", "per step"], ["rows", "per token"]], (v) => write("heatmap", v as TimelineModel["heatmap"]));
   const normSel = select([["row", "per row"], ["global", "global"]], (v) => write("normalization", v as TimelineModel["normalization"]));
-  const busy = h("span", "aw-busy");
-  busy.append(h("span", "aw-spinner"), h("span", "", "computing\u2026"));
+  const busy = busyIndicator();
   const toolbar = responsiveToolbar(root, {
     primary: [layerLabel],
     secondary: [labeled("scores", kindSel), labeled("heatmap", hmSel), labeled("scale", normSel)], status: [busy],
@@ -94,7 +93,7 @@ function render({ model, el }: RenderProps<TimelineModel>) {
   scrub.append(prev, slider, next, stepOut);
 
   const tooltip = h("div", "aw-tooltip");
-  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw(), tooltip);
+  const status = viewStatus(root, model, () => draw(), tooltip);
   const { errorBanner, warnBanner, redraw } = status;
   const info = h("div", "aw-info");
   const badge = h("span", "aw-badge");

@@ -14,7 +14,7 @@ import { decodeGraph, kindOf, logitTarget, nodeName, type GraphData, type GraphV
 import { pathsThrough } from "./lib/graph_paths";
 import { injectGraphStyle } from "./lib/graph_style";
 import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
-import { listen, viewStatus } from "./lib/status";
+import { busyIndicator, listen, viewStatus } from "./lib/status";
 import { injectStyle } from "./lib/theme";
 
 const SAVE_DEBOUNCE_MS = 150;
@@ -77,15 +77,14 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
   fitButton.type = "button";
   fitButton.title = "show the whole graph (key 0)";
   fitButton.addEventListener("click", () => canvas.fit());
-  const busy = h("span", "aw-busy");
-  busy.append(h("span", "aw-spinner"), h("span", "", "computing\u2026"));
+  const busy = busyIndicator();
   const toolbar = responsiveToolbar(root, {
     primary: [targetLabel],
     secondary: [nodeLabel, edgeLabel, labeled("pinned only", pinnedOnly), fitButton], status: [busy],
   });
 
   const tooltip = h("div", "aw-tooltip");
-  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw(), tooltip);
+  const status = viewStatus(root, model, () => draw(), tooltip);
   const { errorBanner, warnBanner } = status;
   const info = h("div", "aw-info");
   const hint = h("div", "aw-hint", "Click a node: its paths \u00b7 shift-click: pin \u00b7 click a logit: explain it " +

@@ -9,7 +9,7 @@ import { HeadCanvas } from "./lib/head_canvas";
 import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
 import { DetailCanvas } from "./lib/head_detail";
 import { decodeTensor, decodeVector, type Tensor } from "./lib/tensor";
-import { listen, viewStatus } from "./lib/status";
+import { busyIndicator, listen, viewStatus } from "./lib/status";
 import { injectStyle } from "./lib/theme";
 import { displayText, renderTokenText } from "./lib/token_text";
 
@@ -69,14 +69,13 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
   statSel.append(...STATS.map(([v, text]) => Object.assign(h("option", "", text), { value: v })));
   statSel.addEventListener("change", () => write("statistic", statSel.value as HeadStatistic));
   const modeBadge = h("span", "aw-badge");
-  const busy = h("span", "aw-busy");
-  busy.append(h("span", "aw-spinner"), h("span", "", "computing\u2026"));
+  const busy = busyIndicator();
   const toolbar = responsiveToolbar(root, {
     primary: [labeled("colour by", statSel)], secondary: [], status: [modeBadge, busy],
   });
 
   const tooltip = h("div", "aw-tooltip");
-  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw(), tooltip);
+  const status = viewStatus(root, model, () => draw(), tooltip);
   const { errorBanner, warnBanner, redraw } = status;
   const info = h("div", "aw-info");
   const hint = h("div", "aw-hint",

@@ -10,7 +10,7 @@ import { FlowCanvas } from "./lib/flow_canvas";
 import { injectFlowStyle } from "./lib/flow_style";
 import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
 import { decodeTensor } from "./lib/tensor";
-import { listen, viewStatus } from "./lib/status";
+import { busyIndicator, listen, viewStatus } from "./lib/status";
 import { injectStyle } from "./lib/theme";
 import { displayText, renderTokenText } from "./lib/token_text";
 
@@ -74,15 +74,14 @@ function render({ model, el }: RenderProps<LayerFlowModel>) {
   const threshold = labeled("paths above", slider);
   threshold.classList.add("aw-flow-threshold");
   threshold.append(sliderOut);
-  const busy = h("span", "aw-busy");
-  busy.append(h("span", "aw-spinner"), h("span", "", "computing\u2026"));
+  const busy = busyIndicator();
   const toolbar = responsiveToolbar(root, {
     primary: [labeled("route", routeSel)],
     secondary: [baseLabels.layer, baseLabels.att, baseLabels.mlp, headLabel, threshold], status: [busy],
   });
 
   const tooltip = h("div", "aw-tooltip");
-  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw(), tooltip);
+  const status = viewStatus(root, model, () => draw(), tooltip);
   const { errorBanner, warnBanner, redraw } = status;
   const info = h("div", "aw-info");
   const hint = h("div", "aw-hint");

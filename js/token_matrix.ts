@@ -7,7 +7,7 @@ import { debounce, h, onCommit, showWhitespace } from "./lib/dom";
 import { renderHeatmap, type RowStat } from "./lib/heatmap";
 import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
 import { decodeTensor, decodeVector, row, type Tensor } from "./lib/tensor";
-import { listen, viewStatus } from "./lib/status";
+import { busyIndicator, listen, viewStatus } from "./lib/status";
 import { injectStyle } from "./lib/theme";
 import { displayText, renderTokenText } from "./lib/token_text";
 
@@ -60,8 +60,7 @@ function render({ model, el }: RenderProps<Model>) {
   const hide = h("input");
   hide.type = "checkbox";
   hide.addEventListener("change", () => write("hide_special", hide.checked));
-  const busy = h("span", "aw-busy");
-  busy.append(h("span", "aw-spinner"), h("span", "", "computing\u2026"));
+  const busy = busyIndicator();
   const toolbar = responsiveToolbar(root, {
     primary: [labeled("method", methodSel)],
     secondary: [stepsLabel, labeled("normalise", normSel), labeled("sign", signSel), labeled("hide special tokens", hide)],
@@ -69,7 +68,7 @@ function render({ model, el }: RenderProps<Model>) {
   });
 
   const tooltip = h("div", "aw-tooltip");
-  const status = viewStatus(root, () => model.get("busy"), () => model.get("error"), () => draw(), tooltip);
+  const status = viewStatus(root, model, () => draw(), tooltip);
   const { errorBanner, warnBanner } = status;
   const info = h("div", "aw-info");
   const text = h("div", "aw-text");

@@ -44,7 +44,8 @@ def run_in_chunks(n: int, chunk: int, run: Callable[[int, int], None],
                 raise
             if chunk == 1:
                 raise AttrWidgetsError(
-                    "Out of device memory with a single path point per chunk: use a shorter prompt, load the model "
+                    "Out of device memory with chunks of a single item (path point or position): use a shorter "
+                    "prompt, load the model "
                     "in bfloat16 (aw.load_model(..., dtype=torch.bfloat16)), or run it on the CPU (device='cpu')."
                 ) from exc
             chunk = max(1, chunk // 2)

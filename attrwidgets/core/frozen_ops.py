@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 
+from attrwidgets.core.chunks import run_in_chunks
 from attrwidgets.core.frozen import Affine, FrozenForward, NormSpec
 
 
@@ -37,16 +38,26 @@ def default_budget(device: torch.device) -> int:
 CAUSAL_CHUNKS = 8  # position chunks at least, where components start late (token level): skips ~45% of work
 
 
-def position_chunks(first: torch.Tensor, length: int, bytes_per_cell: int, budget: int):
-    """Yield (t0, t1, n_active) covering 0..length-1: components [0, n_active) may be non-zero there."""
+def chunk_positions(first: torch.Tensor, length: int, bytes_per_cell: int, budget: int) -> int:
+    """How many positions one chunk may cover in the budget."""
     size = max(1, budget // max(1, bytes_per_cell * int(first.numel())))
     if int(first[-1]) > 0:
         size = min(size, -(-length // CAUSAL_CHUNKS))
-    start = 0
-    while start < length:
-        stop = min(length, start + size)
-        yield start, stop, int(torch.searchsorted(first, stop))
-        start = stop
+    return size
+
+
+def over_position_chunks(first: torch.Tensor, length: int, bytes_per_cell: int, budget: int,
+                         run: Callable[[int, int, int], None], on_chunk: Callable[[], None] | None = None) -> None:
+    """run(t0, t1, n_active) over chunks covering 0..length-1: components [0, n_active) may be non-zero there.
+    `run` writes its chunk only once it is computed, so a chunk that runs out of device memory is retried at
+    half the size (core/chunks.py) and every number stays the same."""
+
+    def one_chunk(t0: int, t1: int) -> None:
+        if on_chunk is not None:
+            on_chunk()
+        run(t0, t1, int(torch.searchsorted(first, t1)))
+
+    run_in_chunks(length, chunk_positions(first, length, bytes_per_cell, budget), one_chunk)
 
 
 def apply_norm(X: torch.Tensor, spec: NormSpec, scale: torch.Tensor) -> torch.Tensor:
@@ -101,14 +112,15 @@ def attention_step(frozen: FrozenForward, layer: int, X: torch.Tensor, first: to
     T, H = X.shape[1], frozen.n_heads
     bytes_per_cell = 4 * (2 * H * frozen.head_dim + X.shape[2] + T * H)  # context, output, keys per query
     vt = keys_major(v)
-    for t0, t1, n in position_chunks(first, T, bytes_per_cell, budget):
-        if on_chunk is not None:
-            on_chunk()
+
+    def chunk(t0: int, t1: int, n: int) -> None:
         ctx = grouped_attention(rec.attention, vt, n, frozen.head_dim, t0, t1)
         out = _apply(out_map, ctx, with_bias=False)
         if out_map.bias is not None:
             out[0] += out_map.bias
         X[:n, t0:t1] += out
+
+    over_position_chunks(first, T, bytes_per_cell, budget, chunk, on_chunk)
 
 
 def head_outputs(frozen: FrozenForward, layer: int, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -136,9 +148,8 @@ def mlp_step(frozen: FrozenForward, layer: int, X: torch.Tensor, first: torch.Te
     in_map, out_map = frozen.mlp_in_map(layer), frozen.mlp_out_map(layer)
     n_neurons = in_map.weight.shape[0]
     bytes_per_cell = 4 * (4 * n_neurons + X.shape[2])
-    for t0, t1, n in position_chunks(first, X.shape[1], bytes_per_cell, budget):
-        if on_chunk is not None:
-            on_chunk()
+
+    def chunk(t0: int, t1: int, n: int) -> None:
         g = _apply(in_map, normed[:n, t0:t1], with_bias=False)
         if in_map.bias is not None:
             g[0] += in_map.bias
@@ -148,3 +159,5 @@ def mlp_step(frozen: FrozenForward, layer: int, X: torch.Tensor, first: torch.Te
         if out_map.bias is not None:
             out[0] += out_map.bias
         X[:n, t0:t1] += out
+
+    over_position_chunks(first, X.shape[1], bytes_per_cell, budget, chunk, on_chunk)

@@ -11,10 +11,11 @@ import threading
 import numpy as np
 import torch
 
+from attrwidgets.core.estimate import Estimate, as_estimate, cost_of, refuse_if_too_big
 from attrwidgets.core.forward import TargetFunction
 from attrwidgets.core.registry import get_method, resolve_options
 from attrwidgets.core.result import Attribution
-from attrwidgets.core.sequence import check_row, contrast_token_id, prepare_sequence
+from attrwidgets.core.sequence import check_row, contrast_token_id, encode_prompt, prepare_sequence
 from attrwidgets.errors import AttrWidgetsError, NonFiniteGradientError
 
 
@@ -68,6 +69,8 @@ class AttributionSession:
         resolved = resolve_options(spec, options)
         n_targets, n_positions = len(self.target_positions), len(self.tokens)
         rows = list(range(n_targets)) if rows is None else sorted({self._check_row(r) for r in rows})
+        refuse_if_too_big(self.handle, "attribute", self.sequence.n_prompt, n_targets,
+                          {"method": spec.name, **resolved}, generates=False, rows=len(rows))
         objective = resolved.get("objective", "log_prob")
         fn = TargetFunction(
             self.handle, self.sequence.input_ids, [self.target_positions[r] for r in rows],
@@ -81,6 +84,16 @@ class AttributionSession:
             if bar is not None:
                 bar.close()
         return self._to_result(spec.name, resolved, rows, out, n_targets, n_positions)
+
+    def estimate(self, method: str, rows=None, **options) -> Estimate:
+        """What compute(method, rows, **options) will take on this device (core/estimate.py)."""
+        spec = get_method(method)
+        resolved = resolve_options(spec, options)
+        n_targets = len(self.target_positions)
+        n_rows = n_targets if rows is None else len(list(rows))
+        cost = cost_of(self.handle, "attribute", self.sequence.n_prompt, n_targets, {"method": spec.name, **resolved},
+                       generates=False, rows=n_rows)
+        return as_estimate(self.handle, cost)
 
     def _check_row(self, row) -> int:
         return check_row(row, len(self.target_positions))
@@ -142,7 +155,22 @@ def attribute(handle, prompt_or_messages, *, method: str, max_new_tokens: int = 
     prompt_or_messages: a string, or chat messages rendered with the tokenizer's own chat template.
     Rows of the result are the generated tokens (targets), columns every position (sources).
     """
-    get_method(method)  # fail fast on an unknown method, before generating
+    spec = get_method(method)  # fail fast on an unknown method, before generating
+    if hasattr(handle, "adapter") and hasattr(handle, "tokenizer"):  # else the session says what is wrong
+        _refuse_before_generating(handle, prompt_or_messages, spec.name, max_new_tokens, target, method_options)
     session = AttributionSession(handle, prompt_or_messages, max_new_tokens=max_new_tokens, target=target,
                                  contrast=contrast)
     return session.compute(method, progress=progress, **method_options)
+
+
+def _refuse_before_generating(handle, prompt, method: str, max_new_tokens, target, options: dict) -> None:
+    """Work that would not fit in memory is refused before the continuation is generated (at 2,048 tokens on a
+    CPU the generation alone takes half a minute)."""
+    n_prompt = len(encode_prompt(handle.tokenizer, prompt)[0])
+    if isinstance(target, str):
+        n_new = len(handle.tokenizer(target, add_special_tokens=False)["input_ids"])
+    elif isinstance(max_new_tokens, int) and not isinstance(max_new_tokens, bool) and max_new_tokens > 0:
+        n_new = max_new_tokens
+    else:
+        return  # prepare_sequence says what is wrong with it
+    refuse_if_too_big(handle, "attribute", n_prompt, n_new, {"method": method, **options})

@@ -88,6 +88,9 @@ class AttrWidget(anywidget.AnyWidget):
         return [name for name in cls.class_trait_names(sync=True) if not name.startswith("_")]
 
     _live: Any = None  # a live view's worker (widgets/live.py): wait() and close() go through it
+    busy_estimate = traitlets.Unicode(
+        "", help="while busy with work estimated at a few seconds or more: 'about 40 s' (core/estimate.py)"
+    ).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         allowed = self.public_traits()

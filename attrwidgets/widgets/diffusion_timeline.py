@@ -215,7 +215,14 @@ class DiffusionTimeline(AttrWidget):
 
     def _request(self) -> None:
         key = _norm(self.layer)
-        self._live.request(key, lambda cancel: self._compute(key, cancel))
+        self._live.request(key, lambda cancel: self._compute(key, cancel), estimate=lambda: self._estimate(key))
+
+    def _estimate(self, key: str):
+        if self._compute_fn is not None:
+            return None  # a user's compute function: nothing to estimate it from
+        from attrwidgets.core.estimate import estimate
+
+        return estimate("dlig", self._model, self._prompt, layer=key or None, **self._options)
 
     def _compute(self, key: str, cancel: threading.Event) -> DiffusionAttribution:
         """Runs on the worker thread."""

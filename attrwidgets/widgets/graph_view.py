@@ -148,7 +148,15 @@ class GraphView(AttrWidget):
                 self._live.forget()
                 self.error = str(exc)
                 return
-            self._live.request(key, lambda cancel: self._compute(key, cancel))
+            self._live.request(key, lambda cancel: self._compute(key, cancel), estimate=lambda: self._estimate(key))
+
+    def _estimate(self, key: tuple):
+        """A rebuild's estimate (None when this target's graph is cached: pruning it is quick)."""
+        with self._lock:
+            if self._cache.get(key[0]) is not None:
+                return None
+        graph = self._cache.base.graph
+        return graph.engine.estimate(graph, targets=list(key[0]))
 
     def _compute(self, key: tuple, cancel: threading.Event) -> Payload:
         """Runs on the worker thread: the graph for key's targets (rebuilt unless cached), pruned and labelled."""

@@ -198,7 +198,9 @@ class HeadGrid(AttrWidget):
         with self._live.lock:
             if row not in self._live.cache:
                 self._show(None)  # never leave another row's numbers under this row's label
-            self._live.request(row, lambda cancel: self._compute(row, cancel))
+            estimate = getattr(self._session, "estimate", None)
+            self._live.request(row, lambda cancel: self._compute(row, cancel),
+                               estimate=None if estimate is None else lambda: estimate(row))
 
     def _compute(self, row: int, cancel: threading.Event) -> HeadContributions:
         """Runs on the worker thread."""

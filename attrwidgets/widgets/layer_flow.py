@@ -228,7 +228,9 @@ class LayerFlow(AttrWidget):
             self._live.cache.pop(key, None)  # the result, not this cache, says what is computed
             selected = int(self.selected_layer)
             order = sorted(missing, key=lambda layer: layer != selected)  # the clicked row first
-            self._live.request(key, lambda cancel: self._compute(key, order, cancel))
+            estimate = getattr(self._session, "estimate", None)
+            self._live.request(key, lambda cancel: self._compute(key, order, cancel),
+                               estimate=None if estimate is None else lambda: estimate([key[0]], order, [key[3]]))
 
     def _compute(self, key: tuple, layers: list[int], cancel: threading.Event) -> bool:
         """Runs on the worker thread: one layer at a time, redrawn as each arrives."""

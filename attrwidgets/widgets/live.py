@@ -16,13 +16,13 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.widgets.latest_wins import LatestWins
 
 log = logging.getLogger(__name__)
 
@@ -98,58 +98,38 @@ class CacheEntry:
         return replace(self.template, **merged)
 
 
-class LatestWins:
-    """One worker thread, request ids, a busy flag and a way to wait for idle."""
 
-    def __init__(self, on_busy: Callable[[bool], None], name: str = "attrwidgets") -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._on_busy = on_busy
-        self._cond = threading.Condition()
-        self._latest = 0
-        self._pending = 0
-
-    def new_request(self) -> int:
-        with self._cond:
-            self._latest += 1
-            return self._latest
-
-    def is_latest(self, request_id: int) -> bool:
-        return request_id == self._latest
-
-    def submit(self, request_id: int, job: Callable[[int], None]) -> None:
-        with self._cond:
-            self._pending += 1
-            if self._pending == 1:
-                self._on_busy(True)
-        # The done callback also runs for futures cancelled by shutdown(), so wait() never hangs.
-        self._executor.submit(job, request_id).add_done_callback(self._done)
-
-    def _done(self, future: Future) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            log.error("attrwidgets worker job failed", exc_info=future.exception())
-        with self._cond:
-            self._pending -= 1
-            if self._pending == 0:
-                self._on_busy(False)
-                self._cond.notify_all()
-
-    def wait(self, timeout: float | None = None) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._pending == 0, timeout=timeout):
-                raise TimeoutError(f"still computing after {timeout} s")
-
-    def shutdown(self) -> None:
-        with self._cond:
-            self._latest += 1  # whatever is still running is no longer shown
-        self._executor.shutdown(wait=False, cancel_futures=True)
+SHOW_ESTIMATE_FROM = 3.0  # seconds: shorter work shows the spinner alone
 
 
 class _LiveWorker:
-    """What LiveRows and LiveValues share: a lock, the jobs in flight (each with a cancel event) and a worker."""
+    """What LiveRows and LiveValues share: a lock, the jobs in flight (each with a cancel event), a worker, the
+    busy flag and the estimate shown with it."""
 
+    widget: Any
     lock: threading.RLock
     inflight: list
     worker: LatestWins
+
+    def _set_busy(self, value: bool) -> None:
+        self.widget.busy = value
+        if not value and getattr(self.widget, "busy_estimate", ""):
+            self.widget.busy_estimate = ""
+
+    def show_estimate(self, estimate: Callable[[], Any] | None) -> None:
+        """Runs on the worker before a computation: the view's busy state says how long it should take. An
+        estimate that cannot be made (a user's compute function, a model it cannot read) shows nothing."""
+        if estimate is None or not hasattr(self.widget, "busy_estimate"):
+            return
+        try:
+            seconds = float(estimate().seconds)
+        except Exception:
+            log.debug("no estimate for this computation", exc_info=True)
+            return
+        if seconds >= SHOW_ESTIMATE_FROM:
+            from attrwidgets.core.estimate import format_seconds
+
+            self.widget.busy_estimate = f"about {format_seconds(seconds)}"
 
     def wait(self, timeout: float | None = None) -> None:
         self.worker.wait(timeout)
@@ -200,9 +180,6 @@ class LiveRows(_LiveWorker):
             self.can_cancel = "cancel" in inspect.signature(session.compute).parameters
         except (TypeError, ValueError):
             self.can_cancel = False
-
-    def _set_busy(self, value: bool) -> None:
-        self.widget.busy = value
 
     # -- keys ------------------------------------------------------------------------------------
     def options_for(self, method: str) -> dict:
@@ -269,6 +246,8 @@ class LiveRows(_LiveWorker):
                         self.show(job.key)
                     return
             extra = {"cancel": job.cancel} if self.can_cancel else {}
+            if hasattr(self.session, "estimate"):
+                self.show_estimate(lambda: self.session.estimate(job.method, rows=job.rows, **job.options))
             result = self.session.compute(job.method, rows=job.rows, progress=False, **extra, **job.options)
             with self.lock:
                 self.cache[job.key].merge(result, job.rows)  # cached even if stale: it is right for its key
@@ -331,10 +310,9 @@ class LiveValues(_LiveWorker):
         self.current: Any = None
         self.worker = LatestWins(on_busy=self._set_busy, name=name or f"attrwidgets-{type(widget).__name__}")
 
-    def _set_busy(self, value: bool) -> None:
-        self.widget.busy = value
-
-    def request(self, key: Any, compute: Callable[[threading.Event], Any]) -> None:
+    def request(self, key: Any, compute: Callable[[threading.Event], Any],
+                estimate: Callable[[], Any] | None = None) -> None:
+        """`estimate()` (optional) returns the computation's Estimate; the busy state shows it."""
         with self.lock:
             request_id = self.worker.new_request()
             self.current = key
@@ -349,7 +327,7 @@ class LiveValues(_LiveWorker):
                 return  # a running or queued job computes it and will show it
             job = _Pending(key)
             self.inflight.append(job)
-            self.worker.submit(request_id, lambda rid: self._run(rid, job, compute))
+            self.worker.submit(request_id, lambda rid: self._run(rid, job, compute, estimate))
 
     def forget(self) -> None:
         """Nothing is wanted now (e.g. the selection was cleared): running jobs are cancelled."""
@@ -362,7 +340,8 @@ class LiveValues(_LiveWorker):
     def _wanted(self, request_id: int, job: _Pending) -> bool:
         return not job.cancel.is_set() and (self.worker.is_latest(request_id) or job.key == self.current)
 
-    def _run(self, request_id: int, job: _Pending, compute: Callable[[threading.Event], Any]) -> None:
+    def _run(self, request_id: int, job: _Pending, compute: Callable[[threading.Event], Any],
+             estimate: Callable[[], Any] | None = None) -> None:
         """Runs on the worker thread."""
         try:
             with self.lock:
@@ -374,6 +353,7 @@ class LiveValues(_LiveWorker):
                 else:
                     computed = True
             if computed:
+                self.show_estimate(estimate)
                 value = compute(job.cancel)
                 with self.lock:
                     self.cache[job.key] = value  # cached even if stale: it is right for its key

@@ -16,8 +16,25 @@ export interface Status {
   redraw(): void;
 }
 
-export function viewStatus(root: HTMLElement, busy: () => unknown, error: () => string | undefined,
-  draw: () => void, tooltip?: HTMLElement): Status {
+/** What viewStatus reads from the widget's model: busy, busy_estimate and error. */
+export interface StatusModel {
+  get(name: string): unknown;
+}
+
+export const COMPUTING = "computing\u2026";
+
+/** The spinner and label every view shows while the kernel computes; viewStatus adds the kernel's estimate
+ * ("computing\u2026 about 40 s") when the work should take a few seconds or more. */
+export function busyIndicator(): HTMLSpanElement {
+  const busy = h("span", "aw-busy");
+  busy.append(h("span", "aw-spinner"), h("span", "aw-busy-label", COMPUTING));
+  return busy;
+}
+
+export function viewStatus(root: HTMLElement, model: StatusModel, draw: () => void,
+  tooltip?: HTMLElement): Status {
+  const busy = () => Boolean(model.get("busy"));
+  const error = () => String(model.get("error") ?? "");
   const errorBanner = h("div", "aw-banner aw-error");
   errorBanner.setAttribute("role", "alert");
   const warnBanner = h("div", "aw-banner aw-warning");
@@ -27,7 +44,11 @@ export function viewStatus(root: HTMLElement, busy: () => unknown, error: () => 
     errorBanner,
     warnBanner,
     updateBusy() {
-      root.dataset.busy = String(Boolean(busy()));
+      root.dataset.busy = String(busy());
+      const estimate = busy() ? String(model.get("busy_estimate") ?? "") : "";
+      for (const label of root.querySelectorAll(".aw-busy-label")) {
+        label.textContent = estimate ? `${COMPUTING} ${estimate}` : COMPUTING;
+      }
     },
     updateError() {
       const err = error() || "";
@@ -61,6 +82,7 @@ export function listen(model: PingModel,
   const handlers: [string, () => void][] = [
     ...traits.map((t) => [`change:${t}`, status.redraw] as [string, () => void]),
     ["change:busy", () => { status.updateBusy(); status.redraw(); }],
+    ["change:busy_estimate", () => status.updateBusy()],
     ["change:error", status.updateError],
   ];
   for (const [ev, fn] of handlers) model.on(ev, fn);

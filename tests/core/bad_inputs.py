@@ -51,6 +51,27 @@ def _folder(tmp: Path, name: str) -> Path:
     return tmp / name
 
 
+def over_memory(call):
+    """The call under a 64 KiB memory limit (ATTRWIDGETS_MEMORY_LIMIT): refused up front with its estimate."""
+
+    def run(c, t):
+        import os
+
+        from attrwidgets.core.estimate import MEMORY_LIMIT_ENV
+
+        before = os.environ.get(MEMORY_LIMIT_ENV)
+        os.environ[MEMORY_LIMIT_ENV] = "64KiB"
+        try:
+            return call(c, t)
+        finally:
+            if before is None:
+                del os.environ[MEMORY_LIMIT_ENV]
+            else:
+                os.environ[MEMORY_LIMIT_ENV] = before
+
+    return run
+
+
 def attr(**kw):
     return lambda c, t: aw.attribute(c.L, kw.pop("prompt", P), **{"method": "saliency", **kw})
 
@@ -81,6 +102,7 @@ ROWS = [
     ("token", "unknown aggregate", ig(aggregate="mean"), "Unknown aggregate 'mean'"),
     ("token", "batch_size = 0", ig(batch_size=0), "batch_size must be a positive integer"),
     ("token", "tol = -1", ig(tol=-1), "tol must be a number >= 0"),
+    ("token", "more than the memory available", over_memory(attr(max_new_tokens=2)), "Shorten the prompt, or attribute fewer"),
     ("token", "target that tokenizes to nothing", attr(target=""), "tokenizes to nothing"),
     ("token", "contrast of several tokens", attr(contrast=" capital of"), "give a single token"),
     ("token", "attention layer out of range", attr(method="attention", layer=9), "layer=9 is out of range"),
@@ -112,6 +134,8 @@ ROWS = [
      "needs components="),
     ("depass", "softmax temperature 0", lambda c, t: aw.depass(c.L, P, temperature=0), "temperature must be a positive"),
     ("depass", "max_new_tokens = -1", lambda c, t: aw.depass(c.L, P, max_new_tokens=-1), "non-negative integer"),
+    ("depass", "more than the memory available", over_memory(lambda c, t: aw.depass(c.L, P, progress=False)),
+     "one component per token"),
     ("depass", "an encoder", lambda c, t: aw.depass(c.B, P), "'bert' is not one of them"),
     ("depass", "misspelt option", lambda c, t: aw.depass(c.L, P, levle="token"), "(did you mean 'level'?)"),
     ("depass", "head contributions: empty prompt", lambda c, t: aw.head_contributions(c.L, " "), "The prompt is empty"),
@@ -144,6 +168,8 @@ ROWS = [
      "does not exist"),
     ("graph", "batch_size = 0", lambda c, t: aw.attribution_graph(c.L, P, batch_size=0, progress=False),
      "batch_size must be a positive integer"),
+    ("graph", "more than the memory available", over_memory(lambda c, t: aw.attribution_graph(c.L, P, progress=False)),
+     "the captured forward keeps every layer's attention"),
     ("graph", "max_feature_nodes = -1", lambda c, t: aw.attribution_graph(
         c.L, P, transcoder=c.TC, max_feature_nodes=-1, progress=False), "max_feature_nodes must be a positive"),
     ("graph", "an encoder", lambda c, t: aw.attribution_graph(c.B, P, progress=False), "'bert' is not one of them"),
@@ -178,6 +204,8 @@ ROWS = [
     ("lig", "empty text", lambda c, t: aw.lig(c.L, ""), "The prompt is empty"),
     ("lig", "text beyond the context", lambda c, t: aw.lig(c.L, LONG), "beyond the model's context"),
     ("lig", "n_steps = 0", lambda c, t: aw.lig(c.L, P, n_steps=0), "n_steps must be a positive integer"),
+    ("lig", "more than the memory available", over_memory(lambda c, t: aw.lig(c.L, P, layers=[0])),
+     "Shorten the text, or lower batch_size="),
     ("lig", "n_steps = 1.5", lambda c, t: aw.lig(c.L, P, n_steps=1.5), "n_steps must be a positive integer"),
     ("lig", "layer out of range", lambda c, t: aw.lig(c.L, P, layers=[7]), "Layer 7 is out of range"),
     ("lig", "empty layers", lambda c, t: aw.lig(c.L, P, layers=[]), "Layers is empty"),
@@ -199,6 +227,8 @@ ROWS = [
     ("lig", "a route that was not computed", lambda c, t: c.lig.completeness("layer", 1), "No 'layer' columns at layer 1"),
     ("lig", "composition at a layer not computed", lambda c, t: c.lig.composed(1), "needs the 'att' and 'mlp' routes"),
     # -- layer IG and DLIG ---------------------------------------------------------------------------------------
+    ("dlig", "more than the memory available", over_memory(lambda c, t: aw.dlig(c.M, P, gen_length=4, steps=2)),
+     "Shorten the prompt or gen_length="),
     ("dlig", "layer IG: empty prompt", lambda c, t: aw.layer_ig(c.L, " ", layer="block 0"), "The prompt is empty"),
     ("dlig", "layer IG: block out of range", lambda c, t: aw.layer_ig(c.L, P, layer="block 9"), "is out of range"),
     ("dlig", "layer IG: a module path that does not exist", lambda c, t: aw.layer_ig(c.L, P, layer="model.layers.9"),

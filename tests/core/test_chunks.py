@@ -67,7 +67,7 @@ def test_one_point_that_does_not_fit_is_a_clear_error():
     def run(start, stop):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    with pytest.raises(AttrWidgetsError, match="single path point per chunk: use a shorter prompt"):
+    with pytest.raises(AttrWidgetsError, match="chunks of a single item .path point or position.: use a shorter prompt"):
         chunks.run_in_chunks(10, 8, run)
     with pytest.raises(ValueError, match="not memory"):  # other errors pass through at once
         chunks.run_in_chunks(10, 8, lambda a, b: (_ for _ in ()).throw(ValueError("not memory")))
@@ -99,3 +99,28 @@ def test_attribution_graph_halves_its_row_batch_and_gives_the_same_graph(transco
     assert any(n > 3 for n in seen) and max(seen[-3:]) <= 3
     A, B = clean.adjacency.numpy(), squeezed.adjacency.numpy()
     np.testing.assert_allclose(B, A, rtol=1e-5, atol=1e-6 * np.abs(A).max())
+
+
+@pytest.mark.parametrize("level", ["token", "head"])
+def test_depass_halves_its_position_chunks_and_gives_the_same_decomposition(level, monkeypatch):
+    from attrwidgets.core import frozen_ops
+
+    handle = tiny_handle("llama")
+    kwargs = {"level": level, "layer": 0 if level == "head" else None, "progress": False}
+    prompt = " ".join([PROMPT] * 5)  # long enough for chunks of several positions at the token level
+    clean = aw.depass(handle, prompt, **kwargs)
+    seen, original = [], frozen_ops.grouped_attention
+
+    def patched(attention, vt, n, hd, t0, t1):
+        if n == 2:  # the head level's seed (stream and bias through every head): not a propagation chunk
+            return original(attention, vt, n, hd, t0, t1)
+        seen.append(t1 - t0)
+        if t1 - t0 > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+        return original(attention, vt, n, hd, t0, t1)
+
+    monkeypatch.setattr(frozen_ops, "grouped_attention", patched)
+    squeezed = aw.depass(handle, prompt, **kwargs)
+    assert any(size > 2 for size in seen) and max(seen[-3:]) <= 2  # the error happened; smaller chunks worked
+    np.testing.assert_allclose(squeezed.states, clean.states, rtol=1e-5, atol=1e-6 * np.abs(clean.states).max())
+    assert squeezed.completeness_error < 1e-4

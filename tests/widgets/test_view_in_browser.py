@@ -68,6 +68,9 @@ def test_completeness_warning_tooltip_and_hide_special(page):
 def test_kernel_updates_busy_error_and_new_scores(page, result):
     page.evaluate("window.attrwidgetsModel.set('busy', true)")
     assert attr(page, "busy") == "true" and page.is_visible(".aw-busy")
+    assert page.inner_text(".aw-busy-label") == "computing\u2026"
+    page.evaluate("window.attrwidgetsModel.set('busy_estimate', 'about 40 s')")  # the kernel's estimate
+    assert page.inner_text(".aw-busy-label") == "computing\u2026 about 40 s"
     page.evaluate("window.attrwidgetsModel.set('error', 'RuntimeError: <b>boom</b>')")
     assert attr(page, "error") == "RuntimeError: <b>boom</b>"
     assert page.inner_text(".aw-error") == "RuntimeError: <b>boom</b>" and page.locator(".aw-error b").count() == 0
@@ -86,5 +89,6 @@ def test_kernel_updates_busy_error_and_new_scores(page, result):
     assert attr(page, "checksum") == checksum(new[1])
     page.evaluate("window.attrwidgetsModel.set('busy', false); window.attrwidgetsModel.set('error', '')")
     assert attr(page, "busy") == "false" and not page.is_visible(".aw-error")
+    assert page.locator(".aw-busy-label").text_content() == "computing\u2026"  # no estimate while idle
     page.get_by_label("normalise").select_option("global")  # the widget still responds
     assert page.evaluate("window.attrwidgetsModel.get('normalization')") == "global"

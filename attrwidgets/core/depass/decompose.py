@@ -21,6 +21,7 @@ import torch
 from attrwidgets.core.depass.propagate import propagate, relative_error
 from attrwidgets.core.depass.result import Decomposition
 from attrwidgets.core.depass.rules import split_rule
+from attrwidgets.core.estimate import refuse_if_too_big
 from attrwidgets.core.frozen import FrozenForward
 from attrwidgets.core.frozen_ops import head_outputs
 from attrwidgets.core.sequence import prepare_sequence
@@ -196,6 +197,9 @@ def depass(handle, prompt_or_messages, *, level: str = "token", layer=None, modu
     split_rule(mlp_rule, temperature)
     sequence = prepare_sequence(handle, prompt_or_messages, max_new_tokens=max_new_tokens, target=target,
                                 min_new_tokens=0)
+    refuse_if_too_big(handle, "depass", sequence.n_prompt, len(sequence.tokens) - sequence.n_prompt,
+                      {"level": level, "layer": layer, "start_layer": start_layer, "end_layer": end_layer,
+                       "neurons": neurons, "components": components, "chunk_budget": chunk_budget}, generates=False)
     frozen = FrozenForward(handle, sequence.input_ids)
     seed = build_seed(frozen, level, layer=layer, module=module, neurons=neurons, components=components,
                       start_layer=start_layer)

@@ -18,6 +18,7 @@ import torch
 from attrwidgets.core.depass.decompose import decompose, head_seed
 from attrwidgets.core.depass.result import HeadContributions, resolve_token_id
 from attrwidgets.core.depass.rules import split_rule
+from attrwidgets.core.estimate import refuse_if_too_big
 from attrwidgets.core.frozen import FrozenForward
 from attrwidgets.core.frozen_ops import apply_norm, head_values
 from attrwidgets.core.sequence import check_row, prepare_sequence
@@ -101,6 +102,7 @@ def head_contributions(handle, prompt, *, target=None, position: int = -1, mlp_r
     if isinstance(position, bool) or not isinstance(position, int) or not -T <= position < T:
         raise AttrWidgetsError(f"position={position!r} is out of range: the prompt has {T} tokens (0..{T - 1}).")
     position %= T
+    refuse_if_too_big(handle, "head_contributions", position + 1, 0, {"chunk_budget": chunk_budget})
     frozen = FrozenForward(handle, sequence.input_ids[: position + 1])  # later positions cannot matter
     target_id = _target_id(handle, frozen, position, target)
     return head_contributions_at(
@@ -125,6 +127,7 @@ class HeadSession:
         self.mlp_rule, self.temperature = mlp_rule, float(temperature)
         self.sequence = prepare_sequence(handle, prompt_or_messages, max_new_tokens=max_new_tokens, target=target,
                                          min_new_tokens=0)
+        refuse_if_too_big(handle, "head_contributions", len(self.sequence.tokens), 0, {})
         self.frozen = FrozenForward(handle, self.sequence.input_ids)
         n_prompt = self.sequence.n_prompt
         start = n_prompt if len(self.tokens) > n_prompt else 1
@@ -158,6 +161,14 @@ class HeadSession:
         if self._attention is None:
             self._attention = torch.stack([b.attention for b in self.frozen.blocks]).cpu().numpy()
         return self._attention
+
+    def estimate(self, row: int):
+        """What contributions(row) will take: head-level DePass from every layer over the row's prefix."""
+        from attrwidgets.core.estimate import as_estimate, cost_of
+
+        position = self.query_positions[check_row(row, len(self.target_positions))]
+        return as_estimate(self.handle, cost_of(self.handle, "head_contributions", position + 1, 0,
+                                                {"mlp_rule": self.mlp_rule}))
 
     def contributions(self, row: int, *, cancel: threading.Event | None = None,
                       progress: bool = False) -> HeadContributions:

@@ -28,6 +28,7 @@ import torch
 from attrwidgets.core.dlig.layer_ig import LayerTargetFunction, layer_baseline
 from attrwidgets.core.dlig.layers import resolve_layer
 from attrwidgets.core.dlig.result import DiffusionAttribution
+from attrwidgets.core.estimate import refuse_if_too_big
 from attrwidgets.core.forward import ComputationCancelled, TargetFunction
 from attrwidgets.core.methods.integrated_gradients import integrate_path
 from attrwidgets.core.sequence import encode_prompt
@@ -124,6 +125,7 @@ def dlig(model, prompt_or_messages, *, layer=None, gen_length: int = 32, steps: 
     if total > handle.max_context:
         raise AttrWidgetsError(f"The prompt has {n_prompt} tokens and gen_length is {gen_length}: {total} is beyond "
                                f"the model's context of {handle.max_context}. Shorten the prompt or gen_length.")
+    refuse_if_too_big(handle, "dlig", n_prompt, gen_length, {"layer": layer, "steps": steps, "n_steps": n_steps})
     options = {"n_steps": n_steps, "quadrature": quadrature, "objective": objective, "per_dim": per_dim,
                "aggregate": "l2", "batch_size": None, "tol": 0.005}
     x = torch.tensor(prompt_ids + [mask_id] * gen_length)

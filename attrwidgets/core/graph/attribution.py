@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from attrwidgets.core.estimate import refuse_if_too_big
 from attrwidgets.core.frozen import FrozenForward
 from attrwidgets.core.graph.graph import Graph
 from attrwidgets.core.graph.logit_targets import LogitTargets, select_logits
@@ -115,6 +116,9 @@ def attribution_graph(model, prompt, *, transcoder=None, max_logits: int = 10, l
     budget = default_memory_budget() if memory_budget is None else _positive_int("memory_budget", memory_budget)
     transcoder = resolve_transcoder(transcoder)
     ids, text = prompt_ids(handle, prompt)
+    # The captured forward first (every layer's attention); the adjacency is checked below with exact sizes.
+    refuse_if_too_big(handle, "attribution_graph", len(ids), 0,
+                      {"max_feature_nodes": 1, "max_logits": max_logits, "batch_size": batch_size})
     with torch.no_grad():
         rep = build_replacement(handle, ids, transcoder)
         logits = select_logits(handle, rep.frozen, targets, max_logits=max_logits, logit_prob=logit_prob)

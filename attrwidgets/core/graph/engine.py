@@ -25,6 +25,13 @@ class GraphEngine:
         settings = {**self.settings, **changes}
         return attribution_graph(self.handle, list(graph.token_ids), transcoder=self.transcoder, **settings)
 
+    def estimate(self, graph, **changes):
+        """What rebuild(graph, **changes) will take (core/estimate.py)."""
+        from attrwidgets.core.estimate import as_estimate, cost_of
+
+        settings = {**self.settings, **changes}
+        return as_estimate(self.handle, cost_of(self.handle, "attribution_graph", len(graph.token_ids), 0, settings))
+
     def intervene(self, graph, interventions, frozen: bool = True, top: int = 10):
         from attrwidgets.core.graph.intervene import intervene
 

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from attrwidgets.core.boundaries import Boundaries
+from attrwidgets.core.estimate import refuse_if_too_big
 from attrwidgets.core.forward import frozen_parameters
 from attrwidgets.core.integrate import check_rule
 from attrwidgets.core.lig import routes as R
@@ -81,6 +82,7 @@ class LigSession:
         if not isinstance(text, str):
             raise AttrWidgetsError(f"text must be a string; got {type(text).__name__}.")
         seq = prepare_sequence(handle, text, max_new_tokens=0, min_new_tokens=0)  # empty/too long: clear errors
+        refuse_if_too_big(handle, "lig", len(seq.tokens), 0, opts)
         self.bounds = Boundaries(handle, seq.input_ids)
         n_layers, n_heads = self.bounds.n_layers, self.bounds.n_heads
         opts["layers"] = _index_list(opts["layers"], n_layers, "Layer", "this model's block list")
@@ -133,6 +135,14 @@ class LigSession:
             cols.expected[index] = out.expected.reshape(shape)
             cols.error[index] = out.error.reshape(shape)
         return cols
+
+    def estimate(self, routes, layers: list[int], targets: list[int]):
+        """What computing these routes' columns at these layers for these targets will take."""
+        from attrwidgets.core.estimate import as_estimate, cost_of
+
+        parts = [p for r in routes for p in ROUTE_OF_VIEW.get(r, (r,))]
+        options = {**self.options, "routes": parts, "layers": list(layers), "target_tokens": list(targets)}
+        return as_estimate(self.handle, cost_of(self.handle, "lig", self.result.length, 0, options))
 
     def ensure(self, route: str, layer: int, target: int, *, baseline: str | None = None, head: int | None = None,
                cancel: threading.Event | None = None) -> None:

@@ -1,0 +1,57 @@
+"""One worker thread for a live view, and request ids: the newest request is the one shown (widgets/live.py
+keeps the caches and decides what a stale job may still do)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+log = logging.getLogger("attrwidgets.widgets.live")
+
+
+class LatestWins:
+    """One worker thread, request ids, a busy flag and a way to wait for idle."""
+
+    def __init__(self, on_busy: Callable[[bool], None], name: str = "attrwidgets") -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._on_busy = on_busy
+        self._cond = threading.Condition()
+        self._latest = 0
+        self._pending = 0
+
+    def new_request(self) -> int:
+        with self._cond:
+            self._latest += 1
+            return self._latest
+
+    def is_latest(self, request_id: int) -> bool:
+        return request_id == self._latest
+
+    def submit(self, request_id: int, job: Callable[[int], None]) -> None:
+        with self._cond:
+            self._pending += 1
+            if self._pending == 1:
+                self._on_busy(True)
+        # The done callback also runs for futures cancelled by shutdown(), so wait() never hangs.
+        self._executor.submit(job, request_id).add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.error("attrwidgets worker job failed", exc_info=future.exception())
+        with self._cond:
+            self._pending -= 1
+            if self._pending == 0:
+                self._on_busy(False)
+                self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._pending == 0, timeout=timeout):
+                raise TimeoutError(f"still computing after {timeout} s")
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._latest += 1  # whatever is still running is no longer shown
+        self._executor.shutdown(wait=False, cancel_futures=True)
