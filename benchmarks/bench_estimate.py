@@ -1,6 +1,6 @@
 """aw.estimate against real runs, and the longest prompt of every family, on the default model.
 
-    python benchmarks/bench_estimate.py            # every job below (about 20 minutes on 2 cores)
+    python benchmarks/bench_estimate.py            # every job below (about 35 minutes on 2 cores)
     python benchmarks/bench_estimate.py --quick    # the 256-token jobs only
     python benchmarks/bench_estimate.py --only depass_token,saliency
 
@@ -43,7 +43,7 @@ JOBS = {
     "head_contributions": ("head_contributions", {}, (256, 1024, 2048)),
     "graph": ("attribution_graph", {"max_feature_nodes": 128}, (256, 1024, 2048)),
     "lig": ("lig", {"n_steps": 4, "granularity": "layer", "layers": [10], "target_tokens": [-1]}, (256, 1024, 2048)),
-    "dlig": ("dlig", {"gen_length": 8, "steps": 2, "n_steps": 4, "mask_token_id": 0}, (256, 512)),
+    "dlig": ("dlig", {"gen_length": 8, "steps": 2, "n_steps": 4, "mask_token_id": 0}, (256, 512, 2048)),
 }
 
 
