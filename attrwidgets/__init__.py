@@ -16,12 +16,12 @@ from attrwidgets.core.depass import (
     residual_state,
 )
 from attrwidgets.core.depass.heads import head_contributions
-from attrwidgets.core.dlig import DiffusionAttribution, dlig, layer_ig, load_diffusion
+from attrwidgets.core.dlig import DiffusionAttribution, dlig, load_diffusion
 from attrwidgets.core.estimate import Estimate, estimate
 from attrwidgets.core.lig import LayerAttribution, lig, load_layer_attribution, load_lig_json
-from attrwidgets.core.registry import list_methods
-from attrwidgets.core.result import Attribution
-from attrwidgets.core.session import AttributionSession, attribute
+from attrwidgets.core.token.catalog import list_methods
+from attrwidgets.core.token.result import Attribution
+from attrwidgets.core.token.session import AttributionSession, attribute, layer_ig
 from attrwidgets.errors import AttrWidgetsError, NonFiniteGradientError
 from attrwidgets.models import ModelHandle, load_model
 
@@ -55,6 +55,7 @@ __all__ = [
     "layer_ig",
     "lig",
     "list_methods",
+    "load",
     "load_decomposition",
     "load_diffusion",
     "load_graph",
@@ -73,19 +74,20 @@ __all__ = [
 
 def load_result(path):
     """Read a saved Attribution (or TokenLens JSON); schema-checked, never unpickled."""
-    from attrwidgets.core.result_io import load_result as _load
+    from attrwidgets.core.token.result_io import load_result as _load
 
     return _load(path)
 
 
-# Attribution graphs load on first use (attrwidgets/core/graph/): name -> module.
+# Attribution graphs (attrwidgets/core/graph/) and aw.load load on first use: name -> module.
 _GRAPH_API = {
     "Graph": "attrwidgets.core.graph.graph",
     "GraphView": "attrwidgets.widgets.graph_view",
     "Transcoder": "attrwidgets.core.graph.transcoder",
     "attribution_graph": "attrwidgets.core.graph.attribution",
-    "load_graph": "attrwidgets.core.graph.graph_io",
-    "load_transcoder": "attrwidgets.core.graph.transcoder_io",
+    "load": "attrwidgets.core.loading",
+    "load_graph": "attrwidgets.core.graph.attribution",
+    "load_transcoder": "attrwidgets.core.graph.checkpoint",
     "node_influence": "attrwidgets.core.graph.influence",
     "train_transcoder": "attrwidgets.core.graph.train",
 }

@@ -197,7 +197,7 @@ def _explain(args) -> int:
 
         to_html(result, path)
     elif suffix == ".json" and args.tokenlens:
-        from attrwidgets.core.result_io import save_tokenlens
+        from attrwidgets.core.token.result_io import save_tokenlens
 
         save_tokenlens(result, path)
     else:
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "methods":
-            from attrwidgets.core.registry import get_method, list_methods
+            from attrwidgets.core.token.catalog import get_method, list_methods
 
             for name in list_methods():
                 print(f"{name:22} {get_method(name).summary}")

@@ -1,31 +1,29 @@
 """to_html(): a standalone page showing the same view (TokenMatrix, HeadGrid, LayerFlow or DiffusionTimeline), without
 a kernel or a network.
 
-The view's built bundle (attrwidgets/static/<view>.js) is inlined and loaded from a blob: URL; tensors are
-embedded as base64 made by the widgets' one serializer; a small in-page model object stands in for
-anywidget's (get/set/on/off/save_changes), so the view's own render() runs unchanged and clicks still change
-the selection locally. A view whose selections need the kernel (HeadGrid: another target's contributions, a
-head's full pattern; LayerFlow: another target, route, baseline or head) exports `standalone(model, data)`,
-which answers from data embedded in the page. All
-data sits in <script type="application/json"> blocks with "<" escaped, so no token text can close the block
-or start markup.
+The page itself (the inlined bundle, base64 tensors, an in-page model standing in for anywidget's, escaped
+JSON blocks) is widgets/html_page.py; this module gathers each view's state. Clicks still change the selection
+locally. A view whose selections need the kernel (HeadGrid: another target's contributions, a head's full
+pattern; LayerFlow: another target, route, baseline or head) exports `standalone(model, data)`, which answers
+from data embedded in the page.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import traitlets
 
-from attrwidgets.core.files import write_text_atomic
-from attrwidgets.core.result import Attribution
+from attrwidgets.core.token.result import Attribution
 from attrwidgets.errors import AttrWidgetsError
-from attrwidgets.widgets.base import NOT_BUILT_MESSAGE, bundle_path
+from attrwidgets.widgets.html_page import (
+    WIDGET_TRAITS,
+    base64_buffers,
+    require_bundle,
+    write_page,
+)
 from attrwidgets.widgets.serialization import serialize_tensor
 
 VIEW_STATE = ("selected_target", "normalization", "sign_mode", "hide_special")  # TokenMatrix
@@ -38,108 +36,9 @@ DIFFUSION_VIEW_STATE = ("selected_target", "selected_source", "selected_step", "
 # The full (L, H, T, T) patterns are embedded (float16) up to this many values, 32 MB; past it, the page keeps
 # the statistics (one attention row per target) and says why a head's pattern is missing.
 EMBED_ATTENTION_MAX = 16_000_000
-_WIDGET_TRAITS = ("layout", "tabbable", "tooltip")  # ipywidgets' own, not part of the view's model
-
-_LOADER = """
-const read = (id) => JSON.parse(document.getElementById(id).textContent);
-// {base64, dtype, shape} anywhere in the data -> the {buffer: DataView, dtype, shape} that ipywidgets delivers.
-const decode = (value) => {
-  if (Array.isArray(value)) return value.map(decode);
-  if (!value || typeof value !== "object") return value;
-  if (typeof value.base64 === "string") {
-    const raw = atob(value.base64);
-    const bytes = new Uint8Array(raw.length);
-    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-    return { buffer: new DataView(bytes.buffer), dtype: value.dtype, shape: value.shape };
-  }
-  for (const key of Object.keys(value)) value[key] = decode(value[key]);
-  return value;
-};
-const state = decode(read("aw-state"));
-const listeners = new Map();
-const model = {
-  get: (key) => state[key],
-  set: (key, value) => {
-    if (state[key] === value) return;
-    state[key] = value;
-    for (const fn of [...(listeners.get("change:" + key) || [])]) fn();
-  },
-  save_changes: () => {},
-  on: (event, fn) => {
-    if (!listeners.has(event)) listeners.set(event, new Set());
-    listeners.get(event).add(fn);
-  },
-  off: (event, fn) => {
-    if (!event) listeners.clear();
-    else if (!fn) listeners.delete(event);
-    else listeners.get(event)?.delete(fn);
-  },
-};
-const el = document.getElementById("aw-view");
-try {
-  const url = URL.createObjectURL(new Blob([read("aw-bundle")], { type: "text/javascript" }));
-  const module = await import(url);
-  el.textContent = "";
-  if (document.getElementById("aw-extra") && typeof module.standalone === "function") {
-    module.standalone(model, decode(read("aw-extra")));  // answers what the kernel would
-  }
-  module.default.render({ model, el });
-  window.attrwidgetsModel = model;  // for tests and the curious: model.set("selected_target", 2)
-} catch (e) {
-  el.textContent = "attrwidgets: could not start the view: " + e;
-}
-"""
-
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="attrwidgets">
-<title>{title}</title>
-<style>
-  body {{ margin: 16px; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }}
-  @media (prefers-color-scheme: dark) {{ body {{ background: #1e1e1e; color: #e0e0e0; }} }}
-  .aw-meta {{ font-size: 13px; opacity: 0.8; margin-bottom: 8px; white-space: pre-wrap; }}
-</style>
-</head>
-<body>
-<h1 style="font-size: 18px">{title}</h1>
-<div class="aw-meta">{meta}</div>
-<div id="aw-view" class="aw-standalone-host">loading&hellip;<noscript>This page needs JavaScript to draw the
-attribution view.</noscript></div>
-<script type="application/json" id="aw-state">{state}</script>
-<script type="application/json" id="aw-bundle">{bundle}</script>
-{extra}<script type="module">{loader}</script>
-</body>
-</html>
-"""
-
-
-def script_json(value: Any) -> str:
-    """JSON safe inside <script type="application/json">: "<", ">" and "&" as \\u escapes, so neither
-    "</script" nor "<!--" can appear whatever the strings hold; JSON.parse reads them back unchanged."""
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(char, escape)
-    return text
-
 
 def _tensor(value: Any, dtype: str = "float32") -> dict | None:
-    return _base64_buffers(serialize_tensor(value, dtype))
-
-
-def _base64_buffers(value: Any) -> Any:
-    """Serialized tensors ({buffer, dtype, shape}) anywhere in `value` -> {base64, dtype, shape}."""
-    if isinstance(value, dict):
-        if isinstance(value.get("buffer"), (memoryview, bytes, bytearray)):
-            return {"base64": base64.b64encode(value["buffer"]).decode("ascii"), "dtype": value["dtype"],
-                    "shape": list(value["shape"])}
-        return {k: _base64_buffers(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_base64_buffers(v) for v in value]
-    return value
+    return base64_buffers(serialize_tensor(value, dtype))
 
 
 def page_state(result: Attribution, view: dict | None = None) -> dict:
@@ -190,22 +89,22 @@ def to_html(result: Any, path: str | Path | None = None, *, title: str | None = 
         return graph_to_html(result, path, title=title, **view)
     if _is_diffusion_view(result):
         state, meta = _diffusion_page(result, view)
-        return _write_page("diffusion_timeline", state, None, title or "attrwidgets: diffusion timeline (DLIG)", meta,
+        return write_page("diffusion_timeline", state, None, title or "attrwidgets: diffusion timeline (DLIG)", meta,
                            path)
     if _is_flow_view(result):
         state, extra, meta = _layer_flow_page(result, view)
-        return _write_page("layer_flow", state, extra, title or "attrwidgets: layer flow (LIG)", meta, path)
+        return write_page("layer_flow", state, extra, title or "attrwidgets: layer flow (LIG)", meta, path)
     if _is_head_view(result):
         state, extra, meta = _head_grid_page(result, view)
         title = title or f"attrwidgets: attention heads ({'DePass' if state['mode'] == 'depass' else 'attention'})"
-        return _write_page("head_grid", state, extra, title, meta, path)
+        return write_page("head_grid", state, extra, title, meta, path)
     unknown = sorted(set(view) - set(VIEW_STATE))
     if unknown:
         raise AttrWidgetsError(f"to_html got unknown option(s) {unknown}; it accepts {list(VIEW_STATE)}.")
     if hasattr(result, "result") and hasattr(result, "selected_target"):  # a TokenMatrix widget
         view = {**{k: getattr(result, k) for k in VIEW_STATE}, **view}
         result = result.result
-    _bundle("token_matrix")
+    require_bundle("token_matrix")
     state = page_state(result, view)
     n = len(state["target_positions"])
     if n and not 0 <= int(state["selected_target"]) < n:
@@ -215,7 +114,7 @@ def to_html(result: Any, path: str | Path | None = None, *, title: str | None = 
         f"model: {result.model_id or 'unknown'}   method: {result.method}   {result.timestamp}\n"
         f"prompt: {result.prompt}"
     )
-    return _write_page("token_matrix", state, None, title, meta, path)
+    return write_page("token_matrix", state, None, title, meta, path)
 
 
 def _is_head_view(obj: Any) -> bool:
@@ -228,14 +127,14 @@ def _is_head_view(obj: Any) -> bool:
 def _head_grid_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
     """HeadGrid traits (as the widget would send them), and what the page's standalone() needs to answer
     selections without a kernel: every target row computed so far, and the patterns when they fit."""
-    from attrwidgets.widgets.head_grid import HeadGrid, _finite_or_none
+    from attrwidgets.widgets.head_grid import HeadGrid, finite_or_none
 
     unknown = sorted(set(view) - set(HEAD_GRID_VIEW_STATE))
     if unknown:
         raise AttrWidgetsError(
             f"to_html got unknown option(s) {unknown}; for a HeadGrid it accepts {list(HEAD_GRID_VIEW_STATE)}."
         )
-    _bundle("head_grid")
+    require_bundle("head_grid")
     own = not isinstance(view_or_result, HeadGrid)
     try:
         grid = HeadGrid(view_or_result, **view) if own else view_or_result
@@ -245,7 +144,7 @@ def _head_grid_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
         if not own:
             view = {**{k: getattr(grid, k) for k in HEAD_GRID_VIEW_STATE}, **view}
             view = grid.check_view(view)
-        names = [t for t in HeadGrid.public_traits() if t not in _WIDGET_TRAITS]
+        names = [t for t in HeadGrid.public_traits() if t not in WIDGET_TRAITS]
         wire = grid.get_state(names)
         state = {**wire, **view, "busy": False, "error": ""}
         attention = grid.attention
@@ -254,8 +153,8 @@ def _head_grid_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
         extra = {
             "rows": {str(r): {"contributions": serialize_tensor(res.contributions),
                               "per_source": serialize_tensor(res.per_source),
-                              "logit": _finite_or_none(res.logit),
-                              "completeness_error": _finite_or_none(res.completeness_error)}
+                              "logit": finite_or_none(res.logit),
+                              "completeness_error": finite_or_none(res.completeness_error)}
                      for r, res in grid.computed_rows().items()},
             "attention": serialize_tensor(attention, "float16") if fits else None,
             "query_attention": None if attention is None else serialize_tensor(
@@ -294,7 +193,7 @@ def _layer_flow_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
         raise AttrWidgetsError(
             f"to_html got unknown option(s) {unknown}; for a LayerFlow it accepts {list(LAYER_FLOW_VIEW_STATE)}."
         )
-    _bundle("layer_flow")
+    require_bundle("layer_flow")
     if isinstance(view_or_result, LayerFlow):
         view = view_or_result.check_view({**{k: getattr(view_or_result, k) for k in LAYER_FLOW_VIEW_STATE}, **view})
         result = view_or_result.result
@@ -305,7 +204,7 @@ def _layer_flow_page(view_or_result: Any, view: dict) -> tuple[dict, dict, str]:
     except traitlets.TraitError as exc:
         raise AttrWidgetsError(str(exc)) from exc
     try:
-        names = [t for t in LayerFlow.public_traits() if t not in _WIDGET_TRAITS]
+        names = [t for t in LayerFlow.public_traits() if t not in WIDGET_TRAITS]
         state = {**flow.get_state(names), "busy": False, "error": "", "can_compute": False}
         columns = []
         for (route, baseline, layer), cols in sorted(result.columns.items()):
@@ -349,7 +248,7 @@ def _diffusion_page(view_or_result: Any, view: dict) -> tuple[dict, str]:
     if unknown:
         raise AttrWidgetsError(f"to_html got unknown option(s) {unknown}; for a DiffusionTimeline it accepts "
                                f"{list(DIFFUSION_VIEW_STATE)}.")
-    _bundle("diffusion_timeline")
+    require_bundle("diffusion_timeline")
     result = view_or_result
     if isinstance(view_or_result, DiffusionTimeline):
         result = view_or_result.result
@@ -364,7 +263,7 @@ def _diffusion_page(view_or_result: Any, view: dict) -> tuple[dict, str]:
     except traitlets.TraitError as exc:
         raise AttrWidgetsError(str(exc)) from exc
     try:
-        names = [t for t in DiffusionTimeline.public_traits() if t not in _WIDGET_TRAITS]
+        names = [t for t in DiffusionTimeline.public_traits() if t not in WIDGET_TRAITS]
         state = {**timeline.get_state(names), "busy": False, "error": "", "can_compute": False}
     finally:
         timeline.close()
@@ -373,28 +272,3 @@ def _diffusion_page(view_or_result: Any, view: dict) -> tuple[dict, str]:
             f"{len(result.row_step)} unmasked tokens   gen_length: {o.get('gen_length')}   remasking: "
             f"{o.get('remasking')}   IG n_steps: {o.get('n_steps')}\nprompt: {result.prompt}")
     return state, meta
-
-
-def _bundle(stem: str) -> Path:
-    bundle = bundle_path(stem)
-    if not bundle.is_file():
-        raise AttrWidgetsError(f"Cannot export HTML: {NOT_BUILT_MESSAGE} ({bundle} is missing).")
-    return bundle
-
-
-def _write_page(stem: str, state: dict, extra: dict | None, title: str, meta: str,
-                path: str | Path | None) -> str:
-    bundle = _bundle(stem)
-    extra_block = "" if extra is None else (
-        f'<script type="application/json" id="aw-extra">{script_json(_base64_buffers(extra))}</script>\n')
-    page = _PAGE.format(
-        title=html.escape(title),
-        meta=html.escape(meta),
-        state=script_json(_base64_buffers(state)),
-        bundle=script_json(bundle.read_text(encoding="utf-8")),
-        extra=extra_block,
-        loader=_LOADER,
-    )
-    if path is not None:
-        write_text_atomic(path, page)
-    return page

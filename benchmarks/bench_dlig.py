@@ -16,7 +16,7 @@ Layer IG resumes the forward after the layer (core/boundaries.py), so a path poi
 backward through the blocks after it only: later layers must be cheaper, and the ratio column shows it.
 Each run: one warm-up, then the median of 3 (min-max), time.perf_counter around the call only.
 Completeness error: the relative |sum IG - (F(h) - F(h'))| / |F(h) - F(h')| per generated token (row),
-median and max over the 8 rows; on SmolLM2 32 steps are far from complete (METHODS.md section 2): reported,
+median and max over the 8 rows; on SmolLM2 32 steps are far from complete (docs/methods/dlig.md): reported,
 not hidden.
 
 Part 2, aw.dlig (masked-diffusion sampler with layer IG at every denoising step) on

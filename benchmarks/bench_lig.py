@@ -27,7 +27,7 @@ Agreement where the definitions are the same: z2z (z->z) and u2z (u->z), ours in
 targets j, columns sources i; upstream's matrix[i][j] is transposed on reading). Upstream's z2z carries the
 gradient of its alpha = 0 node: its batched re-evaluation of F(z') differs from the stored baseline output
 by float noise, and the unit gradient of the norm of that noise has weight 1/(2n) in Captum's rule; ours
-takes that gradient as 0 (METHODS.md section 4), so z2z differs by up to a few percent of its largest entry
+takes that gradient as 0 (docs/methods/lig.md), so z2z differs by up to a few percent of its largest entry
 (shrinking as 1/n), u2z only by float noise.
 Upstream's attention route attributes the context before the output projection (ours: the head's write
 after it) and on BERT reads only the alpha = 0 row of its batch: its numbers are reported, not compared.

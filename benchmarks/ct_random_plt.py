@@ -3,7 +3,7 @@ runner (benchmarks/ct_runner.py) and the agreement check before a trained transc
 
     python benchmarks/ct_random_plt.py --out /tmp/ct_random_plt [--features 512] [--l0 30] [--skip]
 
-Layout written (RECIPES.md "Public transcoder formats"): config.yaml (model_kind: transcoder_set,
+Layout written (docs/methods/graph.md, "Prompts and files"): config.yaml (model_kind: transcoder_set,
 feature_input_hook: mlp.hook_in, feature_output_hook: mlp.hook_out, scan) and layer_{i}.safetensors with
 W_enc [F, D], b_enc [F], W_dec [F, D], b_dec [D], activation_function.threshold [F] (and W_skip [D, D] with
 --skip), float32.

@@ -92,7 +92,7 @@ def read_transcoder_config(tc_dir: Path) -> dict:
     if not path.is_file():
         sys.exit(
             f"--transcoder-dir {tc_dir} has no config.yaml (circuit-tracer layout: config.yaml + "
-            "layer_{i}.safetensors; see RECIPES.md 'Public transcoder formats')"
+            "layer_{i}.safetensors; see docs/methods/graph.md, 'Prompts and files')"
         )
     cfg = yaml.safe_load(path.read_text())
     missing = [k for k in ("model_kind", "feature_input_hook", "feature_output_hook") if k not in cfg]

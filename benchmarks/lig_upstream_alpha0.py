@@ -4,7 +4,7 @@ Upstream (layer-wise-integrated-gradients 0.1.0) integrates ||F_j(z(a)) - F_j(z'
 riemann_trapezoid, whose first node is a = 0. There F_j(z') is re-evaluated in the batch and differs from
 the stored baseline output in the last bits, so the norm's gradient is a unit vector of float noise, weighted
 1/(2n). This script runs upstream's own compute_layer_direct_ig_all_targets as shipped and with that node's
-value forced to 0 (METHODS.md: its gradient is taken as 0), and writes both, rows targets, for the tests.
+value forced to 0 (docs/methods/lig.md: its gradient is taken as 0), and writes both, rows targets, for the tests.
 
     /work/venvs/lig/bin/python benchmarks/lig_upstream_alpha0.py --out tests/core/data/lig_upstream_minilm_alpha0.json
 """

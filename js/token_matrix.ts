@@ -11,7 +11,7 @@ import { busyIndicator, listen, viewStatus } from "./lib/status";
 import { injectStyle } from "./lib/theme";
 import { displayText, renderTokenText } from "./lib/token_text";
 
-const COMPLETENESS_WARN = 0.05; // METHODS.md: LIG authors warn at 2%; the view flags clear failures
+const COMPLETENESS_WARN = 0.05; // docs/methods/lig.md: LIG authors warn at 2%; the view flags clear failures
 const SAVE_DEBOUNCE_MS = 150;
 const REDRAW_TRAITS = [
   "tokens", "target_positions", "scores", "target_prob", "target_entropy", "completeness_error",

@@ -1,5 +1,5 @@
 // Mirrors the synced traits of the views: TokenMatrix (Model) and HeadGrid (HeadGridModel).
-// Names are snake_case and identical on both sides (DESIGN.md house style 2).
+// Names are snake_case and identical on both sides (docs/architecture.md, house style 2).
 
 /** A tensor as made by attrwidgets/widgets/serialization.py: C-contiguous, little-endian. */
 export interface TensorDict {

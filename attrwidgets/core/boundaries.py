@@ -9,7 +9,7 @@ One real forward (no grad) records, for every block l, the states at its boundar
 and the keyword arguments the model passed to the block (rotary tables, masks, cache positions). With those,
 `run_block`, `run_tail` and `head_writes` re-run one block (or part of it) on a batch of replaced states,
 and `run_from` resumes the whole remaining model: the model is never replayed from the embeddings with a
-hidden state (the DLIG/LIG upstream bug, METHODS.md). Used by LIG (core/lig/) and by layer IG (DLIG).
+hidden state (the DLIG/LIG upstream bug, docs/methods/dlig.md). Used by LIG (core/lig/) and by layer IG (DLIG).
 
 Replaying a block with the kwargs the model itself built keeps every architecture detail (rotary, GQA,
 causal and padding masks, scaling) in the model's own code. The batch dimension broadcasts: the recorded
@@ -226,7 +226,7 @@ class Boundaries:
 
         impl = getattr(self.model.config, "_attn_implementation", "eager")
         if impl != "eager":
-            self.model.set_attn_implementation("eager")  # sdpa returns no weights (RECIPES.md)
+            self.model.set_attn_implementation("eager")  # sdpa returns no weights (docs/architecture.md)
         inner = attn.self if hasattr(attn, "self") else attn  # BERT nests the weights one level down
         hook = inner.register_forward_hook(keep)
         try:

@@ -97,16 +97,20 @@ def seconds_for(work: Work, device: torch.device, dtype: torch.dtype) -> float:
 
 
 # -- memory --------------------------------------------------------------------------------------------
-def parse_bytes(value) -> int:
-    """8589934592, "8GiB", "512 MiB", "8G" -> bytes."""
+def parse_bytes(value, name: str | None = None) -> int:
+    """8589934592, "8GiB", "8G" (binary), "8GB" (decimal, as disks count), "512 MiB", "100" -> bytes.
+    `name` goes into the error message (e.g. "memory_budget")."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return int(value)
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)(i?B)?\s*", str(value), re.IGNORECASE)
-    if not match:
-        raise AttrWidgetsError(f"{value!r} is not a size: give bytes (an int) or a string like '8GiB'.")
-    size = int(float(match.group(1)) * 1024 ** " KMGT".index(match.group(2).upper() or " "))
-    if size <= 0:
-        raise AttrWidgetsError(f"{value!r} is not a size: give a positive number of bytes or a string like '8GiB'.")
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?)(B?)\s*", str(value), re.IGNORECASE)
+    size = 0
+    if match and not (match.group(3) and not match.group(2)):
+        power = " KMGT".index(match.group(2).upper() or " ")
+        decimal = match.group(4) and not match.group(3) and power
+        size = int(float(match.group(1)) * (1000 if decimal else 1024) ** power)
+    if size <= 0 or isinstance(value, bool):
+        where = f"{name}={value!r}" if name else repr(value)
+        raise AttrWidgetsError(f"{where} is not a size: give a positive number of bytes or a string like '8GiB'.")
     return size
 
 

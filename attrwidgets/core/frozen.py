@@ -155,7 +155,7 @@ class FrozenForward:
     def _capture(self) -> None:
         a, model = self.adapter, self.model
         if getattr(model.config, "_attn_implementation", "eager") != "eager":
-            model.set_attn_implementation("eager")  # sdpa returns no weights (RECIPES.md)
+            model.set_attn_implementation("eager")  # sdpa returns no weights (docs/architecture.md)
         seen: dict[tuple[str, int], torch.Tensor] = {}
         hooks = []
         # Hooks belong to the module, not to this call: a live widget's worker thread may run the same model

@@ -7,7 +7,7 @@ and one backward serve many rows and nodes at once:
 
     IG_r = (x_r - x'_r) * sum_k w_k * grad f_r(x'_r + a_k (x_r - x'_r)).
 
-Token IG (core/methods/integrated_gradients.py) keeps its own evaluator: there every target shares
+Token IG (core/token/methods/integrated_gradients.py) keeps its own evaluator: there every target shares
 one path, so one gradient per point serves all of them through a different reduction.
 """
 
@@ -96,7 +96,7 @@ def integrate_rows(objective: Objective, x: torch.Tensor, baseline: torch.Tensor
     """IG of every row: x, baseline (R, *S) -> (R, *S) float32 attributions, summed as the quadrature says.
 
     skip_origin: the node at alpha = 0 contributes nothing. For an L2 objective ||F(.) - F(x')|| the norm is
-    not differentiable there and its gradient is taken as 0 (METHODS.md), so it is never evaluated: a batched
+    not differentiable there and its gradient is taken as 0 (docs/methods/lig.md), so it is never evaluated: a batched
     re-evaluation of F(x') differs from the stored one by float noise, whose unit direction would leak in.
     """
     if check_rule(rule) == "adaptive":

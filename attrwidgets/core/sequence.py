@@ -87,7 +87,7 @@ def _segment_at(offset: int, spans, first_role: str) -> str:
     return first_role
 
 
-def _clean_texts(tokenizer, ids: list[int]) -> list[str]:
+def clean_texts(tokenizer, ids: list[int]) -> list[str]:
     """Each token's text as it reads in context, from growing decodes (keeps '▁'/'Ġ' spaces right)."""
     out, previous = [], ""
     for k in range(len(ids)):
@@ -126,7 +126,7 @@ def encode_prompt(tokenizer, prompt) -> tuple[list[int], list[str], str]:
     )
 
 
-def _eos_ids(handle) -> set[int]:
+def eos_ids(handle) -> set[int]:
     ids = set()
     for source in (handle.tokenizer.eos_token_id, getattr(handle.model.generation_config, "eos_token_id", None)):
         if isinstance(source, int):
@@ -139,7 +139,7 @@ def _eos_ids(handle) -> set[int]:
 @torch.no_grad()
 def greedy_continue(handle, ids: list[int], max_new_tokens: int) -> list[int]:
     """Greedy decoding with a KV cache; stops after an end-of-sequence token (kept as a target)."""
-    model, eos = handle.model, _eos_ids(handle)
+    model, eos = handle.model, eos_ids(handle)
     current = torch.tensor([ids], device=handle.device)
     # transformers >= 5.2x names the KV cache `cache` and warns on `past_key_values` (and older releases
     # only know `past_key_values`): pass whichever this model's forward declares.
@@ -182,7 +182,7 @@ def prepare_sequence(handle, prompt, *, max_new_tokens: int = 8, target: str | N
     if target is None:
         continuation = greedy_continue(handle, ids, n_new) if n_new else []
     all_ids = ids + list(continuation)
-    cleans = _clean_texts(tokenizer, all_ids)
+    cleans = clean_texts(tokenizer, all_ids)
     pieces = tokenizer.convert_ids_to_tokens(all_ids)
     special = set(tokenizer.all_special_ids)
     segments = segments + ["generated"] * len(continuation)

@@ -1,4 +1,4 @@
-"""DiffusionTimeline: layer IG at every denoising step of a masked-diffusion LM (DiffusionAttribution, METHODS.md
+"""DiffusionTimeline: layer IG at every denoising step of a masked-diffusion LM (DiffusionAttribution, docs/methods/dlig.md
 section 2) as a step scrubber over the sequence, the selected unmasked token's attribution over all positions,
 and a steps x positions heatmap.
 

@@ -1,4 +1,4 @@
-"""graph_to_html(): a standalone page of a GraphView (no kernel, no network), through export_html's page machinery.
+"""graph_to_html(): a standalone page of a GraphView (no kernel, no network), through the page every export writes (widgets/html_page.py).
 
 The page holds the pruned graph at the view's thresholds, its pins and selection; hover, click (paths), the
 detail panel, pan and zoom work as in the notebook. Re-pruning and other targets need the kernel, so the page
@@ -13,21 +13,20 @@ from typing import Any
 import traitlets
 
 from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.widgets.html_page import WIDGET_TRAITS, require_bundle, write_page
 
 VIEW_STATE = ("node_threshold", "edge_threshold", "selected_node", "pinned", "pinned_only")
-_WIDGET_TRAITS = ("layout", "tabbable", "tooltip")  # ipywidgets' own, not part of the view's model
 
 
 def graph_to_html(graph_or_view: Any, path: str | Path | None = None, *, title: str | None = None, **view: Any) -> str:
     """A standalone HTML page of a Graph or a GraphView (its thresholds, pins and selection unless `view` says
     otherwise: VIEW_STATE). Writes it to `path` when given; returns it."""
-    from attrwidgets.export_html import _bundle, _write_page
     from attrwidgets.widgets.graph_view import GraphView
 
     unknown = sorted(set(view) - set(VIEW_STATE))
     if unknown:
         raise AttrWidgetsError(f"graph_to_html got unknown option(s) {unknown}; it accepts {list(VIEW_STATE)}.")
-    _bundle("graph_view")
+    require_bundle("graph_view")
     own = not isinstance(graph_or_view, GraphView)
     if not own:
         view = {**{k: getattr(graph_or_view, k) for k in VIEW_STATE}, **view}
@@ -39,7 +38,7 @@ def graph_to_html(graph_or_view: Any, path: str | Path | None = None, *, title: 
     except traitlets.TraitError as exc:
         raise AttrWidgetsError(str(exc)) from exc
     try:
-        names = [t for t in GraphView.public_traits() if t not in _WIDGET_TRAITS]
+        names = [t for t in GraphView.public_traits() if t not in WIDGET_TRAITS]
         state = {**page_view.get_state(names), "busy": False, "error": "", "can_rebuild": False,
                  "target": "", "shown_target": "", "static_page": True}
         s = page_view.summary
@@ -48,4 +47,4 @@ def graph_to_html(graph_or_view: Any, path: str | Path | None = None, *, title: 
                 f"edge_threshold {page_view.edge_threshold}\nprompt: {s.get('prompt', '')}")
     finally:
         page_view.close()
-    return _write_page("graph_view", state, None, title or "attrwidgets: attribution graph", meta, path)
+    return write_page("graph_view", state, None, title or "attrwidgets: attribution graph", meta, path)

@@ -1,6 +1,6 @@
 """What the GraphView sends for one pruned graph, the syntax of its target box, and its small cache of graphs.
 
-Only the pruned graph crosses to the browser (DESIGN.md, "Data crossing to the browser"): node columns and
+Only the pruned graph crosses to the browser (docs/architecture.md, "Data crossing to the browser"): node columns and
 edges as two float32 buffers, ids and labels as short JSON lists. The full adjacency stays in the kernel.
 """
 

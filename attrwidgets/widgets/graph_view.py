@@ -1,4 +1,4 @@
-"""GraphView: an attribution graph (METHODS.md section 5) in the notebook, pruned in the kernel.
+"""GraphView: an attribution graph (docs/methods/graph.md) in the notebook, pruned in the kernel.
 
 Front-end: js/graph_view.ts -> attrwidgets/static/graph_view.js, same trait names (js/lib/graph_model.ts
 GraphViewModel). Nodes sit at their position (x) and layer (y): tokens along the bottom, logits on top; node

@@ -1,4 +1,4 @@
-"""HeadGrid: every attention head's share of a target logit (DePass, METHODS.md) as a layers x heads grid.
+"""HeadGrid: every attention head's share of a target logit (DePass, docs/methods/depass.md) as a layers x heads grid.
 
 Front-end: js/head_grid.ts -> attrwidgets/static/head_grid.js, same trait names (js/types.ts HeadGridModel).
 Static use shows one HeadContributions; live use keeps a HeadSession and computes the selected target's
@@ -224,8 +224,8 @@ class HeadGrid(AttrWidget):
                 self.target_logit = self.completeness_error = None
             else:
                 self.contributions = result.contributions
-                self.target_logit = _finite_or_none(result.logit)
-                self.completeness_error = _finite_or_none(result.completeness_error)
+                self.target_logit = finite_or_none(result.logit)
+                self.completeness_error = finite_or_none(result.completeness_error)
                 if not self.llm_id and result.model_id:
                     self.llm_id = result.model_id
             self._refresh_detail()
@@ -331,6 +331,6 @@ class HeadGrid(AttrWidget):
         )
 
 
-def _finite_or_none(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None

@@ -1,4 +1,4 @@
-"""LayerFlow: LIG results (METHODS.md section 4) as token rows per layer with paths into the selected target.
+"""LayerFlow: LIG results (docs/methods/lig.md) as token rows per layer with paths into the selected target.
 
 Front-end: js/layer_flow.ts -> attrwidgets/static/layer_flow.js, same trait names (js/lib/flow_model.ts
 LayerFlowModel). Layer rows run bottom-up (the first shown layer at the bottom, as the residual stream

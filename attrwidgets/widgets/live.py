@@ -37,7 +37,7 @@ def cache_key(method: str, options: dict) -> Key:
 def method_defaults(method: str) -> dict | None:
     """The registry's options for `method` (None when the registry does not know it)."""
     try:
-        from attrwidgets.core.registry import get_method
+        from attrwidgets.core.token.catalog import get_method
 
         return dict(get_method(method).defaults)
     except (ImportError, AttrWidgetsError):

@@ -80,7 +80,7 @@ def checksum(array: Any) -> str:
 class Tensor(traitlets.TraitType):
     """A float32 C-contiguous numpy array trait, sent as a binary buffer.
 
-    Validates at the boundary (DESIGN.md house style 3): real dtype, the allowed number of dimensions and,
+    Validates at the boundary (docs/architecture.md, house style 3): real dtype, the allowed number of dimensions and,
     optionally, fixed sizes per axis (None = any). Accepts numpy arrays, torch tensors and nested lists.
     """
 

@@ -1,4 +1,4 @@
-"""TokenMatrix: token attribution during generation (METHODS.md section 1) as a two-way bound view.
+"""TokenMatrix: token attribution during generation (docs/methods/token.md) as a two-way bound view.
 
 Front-end: js/token_matrix.ts -> attrwidgets/static/token_matrix.js. Trait names are identical there
 (js/types.ts). Static use shows one Attribution; live use keeps an AttributionSession and recomputes what a
@@ -13,7 +13,7 @@ import numpy as np
 import traitlets
 from traitlets import Bool, Dict, Enum, Int, List, Unicode, observe, validate
 
-from attrwidgets.core.result import Attribution
+from attrwidgets.core.token.result import Attribution
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import AttrWidget, bundle, check_tokens, close_match, unknown_keyword_error
@@ -36,9 +36,9 @@ def _available_methods(session: Any) -> list[str]:
     names = getattr(session, "methods", None)
     if names is None:
         try:
-            import attrwidgets
+            from attrwidgets.core.token.catalog import list_methods
 
-            names = attrwidgets.list_methods()
+            names = list_methods()
         except (ImportError, AttributeError):
             names = DEFAULT_METHODS
     return sorted(names)
@@ -177,7 +177,7 @@ class TokenMatrix(AttrWidget):
         if session is None:
             if "model" not in live or "prompt" not in live:
                 raise AttrWidgetsError("Live TokenMatrix needs model=<ModelHandle> and prompt='...' (or session=...).")
-            from attrwidgets.core.session import AttributionSession
+            from attrwidgets.core.token.session import AttributionSession
 
             handle = live.pop("model")
             session = AttributionSession(handle, live.pop("prompt"), **live)

@@ -1,4 +1,4 @@
-"""DePass (METHODS.md section 3): exact completeness, causality, each level against an independent
+"""DePass (docs/methods/depass.md): exact completeness, causality, each level against an independent
 computation from the model's own modules (forward hooks), the split rules, chunking, cancellation."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from attrwidgets.errors import AttrWidgetsError
 
 PROMPT = "The capital of France is Paris. The capital of Italy"
 ARCHS = ("llama", "qwen2", "gpt2", "mistral")
-EXACT = 1e-4  # METHODS.md: fp32, relative, per position
+EXACT = 1e-4  # docs/methods/depass.md: fp32, relative, per position
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""The MLP split rules on hand-made contributions, with the pinned details of METHODS.md section 3."""
+"""The MLP split rules on hand-made contributions, with the pinned details of docs/methods/depass.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Layer IG during generation and the masked-diffusion sampler: the properties of METHODS.md section 2."""
+"""Layer IG during generation and the masked-diffusion sampler: the properties of docs/methods/dlig.md."""
 
 import functools
 

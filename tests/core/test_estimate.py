@@ -89,7 +89,7 @@ def test_token_level_depass_grows_with_the_square_of_the_prompt():
 
 
 def test_fewer_rows_cost_less_in_a_session():
-    from attrwidgets.core.session import AttributionSession
+    from attrwidgets.core.token.session import AttributionSession
 
     session = AttributionSession(tiny_handle("llama"), PROMPT, max_new_tokens=4)
     one = session.estimate("integrated_gradients", rows=[0], n_steps=16)
@@ -130,12 +130,13 @@ def test_the_refusal_says_how_to_reduce_it(monkeypatch):
 
 @pytest.mark.parametrize(("text", "expected"), [
     (4096, 4096), ("8GiB", 8 << 30), ("512 MiB", 512 << 20), ("2g", 2 << 30), ("100", 100), ("1.5K", 1536),
+    ("4GB", 4 * 10**9), ("3kb", 3000), ("100B", 100), (".5 GiB", 1 << 29),
 ])
 def test_sizes_parse(text, expected):
     assert estimate.parse_bytes(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["lots", "", "-3GiB", 0, True])
+@pytest.mark.parametrize("bad", ["lots", "", "-3GiB", 0, True, "4iB", "4 GiBs", "0.0001"])
 def test_bad_sizes_are_a_clear_error(bad):
     with pytest.raises(AttrWidgetsError, match="is not a size"):
         estimate.parse_bytes(bad)

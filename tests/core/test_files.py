@@ -11,7 +11,7 @@ import pytest
 
 import attrwidgets as aw
 from attrwidgets.core import files
-from attrwidgets.core.result_io import save_tokenlens
+from attrwidgets.core.token.result_io import save_tokenlens
 from attrwidgets.testing import tiny_handle, tiny_masked_lm, toy_graph
 from tests.core.graph_reference import random_transcoder
 

@@ -10,9 +10,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from attrwidgets.core.graph import influence
+from attrwidgets.core.graph.attribution import load_graph
 from attrwidgets.core.graph.graph import KINDS, Graph, NodeTable
-from attrwidgets.core.graph.graph_io import load_graph
 from attrwidgets.core.graph.influence import node_influence
 from attrwidgets.core.graph.pruning import find_threshold, prune_masks
 from attrwidgets.errors import AttrWidgetsError
@@ -30,7 +29,7 @@ ID_RULES = {
 
 
 def methods_toy_adjacency() -> np.ndarray:
-    """METHODS.md section 5: edges 11<-{1,3,6,8}, 3<-{0,1,6}, 1<-{9,10}, 0<-9, all weight 10."""
+    """docs/methods/graph.md: edges 11<-{1,3,6,8}, 3<-{0,1,6}, 1<-{9,10}, 0<-9, all weight 10."""
     a = np.zeros((12, 12), dtype=np.float32)
     for target, sources in {11: [1, 3, 6, 8], 3: [0, 1, 6], 1: [9, 10], 0: [9]}.items():
         a[target, sources] = 10.0
@@ -445,7 +444,7 @@ def test_one_pass_ranked_influence_equals_the_series(components, sparse, monkeyp
     g = toy_graph(seed=7, n_layers=5, n_pos=6, components=components)
     store = sp.csr_array if sparse else torch.as_tensor
     dense = g.adjacency.numpy()
-    weights = inf._full_weights(g.logit_weights, len(g.nodes))
+    weights = inf.full_weights(g.logit_weights, len(g.nodes))
 
     def series(a):
         return np.asarray(original(inf._Operator(store(a)), weights, len(g.nodes), None), dtype=np.float32)
@@ -483,12 +482,6 @@ def test_binned_threshold_equals_the_sorted_rule(fraction):
     else:  # 1.0 keeps every positive score (upstream's float cumsum may stop short of a negligible tail)
         assert got == scores[scores > 0].min()
     assert find_threshold(scores[:1000], fraction) == find_threshold(np.sort(scores[:1000]), fraction)
-
-
-def test_pruning_names_reachable_from_influence():
-    assert influence.prune_masks is prune_masks and influence.find_threshold is find_threshold
-    with pytest.raises(AttributeError):
-        influence.no_such_name  # noqa: B018
 
 
 def _big_sparse_graph(n_layers=6, n_pos=40, per_site=120, fan_in=8, seed=0) -> Graph:

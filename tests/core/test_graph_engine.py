@@ -1,4 +1,4 @@
-"""Attribution graphs on tiny random models (METHODS.md section 5): linearity against an independent forward of
+"""Attribution graphs on tiny random models (docs/methods/graph.md): linearity against an independent forward of
 the frozen replacement model, exact reproduction of the prompt, causality, target selection, bad input."""
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ import torch
 
 import attrwidgets as aw
 from attrwidgets.core.integrate import adaptive_integral
-from attrwidgets.core.methods.integrated_gradients import PathEvaluator
 from attrwidgets.core.quadrature import fixed_rule
+from attrwidgets.core.token.methods.integrated_gradients import PathEvaluator
 from tests.core.reference import gradient, input_embeds, target_value
 
 PROMPT = "The capital of France is"

@@ -1,4 +1,4 @@
-"""LIG on tiny random models of four architectures: the properties of METHODS.md section 4.
+"""LIG on tiny random models of four architectures: the properties of docs/methods/lig.md.
 
 Completeness is checked against totals computed here, outside the code under test (the model's own
 hidden states / module calls), so a wrong reported error cannot hide a wrong attribution.

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import attrwidgets as aw
-from attrwidgets.core.result_io import save_tokenlens
+from attrwidgets.core.token.result_io import save_tokenlens
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.testing import tiny_handle, tiny_masked_lm, toy_graph
 from tests.core.graph_reference import random_transcoder

@@ -9,8 +9,8 @@ import pickle
 import numpy as np
 import pytest
 
-from attrwidgets.core.result import Attribution
-from attrwidgets.core.result_io import (
+from attrwidgets.core.token.result import Attribution
+from attrwidgets.core.token.result_io import (
     DATAFRAME_COLUMNS,
     SCHEMA,
     attribution_from_dict,

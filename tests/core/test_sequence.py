@@ -1,7 +1,7 @@
 """Chat segments, forced targets, token records."""
 
 import attrwidgets as aw
-from attrwidgets.core.session import AttributionSession
+from attrwidgets.core.token.session import AttributionSession
 
 CHAT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What is the capital of France?"}]
 

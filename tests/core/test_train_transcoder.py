@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from attrwidgets.core.graph import harvest
-from attrwidgets.core.graph.checkpoint import CHECKPOINT
+from attrwidgets.core.graph.checkpoint import CHECKPOINT, load_transcoder
 from attrwidgets.core.graph.train import train_transcoder
 from attrwidgets.core.graph.train_model import JumpReLU, TrainableTranscoder
-from attrwidgets.core.graph.transcoder_io import load_transcoder
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.testing import tiny_handle
 
@@ -176,7 +175,7 @@ def test_sampled_harvest_equals_a_plain_forward(llama):
     finally:
         llama.model.generate = original
     assert held_out == [] and recorded.inputs.shape[0] == 150
-    eos, rows = harvest._eos_ids(llama), []
+    eos, rows = harvest.eos_ids(llama), []
     for mask, sequences in generated:
         width = mask.shape[1]
         for row in range(sequences.shape[0]):

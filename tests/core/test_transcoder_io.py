@@ -11,8 +11,8 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+from attrwidgets.core.graph.checkpoint import load_transcoder
 from attrwidgets.core.graph.transcoder import Transcoder
-from attrwidgets.core.graph.transcoder_io import load_transcoder
 from attrwidgets.errors import AttrWidgetsError
 
 L, F, D = 3, 12, 8

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from attrwidgets.core.result import Attribution
-from attrwidgets.core.result_io import load_result, to_dataframe
+from attrwidgets.core.token.result import Attribution
+from attrwidgets.core.token.result_io import load_result, to_dataframe
+from attrwidgets.core.token.words import aggregate_words, tokenizer_style, word_spans
 from attrwidgets.core.tokens import Token
-from attrwidgets.core.words import aggregate_words, tokenizer_style, word_spans
 
 NAN = np.nan
 

@@ -1,4 +1,4 @@
-"""Real JupyterLab, Notebook 7 and marimo in Debian's Chromium, driven by Playwright (RECIPES.md).
+"""Real JupyterLab, Notebook 7 and marimo in Debian's Chromium, driven by Playwright (docs/architecture.md, Tests).
 
 Fixtures:
   lab       one JupyterLab server for tests/ui: temp JUPYTER_* dirs, deterministic settings, a free port and a

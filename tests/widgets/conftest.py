@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from attrwidgets.core.result import Attribution
+from attrwidgets.core.token.result import Attribution
 
 from .support import make_result
 

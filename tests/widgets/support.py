@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 from ipywidgets.widgets.widget import _put_buffers, _remove_buffers
 
-from attrwidgets.core.result import Attribution
+from attrwidgets.core.token.result import Attribution
 from attrwidgets.core.tokens import Token
 from attrwidgets.widgets.serialization import deserialize_tensor
 
@@ -164,7 +164,7 @@ _KERNEL_BRIDGE = """(keys) => {
 
 def connect_to_widget(page, widget, view_traits: list[str], reply_traits: list[str], timeout: float = 60) -> list:
     """Make `page` (a to_html page of `widget`) talk to the live widget; returns the list of views it sent."""
-    from attrwidgets.export_html import _base64_buffers
+    from attrwidgets.widgets.html_page import base64_buffers as _base64_buffers
 
     calls = []
 

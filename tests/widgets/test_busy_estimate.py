@@ -70,7 +70,7 @@ def test_live_values_show_the_estimate_it_is_given():
 def test_each_live_session_estimates_its_own_work():
     from attrwidgets.core.depass.heads import HeadSession
     from attrwidgets.core.lig.compute import LigSession
-    from attrwidgets.core.session import AttributionSession
+    from attrwidgets.core.token.session import AttributionSession
     from attrwidgets.testing import tiny_handle
 
     handle = tiny_handle("llama")

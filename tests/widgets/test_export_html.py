@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from attrwidgets.errors import AttrWidgetsError
-from attrwidgets.export_html import script_json, to_html
+from attrwidgets.export_html import to_html
 from attrwidgets.widgets import TokenMatrix
+from attrwidgets.widgets.html_page import script_json
 
 from .support import HOSTILE, SCRIPT_BREAKER, FakeSession
 

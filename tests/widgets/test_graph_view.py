@@ -328,7 +328,7 @@ console.log(JSON.stringify({ logits: g.logits, out }));
 def test_front_end_paths_match_python(tmp_path):
     if shutil.which("node") is None or not ESBUILD.exists():
         pytest.skip("needs node and `npm ci` (node_modules/.bin/esbuild) to run the front-end code")
-    from attrwidgets.export_html import _base64_buffers
+    from attrwidgets.widgets.html_page import base64_buffers as _base64_buffers
 
     view = GraphView(toy_graph(4, n_layers=4, n_pos=6)).wait(10)
     (tmp_path / "entry.ts").write_text(NODE_ENTRY % {"root": ROOT.as_posix()})

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from attrwidgets.core.depass.result import HeadContributions
-from attrwidgets.core.result import Attribution
+from attrwidgets.core.token.result import Attribution
 from attrwidgets.core.tokens import Token
 from attrwidgets.export_html import to_html
 

@@ -36,7 +36,7 @@ def test_selected_target_from_python_gives_the_session_row(tiny):
 
 
 def test_cheap_method_fills_every_row_once(tiny):
-    from attrwidgets.core.session import AttributionSession
+    from attrwidgets.core.token.session import AttributionSession
 
     session = AttributionSession(tiny, PROMPT, max_new_tokens=3)
     calls = []

@@ -113,7 +113,7 @@ def test_imports_and_shows_message_without_bundle():
         "import pathlib\n"
         "real = pathlib.Path.is_file\n"
         "pathlib.Path.is_file = lambda p: p.name != 'token_matrix.js' and real(p)\n"
-        "from attrwidgets.core.result import Attribution\n"
+        "from attrwidgets.core.token.result import Attribution\n"
         "from attrwidgets.core.tokens import Token\n"
         "from attrwidgets.widgets import TokenMatrix\n"
         "w = TokenMatrix(Attribution([Token(1, 'a', 'a', 'prompt'), Token(2, 'b', 'b', 'generated')], [1],"
@@ -129,7 +129,7 @@ def test_repr_is_cheap_and_informative(result):
 
 
 def test_types_ts_mirrors_python_traits():
-    """js/types.ts's Model interface names exactly the synced traits (DESIGN.md house style 2)."""
+    """js/types.ts's Model interface names exactly the synced traits (docs/architecture.md, house style 2)."""
     import re
     from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""DePass: an exact decomposed forward pass (METHODS.md section 3) and per-head contributions."""
+"""DePass: an exact decomposed forward pass (docs/methods/depass.md) and per-head contributions."""
 
 from attrwidgets.core.depass.decompose import LEVELS, depass, residual_state
 from attrwidgets.core.depass.result import (

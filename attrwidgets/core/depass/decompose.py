@@ -185,7 +185,7 @@ def depass(handle, prompt_or_messages, *, level: str = "token", layer=None, modu
            components=None, start_layer: int = 0, end_layer=None, mlp_rule: str = "softmax",
            temperature: float = 0.1, max_new_tokens: int = 0, target: str | None = None, chunk_budget=None,
            progress: bool = True, cancel: threading.Event | None = None) -> Decomposition:
-    """Decompose the model's state on a prompt into additive components (DePass, METHODS.md section 3).
+    """Decompose the model's state on a prompt into additive components (DePass, docs/methods/depass.md).
 
     prompt_or_messages: a string (tokenized with the tokenizer's default special tokens) or chat messages
     (the tokenizer's chat template). max_new_tokens > 0 generates greedily first; `target` forces a

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -75,7 +76,8 @@ class Decomposition:
             scores[:, -1] += float(bias[token_id])
         return scores.astype(np.float32)
 
-    def save(self, path):
+    def save(self, path) -> Path:
+        """A JSON header + safetensors beside it (no pickle); aw.load_decomposition reads it. Returns the JSON path."""
         header = {"tokens": [t.to_dict() for t in self.tokens], "components": list(self.components),
                   "completeness_error": float(self.completeness_error), "level": self.level,
                   "options": self.options, "model_id": self.model_id, "prompt": self.prompt,
@@ -146,7 +148,8 @@ class HeadContributions:
     def n_heads(self) -> int:
         return self.contributions.shape[1]
 
-    def save(self, path):
+    def save(self, path) -> Path:
+        """A JSON header + safetensors beside it (no pickle); aw.load_head_contributions reads it. Returns the JSON path."""
         header = {"tokens": [t.to_dict() for t in self.tokens], "position": int(self.position),
                   "target_id": int(self.target_id), "target_text": self.target_text, "logit": float(self.logit),
                   "completeness_error": float(self.completeness_error), "options": self.options,

@@ -1,4 +1,4 @@
-"""MLP split rules: how a neuron's real output is shared among the components (METHODS.md section 3).
+"""MLP split rules: how a neuron's real output is shared among the components (docs/methods/depass.md).
 
 g (M, c, I): component m's contribution to neuron i's pre-activation at each of c positions (the bias
 component first, as inside every propagation); g_real (c, I): the real pre-activation. Each rule returns shares (M, c, I) that sum to 1
@@ -60,7 +60,7 @@ def relu_shares(g: torch.Tensor, g_real: torch.Tensor) -> torch.Tensor:
     """relu(g[m]) / sum relu(g); the linear rule where no component is positive.
 
     Upstream DePass drops such a neuron's output (it has no positive component); with the linear fallback
-    pinned in METHODS.md nothing is lost, and completeness_error would show it if it were.
+    pinned in docs/methods/depass.md nothing is lost, and completeness_error would show it if it were.
     """
     positive = g.clamp(min=0)
     total = positive.sum(0, keepdim=True)

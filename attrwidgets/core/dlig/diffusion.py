@@ -6,7 +6,7 @@ current block (remasking="low_confidence"; "random" picks k masked positions at 
 schedule so each block is fully unmasked after its share of the steps (semi-autoregressive blocks when
 block_length < gen_length). temperature > 0 samples with Gumbel noise from a seeded generator.
 
-Right after each step chooses its tokens, layer IG (core/dlig/layer_ig.py) explains them on the sequence as
+Right after each step chooses its tokens, layer IG (core/token/methods/layer_ig.py) explains them on the sequence as
 it stood at that step: the target of an unmasked token is its own logit (or log-probability) AT ITS OWN
 POSITION, never a vocabulary mean or the last position, so each unmasked token is one row.
 
@@ -25,13 +25,13 @@ import threading
 import numpy as np
 import torch
 
-from attrwidgets.core.dlig.layer_ig import LayerTargetFunction, layer_baseline
 from attrwidgets.core.dlig.layers import resolve_layer
 from attrwidgets.core.dlig.result import DiffusionAttribution
 from attrwidgets.core.estimate import refuse_if_too_big
 from attrwidgets.core.forward import ComputationCancelled, TargetFunction
-from attrwidgets.core.methods.integrated_gradients import integrate_path
 from attrwidgets.core.sequence import encode_prompt
+from attrwidgets.core.token.methods.integrated_gradients import integrate_path
+from attrwidgets.core.token.methods.layer_ig import LayerTargetFunction, layer_baseline
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError, checked_keywords
 
@@ -167,13 +167,13 @@ def _explain_step(handle, spec, x, positions, tokens, n_prompt, mask_id, baselin
 
 
 def _assemble(handle, spec, text, x, n_prompt, mask_id, states, rows, results, options, baseline, sampler):
-    from attrwidgets.core.sequence import _clean_texts
+    from attrwidgets.core.sequence import clean_texts
 
     ids = x.tolist()
     tokenizer = handle.tokenizer
     special = set(tokenizer.all_special_ids)
     tokens = [Token(int(i), str(p), c, "prompt" if k < n_prompt else "generated", int(i) in special)
-              for k, (i, p, c) in enumerate(zip(ids, tokenizer.convert_ids_to_tokens(ids), _clean_texts(tokenizer, ids)))]
+              for k, (i, p, c) in enumerate(zip(ids, tokenizer.convert_ids_to_tokens(ids), clean_texts(tokenizer, ids)))]
     cat = lambda name: np.concatenate([getattr(r, name) for r in results]) if results else np.zeros((0, len(ids)))
     per_dim = np.concatenate([r.per_dim for r in results]) if options["per_dim"] and results else None
     mask_text = tokenizer.convert_ids_to_tokens([mask_id])[0] if mask_id < len(tokenizer) else "[MASK]"

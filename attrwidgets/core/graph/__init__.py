@@ -1,4 +1,4 @@
-"""Attribution graphs (METHODS.md section 5): transcoders, the frozen local replacement model, pruned graphs.
+"""Attribution graphs (docs/methods/graph.md): transcoders, the frozen local replacement model, pruned graphs.
 
 Transcoders
     transcoder.py        the Transcoder container and its forward (PLT / CLT, JumpReLU / ReLU / TopK, skip)
@@ -12,6 +12,6 @@ The graph
     sweep.py             batched backward sweeps: one adjacency row per target; rows.py orders and batches them
     attribution.py       aw.attribution_graph; engine.py (rebuild, labels) and intervene.py (graph.intervene)
 Graph data
-    node_table.py, graph.py   NodeTable, Graph, PrunedGraph; graph_io.py save / load / the viewer's JSON
+    node_table.py, graph.py   NodeTable, Graph, PrunedGraph; graph_write.py save and the viewer's JSON, graph_io.py load
     influence.py, pruning.py  node and edge influence, thresholds, pruning, replacement / completeness scores
 """

@@ -19,7 +19,9 @@ import torch
 
 from attrwidgets.core.estimate import refuse_if_too_big
 from attrwidgets.core.frozen import FrozenForward
+from attrwidgets.core.graph.engine import GraphEngine
 from attrwidgets.core.graph.graph import Graph
+from attrwidgets.core.graph.graph_io import read_graph
 from attrwidgets.core.graph.logit_targets import LogitTargets, select_logits
 from attrwidgets.core.graph.node_table import NodeTable
 from attrwidgets.core.graph.prompt import prompt_ids, token_texts
@@ -59,7 +61,7 @@ def resolve_transcoder(transcoder):
     if transcoder is None:
         return None
     if isinstance(transcoder, (str, Path)):
-        from attrwidgets.core.graph.transcoder_io import load_transcoder
+        from attrwidgets.core.graph.checkpoint import load_transcoder
 
         return load_transcoder(transcoder)
     from attrwidgets.core.graph.transcoder import Transcoder
@@ -142,10 +144,19 @@ def attribution_graph(model, prompt, *, transcoder=None, max_logits: int = 10, l
 
 
 def _set_engine(graph: Graph, handle, transcoder, rep: Replacement) -> None:
-    from attrwidgets.core.graph.engine import GraphEngine
-
-    graph.engine = GraphEngine(handle, transcoder, graph.metadata.get("settings", {}), rep)
+    graph.engine = GraphEngine(handle, transcoder, graph.metadata.get("settings", {}), rep, attribution_graph)
     graph.labeler = graph.engine.labeler(graph)
+
+
+def load_graph(path, model=None, transcoder=None) -> Graph:
+    """Read a graph written by graph.save(path). Pass `model` (and, for a transcoder graph, its `transcoder`)
+    to re-attach them for labels, intervene and rebuild."""
+    graph = read_graph(path)
+    if model is not None:
+        attach_engine(graph, model, transcoder)
+    elif transcoder is not None:
+        raise AttrWidgetsError("A transcoder alone cannot be attached: pass model=... with it.")
+    return graph
 
 
 def attach_engine(graph: Graph, model, transcoder=None) -> None:

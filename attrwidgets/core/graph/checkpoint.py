@@ -14,7 +14,10 @@ from pathlib import Path
 
 import torch
 
-from attrwidgets.core.files import atomic_path
+from attrwidgets.core.files import atomic_path, file_reader
+from attrwidgets.core.graph import transcoder_io
+from attrwidgets.core.graph.train_model import TrainableTranscoder, TrainSettings, threshold_switch
+from attrwidgets.core.graph.transcoder_write import check_shapes
 from attrwidgets.errors import AttrWidgetsError
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -107,9 +110,6 @@ def transcoder_from_checkpoint(path: Path):
     """The transcoder as it was at the checkpoint's step (for a run that was interrupted)."""
     from safetensors.torch import load_file
 
-    from attrwidgets.core.graph.train import TrainSettings, threshold_switch
-    from attrwidgets.core.graph.train_model import TrainableTranscoder
-
     meta = _meta(path)
     s, model = meta["settings"], meta["model"]
     module = TrainableTranscoder(s["kind"], s["activation"], model["n_layers"], model["d_model"], s["n_features"],
@@ -119,3 +119,17 @@ def transcoder_from_checkpoint(path: Path):
     if meta["step"] < threshold_switch(TrainSettings(**s)):
         module.begin_threshold_learning()  # still in the steered phase: its per-layer thresholds are current
     return module.export({"model": model, "training": {**s, "checkpoint_step": meta["step"]}})
+
+
+@file_reader('a transcoder folder (config.json or config.yaml with safetensors)',
+             "Pass a folder written by Transcoder.save() or aw.train_transcoder(save=...), or a circuit-tracer "
+             "transcoder folder")
+def load_transcoder(folder, device=None, dtype: torch.dtype | None = None):
+    """aw.load_transcoder: every layout core/graph/transcoder_io.py reads, and the folder of an interrupted
+    aw.train_transcoder run, which holds only its checkpoint (the transcoder as it was at that step)."""
+    path = Path(folder).expanduser()
+    if path.is_dir() and (path / CHECKPOINT).exists() and not transcoder_io.has_layout(path):
+        tc = transcoder_from_checkpoint(path / CHECKPOINT)
+        check_shapes(tc, str(path))
+        return tc.to(device, dtype) if (device is not None or dtype is not None) else tc
+    return transcoder_io.load_transcoder(folder, device, dtype)

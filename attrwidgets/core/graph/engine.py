@@ -15,15 +15,17 @@ TOP_TOKENS = 3
 
 
 class GraphEngine:
-    def __init__(self, handle, transcoder, settings: dict, replacement):
+    """`build` is aw.attribution_graph, handed in by the module that builds graphs (core/graph/attribution.py),
+    which imports this one."""
+
+    def __init__(self, handle, transcoder, settings: dict, replacement, build):
         self.handle, self.transcoder, self.settings = handle, transcoder, dict(settings)
         self.replacement = replacement  # kept for labels and frozen interventions on this prompt
+        self.build = build
 
     def rebuild(self, graph, **changes):
-        from attrwidgets.core.graph.attribution import attribution_graph
-
         settings = {**self.settings, **changes}
-        return attribution_graph(self.handle, list(graph.token_ids), transcoder=self.transcoder, **settings)
+        return self.build(self.handle, list(graph.token_ids), transcoder=self.transcoder, **settings)
 
     def estimate(self, graph, **changes):
         """What rebuild(graph, **changes) will take (core/estimate.py)."""

@@ -1,10 +1,10 @@
-"""Graph, NodeTable, PrunedGraph: an attribution graph as data (METHODS.md section 5).
+"""Graph, NodeTable, PrunedGraph: an attribution graph as data (docs/methods/graph.md).
 
 A Graph holds the node table and the full adjacency (rows targets, columns sources; torch dense or scipy CSR
 for big graphs) and stays in the kernel; what crosses to the browser or to the public viewer is a PrunedGraph.
 Node order inside a Graph: [features, or attention + mlp components] [errors] [tokens] [logits], as
 circuit-tracer orders its adjacency, so "the last n_tokens + n_logits nodes" are always the fixed ones.
-Save / load / viewer JSON live in graph_io.py; the math in influence.py.
+Saving and the viewer's JSON live in graph_write.py, loading in graph_io.py; the math in influence.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 
 from attrwidgets.core.graph import influence as inf
 from attrwidgets.core.graph import pruning
+from attrwidgets.core.graph.graph_write import save_graph, write_viewer_json
 from attrwidgets.core.graph.node_table import KINDS, NodeTable
 from attrwidgets.errors import AttrWidgetsError
 
@@ -223,15 +224,11 @@ class Graph:
         self, path=None, *, node_threshold: float = 0.8, edge_threshold: float = 0.98, pinned=(), slug=None
     ) -> dict:
         """The pruned graph in the public graph viewer's JSON (circuit-tracer's create_graph_files format)."""
-        from attrwidgets.core.graph.graph_io import write_viewer_json
-
         pruned = self.prune(node_threshold, edge_threshold, keep=pinned)
         return write_viewer_json(pruned, path, pinned=pinned, slug=slug)
 
     def save(self, path):
         """A JSON header + a safetensors file beside it (no pickle); read back with aw.load_graph(path)."""
-        from attrwidgets.core.graph.graph_io import save_graph
-
         return save_graph(self, path)
 
     def intervene(self, interventions, frozen: bool = True, **kw):
@@ -280,6 +277,4 @@ class PrunedGraph:
         return [ids[i] for i in self.node_index.tolist()]
 
     def to_json(self, path=None, *, pinned=(), slug=None) -> dict:
-        from attrwidgets.core.graph.graph_io import write_viewer_json
-
         return write_viewer_json(self, path, pinned=pinned, slug=slug)

@@ -1,7 +1,7 @@
 """Harvest (MLP input, MLP output) pairs of every layer for transcoder training, to a memory budget.
 
 The input is the output of the pre-MLP norm (what the MLP itself reads), the output is the MLP's output:
-the two ends a transcoder replaces (METHODS.md section 5). Activations are recorded by forward hooks, with
+the two ends a transcoder replaces (docs/methods/graph.md). Activations are recorded by forward hooks, with
 no gradients, in eval mode, and stored as bfloat16 (half the memory of fp32; its 8-bit mantissa costs far
 less than the reconstruction error we train down to).
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from attrwidgets.core.sequence import _eos_ids
+from attrwidgets.core.sequence import eos_ids
 from attrwidgets.errors import AttrWidgetsError
 
 STORAGE_DTYPE = torch.bfloat16
@@ -117,7 +117,7 @@ def bos_id(tokenizer) -> int | None:
 
 
 def with_bos(tokenizer, ids: list[int]) -> list[int]:
-    """The graph's convention (RECIPES.md): BOS prepended unless the first id is already special."""
+    """The graph's convention (docs/methods/graph.md): BOS prepended unless the first id is already special."""
     bos = bos_id(tokenizer)
     if bos is not None and (not ids or ids[0] not in set(tokenizer.all_special_ids)):
         return [int(bos)] + ids
@@ -299,7 +299,7 @@ def _sample(handle, n_tokens, *, seed, new_tokens, batch_size, n_eval, progress)
     model, tokenizer, device = handle.model, handle.tokenizer, handle.device
     n_layers = handle.adapter.n_layers(model)
     d_model = handle.adapter.embedding(model).weight.shape[1]
-    eos = _eos_ids(handle)
+    eos = eos_ids(handle)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(eos), 0)
     sink, recorder = _Sink(n_tokens, n_layers, d_model, spare=n_eval), _Recorder(handle)
     rng = random.Random(seed)

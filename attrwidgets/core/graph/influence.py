@@ -1,4 +1,4 @@
-"""Node and edge influence on an attribution graph, and pruning (METHODS.md section 5).
+"""Node and edge influence on an attribution graph, and pruning (docs/methods/graph.md).
 
 Adjacency: rows are targets, columns sources. Influence is the series I = w (N + N^2 + ...) on the row-normalised
 |A| (N), with w the logit probabilities on the logit rows. On a DAG the series ends exactly (w N^k has no
@@ -18,7 +18,7 @@ import torch
 
 from attrwidgets.errors import AttrWidgetsError
 
-_TINY = 1e-10  # upstream's clamp on row sums: rows with no input stay zero
+TINY = 1e-10  # upstream's clamp on row sums: rows with no input stay zero
 
 
 def is_sparse(adjacency) -> bool:
@@ -29,7 +29,7 @@ def is_sparse(adjacency) -> bool:
     return sp.issparse(adjacency)
 
 
-def _as_dense_tensor(adjacency) -> torch.Tensor:
+def as_dense_tensor(adjacency) -> torch.Tensor:
     if isinstance(adjacency, torch.Tensor):
         if adjacency.layout != torch.strided:
             adjacency = adjacency.to_dense()
@@ -37,7 +37,7 @@ def _as_dense_tensor(adjacency) -> torch.Tensor:
     return torch.as_tensor(np.asarray(adjacency, dtype=np.float32))
 
 
-def _as_csr(adjacency):
+def as_csr(adjacency):
     import scipy.sparse as sp
 
     out = sp.csr_array(adjacency)
@@ -58,18 +58,18 @@ def check_square(adjacency) -> int:
 def row_sums(adjacency):
     """Row sums of |A| (torch for dense, numpy for sparse)."""
     if is_sparse(adjacency):
-        return np.asarray(abs(_as_csr(adjacency)).sum(axis=1)).ravel()
-    return torch.linalg.vector_norm(_as_dense_tensor(adjacency), ord=1, dim=1)
+        return np.asarray(abs(as_csr(adjacency)).sum(axis=1)).ravel()
+    return torch.linalg.vector_norm(as_dense_tensor(adjacency), ord=1, dim=1)
 
 
 def normalize_rows(adjacency):
     """|A| with each row divided by its sum (rows with no input stay zero). Same kind as the input (torch / csr)."""
     if is_sparse(adjacency):
-        csr = abs(_as_csr(adjacency))
-        scale = 1.0 / np.maximum(np.asarray(csr.sum(axis=1)).ravel(), _TINY)
+        csr = abs(as_csr(adjacency))
+        scale = 1.0 / np.maximum(np.asarray(csr.sum(axis=1)).ravel(), TINY)
         return _scale_rows_csr(csr, scale)
-    dense = _as_dense_tensor(adjacency).abs()
-    return dense / dense.sum(dim=1, keepdim=True).clamp(min=_TINY)
+    dense = as_dense_tensor(adjacency).abs()
+    return dense / dense.sum(dim=1, keepdim=True).clamp(min=TINY)
 
 
 def _scale_rows_csr(csr, scale: np.ndarray):
@@ -78,7 +78,7 @@ def _scale_rows_csr(csr, scale: np.ndarray):
     return out
 
 
-def _full_weights(logit_weights, n: int) -> np.ndarray:
+def full_weights(logit_weights, n: int) -> np.ndarray:
     if isinstance(logit_weights, torch.Tensor):
         logit_weights = logit_weights.detach().cpu().numpy()
     w = np.asarray(logit_weights, dtype=np.float64).ravel()
@@ -99,12 +99,12 @@ class _Operator:
     def __init__(self, adjacency):
         self.sparse = is_sparse(adjacency)
         if self.sparse:
-            abs_csr = abs(_as_csr(adjacency))
-            self.inv_rows = 1.0 / np.maximum(np.asarray(abs_csr.sum(axis=1)).ravel(), _TINY)
+            abs_csr = abs(as_csr(adjacency))
+            self.inv_rows = 1.0 / np.maximum(np.asarray(abs_csr.sum(axis=1)).ravel(), TINY)
             self.abs_t = abs_csr.T.tocsr()  # v N = |A|^T (v / r): a CSR mat-vec
         else:
-            self.abs = _as_dense_tensor(adjacency).abs()
-            self.inv_rows = 1.0 / self.abs.sum(dim=1).clamp(min=_TINY)
+            self.abs = as_dense_tensor(adjacency).abs()
+            self.inv_rows = 1.0 / self.abs.sum(dim=1).clamp(min=TINY)
 
     def step(self, v):
         if self.sparse:
@@ -156,13 +156,13 @@ class _Blocks:
     def __init__(self, adjacency):
         self.sparse = is_sparse(adjacency)
         if self.sparse:
-            magnitude = abs(_as_csr(adjacency))
-            self.inv_rows = 1.0 / np.maximum(np.asarray(magnitude.sum(axis=1)).ravel(), _TINY)
+            magnitude = abs(as_csr(adjacency))
+            self.inv_rows = 1.0 / np.maximum(np.asarray(magnitude.sum(axis=1)).ravel(), TINY)
             self.columns = magnitude.tocsc()  # column slices are cheap in CSC
         else:
-            self.dense = _as_dense_tensor(adjacency)
+            self.dense = as_dense_tensor(adjacency)
             # the 1-norm reduction reads A once without materialising |A|
-            self.inv_rows = 1.0 / torch.linalg.vector_norm(self.dense, ord=1, dim=1).clamp(min=_TINY)
+            self.inv_rows = 1.0 / torch.linalg.vector_norm(self.dense, ord=1, dim=1).clamp(min=TINY)
 
     def vector(self, values):
         if self.sparse:
@@ -215,7 +215,7 @@ def node_influence(adjacency, logit_weights, *, max_steps: int | None = None, ra
     Returns a torch tensor for torch input, else a numpy array. A cycle raises AttrWidgetsError.
     """
     n = check_square(adjacency)
-    w = _full_weights(logit_weights, n)
+    w = full_weights(logit_weights, n)
     total = None
     if rank is not None:
         rank = np.asarray(rank, dtype=np.int64).ravel()
@@ -237,34 +237,15 @@ def edge_influence(adjacency, logit_weights, *, max_steps: int | None = None, ra
     Dense input -> dense torch (n, n); sparse -> csr_array with the same pattern as |A|.
     """
     n = check_square(adjacency)
-    w = _full_weights(logit_weights, n)
+    w = full_weights(logit_weights, n)
     total = node_influence(adjacency, w, max_steps=max_steps, rank=rank)
     if is_sparse(adjacency):
-        magnitude = abs(_as_csr(adjacency))
-        inv_rows = 1.0 / np.maximum(np.asarray(magnitude.sum(axis=1)).ravel(), _TINY)
+        magnitude = abs(as_csr(adjacency))
+        inv_rows = 1.0 / np.maximum(np.asarray(magnitude.sum(axis=1)).ravel(), TINY)
         return _scale_rows_csr(magnitude, (np.asarray(total, dtype=np.float64) + w) * inv_rows)
-    magnitude = _as_dense_tensor(adjacency).abs()
+    magnitude = as_dense_tensor(adjacency).abs()
     total = torch.as_tensor(total, dtype=magnitude.dtype, device=magnitude.device)
     per_row = (total + torch.as_tensor(w, dtype=magnitude.dtype, device=magnitude.device)) / magnitude.sum(
         dim=1
-    ).clamp(min=_TINY)
+    ).clamp(min=TINY)
     return magnitude * per_row[:, None]
-
-
-_PRUNING = (
-    "find_threshold",
-    "check_threshold",
-    "PruneResult",
-    "cumulative_scores",
-    "prune_masks",
-    "graph_scores",
-)
-
-
-def __getattr__(name):
-    # pruning lives in pruning.py (it builds on this module); keep influence.prune_masks etc. reachable here
-    if name in _PRUNING:
-        from attrwidgets.core.graph import pruning
-
-        return getattr(pruning, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""A graph's prompt -> token ids, with circuit-tracer's conventions (RECIPES.md).
+"""A graph's prompt -> token ids, with circuit-tracer's conventions (docs/methods/graph.md).
 
 A string or chat messages are tokenised as the other methods do (core/sequence.py); a BOS token is prepended
 unless the first id is already special, because position 0 carries no nodes (it is the attention sink whose
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from attrwidgets.core.sequence import _clean_texts, encode_prompt
+from attrwidgets.core.sequence import clean_texts, encode_prompt
 from attrwidgets.errors import AttrWidgetsError
 
 
@@ -47,4 +47,4 @@ def prompt_ids(handle, prompt) -> tuple[torch.Tensor, str]:
 
 
 def token_texts(handle, ids: torch.Tensor) -> list[str]:
-    return _clean_texts(handle.tokenizer, ids.tolist())
+    return clean_texts(handle.tokenizer, ids.tolist())

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from attrwidgets.core.graph.influence import (
-    _TINY,
-    _as_csr,
-    _as_dense_tensor,
-    _full_weights,
+    TINY,
+    as_csr,
+    as_dense_tensor,
     check_square,
     edge_influence,
+    full_weights,
     is_sparse,
     node_influence,
     row_sums,
@@ -111,15 +111,15 @@ def _kept_edges(adjacency, keep: np.ndarray, w_kept: np.ndarray, edge_threshold:
     """Edges among the kept nodes whose scores (on the pruned graph) reach the edge threshold -> global indices."""
     sub_rank = None if rank is None else rank[keep]
     if is_sparse(adjacency):
-        sub = _as_csr(adjacency)[keep][:, keep].tocoo()
+        sub = as_csr(adjacency)[keep][:, keep].tocoo()
         total = node_influence(sub.tocsr(), w_kept, max_steps=max_steps, rank=sub_rank)
         magnitude = np.abs(sub.data)
         row_total = np.bincount(sub.row, weights=magnitude, minlength=keep.size)
-        per_row = (np.asarray(total, dtype=np.float64) + w_kept) / np.maximum(row_total, _TINY)
+        per_row = (np.asarray(total, dtype=np.float64) + w_kept) / np.maximum(row_total, TINY)
         rows, cols, weights = sub.row, sub.col, sub.data
         values = magnitude * per_row[rows]
     else:
-        dense = _as_dense_tensor(adjacency)
+        dense = as_dense_tensor(adjacency)
         index = torch.as_tensor(keep, device=dense.device)
         sub = dense.index_select(0, index).index_select(1, index)
         scores = edge_influence(sub, w_kept, max_steps=max_steps, rank=sub_rank)
@@ -162,7 +162,7 @@ def prune_masks(
         raise AttrWidgetsError(
             f"Cannot prune: {n_tokens} tokens + {n_logits} logits do not fit a graph of {n} nodes."
         )
-    w = _full_weights(logit_weights, n)
+    w = full_weights(logit_weights, n)
     if influence is None:
         influence = node_influence(adjacency, w, max_steps=max_steps, rank=rank)
     if isinstance(influence, torch.Tensor):
@@ -203,7 +203,7 @@ def graph_scores(
 ):
     """(replacement, completeness) as in later circuit-tracer versions' compute_graph_scores."""
     n = check_square(adjacency)
-    w = _full_weights(logit_weights, n)
+    w = full_weights(logit_weights, n)
     if influence is None:
         influence = node_influence(adjacency, w, max_steps=max_steps, rank=rank)
     if isinstance(influence, torch.Tensor):
@@ -223,9 +223,9 @@ def _error_share(adjacency, error_index: np.ndarray) -> np.ndarray:
     """For each row, the share of its |input| that comes from error nodes (0 for rows with no input)."""
     sums = row_sums(adjacency)
     if is_sparse(adjacency):
-        part = np.asarray(abs(_as_csr(adjacency)[:, error_index]).sum(axis=1)).ravel()
-        return part / np.maximum(sums, _TINY)
-    dense = _as_dense_tensor(adjacency)
+        part = np.asarray(abs(as_csr(adjacency)[:, error_index]).sum(axis=1)).ravel()
+        return part / np.maximum(sums, TINY)
+    dense = as_dense_tensor(adjacency)
     index = torch.as_tensor(error_index, device=dense.device)
     part = dense.index_select(1, index).abs().sum(dim=1)
-    return (part / sums.clamp(min=_TINY)).cpu().double().numpy()
+    return (part / sums.clamp(min=TINY)).cpu().double().numpy()

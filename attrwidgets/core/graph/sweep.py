@@ -9,7 +9,7 @@ and its targets read at the same sites through a frozen norm (features and MLP c
 "in", logits at (L-1, "out") through the final norm). A sweep injects each target's read direction as the
 gradient of its own batch row and carries the gradients down, site by site: at every site first the targets
 that read there are injected, then the sources that write there are contracted with the gradient. So an edge
-is exactly source vector . d target / d site, the direct effect (METHODS.md section 5).
+is exactly source vector . d target / d site, the direct effect (docs/methods/graph.md).
 
 Between sites, MLPs are stops (their outputs are nodes or constants) except a transcoder's linear skip path,
 and attention is either frozen and passed through (transcoder graphs: attention is not a node) or a stop

@@ -1,6 +1,6 @@
 """aw.train_transcoder: harvest MLP inputs/outputs, train a per-layer or cross-layer transcoder, save it.
 
-Loss (METHODS.md section 5): normalised MSE per layer (1 - fraction of variance explained) + sparsity *
+Loss (docs/methods/graph.md): normalised MSE per layer (1 - fraction of variance explained) + sparsity *
 sum_i tanh(c * ||W_dec,i|| * a_i); ReLU, TopK (k fixes L0; no sparsity term) or JumpReLU in two phases:
 first one threshold per layer steered so tokens average `target_l0` active features (BatchTopK: a short run
 from scratch otherwise closes most features, README "Transcoders"), then, for the last `threshold_phase` of
@@ -13,15 +13,17 @@ whole) and resume=True continues from it.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from attrwidgets.core.estimate import parse_bytes
 from attrwidgets.core.graph import checkpoint as ckpt
 from attrwidgets.core.graph.harvest import Harvest, bytes_per_token, harvest_sampled, harvest_texts
-from attrwidgets.core.graph.train_model import TrainableTranscoder
+from attrwidgets.core.graph.train_model import TrainableTranscoder, TrainSettings, threshold_switch
 from attrwidgets.core.graph.transcoder import ACTIVATIONS, KINDS, Transcoder
+from attrwidgets.core.graph.transcoder_io import load_transcoder
 from attrwidgets.errors import AttrWidgetsError, checked_keywords
 
 # Defaults sized for SmolLM2-135M on 2 CPU cores (under 10 minutes, harvest included): README "Transcoders".
@@ -36,45 +38,6 @@ DEFAULT_TARGET_L0 = 64
 DEFAULT_THRESHOLD_PHASE = 0.3
 CHECKPOINT_SECONDS = 120.0
 DEFAULT_SKIP = True  # per-layer only: the linear part of each MLP, fitted by least squares at the start
-
-
-@dataclass
-class TrainSettings:
-    kind: str
-    activation: str
-    n_features: int
-    steps: int
-    batch_tokens: int
-    sparsity: float
-    sparsity_c: float
-    lr: float
-    top_k: int | None
-    skip: bool
-    seed: int
-    bandwidth: float
-    target_l0: int
-    threshold_phase: float
-
-    def matches(self, other: dict) -> list[str]:
-        """Names of the settings that differ from a checkpoint's (steps may grow: training continues)."""
-        mine = asdict(self)
-        return [k for k, v in mine.items() if k != "steps" and other.get(k) != v]
-
-
-def parse_bytes(value) -> int:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return int(value)
-    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9, "b": 1}
-    text = str(value).strip().lower().replace(" ", "")
-    for unit, factor in units.items():
-        if text.endswith(unit):
-            try:
-                number = float(text[: -len(unit)])
-            except ValueError:
-                break
-            if number > 0:
-                return int(number * factor)
-    raise AttrWidgetsError(f"memory_budget={value!r} is not a size: give bytes (an int) or a string like '4GiB'.")
 
 
 def _check(name, value, kind=int, low=0):
@@ -151,7 +114,7 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
     _check("context", context, low=1)
     if checkpoint_every is not None:
         _check("checkpoint_every", checkpoint_every)
-    budget = parse_bytes(memory_budget)
+    budget = parse_bytes(memory_budget, "memory_budget")
     per_token = bytes_per_token(n_layers, d_model)
     n_tokens = min(max_tokens, budget // per_token)
     if n_tokens < 64:
@@ -166,8 +129,6 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
 
     state = ckpt.read(folder, settings, model_info) if (folder is not None and resume) else None
     if state is not None and state.get("finished"):
-        from attrwidgets.core.graph.transcoder_io import load_transcoder
-
         if progress:
             print(f"attrwidgets: {folder} already holds this transcoder (pass resume=False to train again).")
         return load_transcoder(folder)
@@ -252,13 +213,6 @@ def learning_rate_factor(step: int, steps: int) -> float:
     if step < decay_start:
         return 1.0
     return max(0.0, (steps - step) / max(1, steps - decay_start))
-
-
-def threshold_switch(settings) -> int:
-    """The step from which JumpReLU thresholds are learned per feature (before it: steered per layer)."""
-    if settings.activation != "jumprelu":
-        return -1
-    return round(settings.steps * (1 - settings.threshold_phase))
 
 
 def batch_indices(step: int, n: int, batch: int, seed: int) -> torch.Tensor:

@@ -14,6 +14,7 @@ The threshold is parameterised by its logarithm so it stays positive.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -279,3 +280,33 @@ class TrainableTranscoder(nn.Module):
             (self.W_skip[l].cpu() * (sy[l] / sx[l])).t().contiguous() for l in range(L)]
         return Transcoder(self.kind, self.activation, W_enc, b_enc, W_dec, b_dec, threshold, W_skip, self.top_k,
                           dict(config or {}))
+
+
+@dataclass
+class TrainSettings:
+    kind: str
+    activation: str
+    n_features: int
+    steps: int
+    batch_tokens: int
+    sparsity: float
+    sparsity_c: float
+    lr: float
+    top_k: int | None
+    skip: bool
+    seed: int
+    bandwidth: float
+    target_l0: int
+    threshold_phase: float
+
+    def matches(self, other: dict) -> list[str]:
+        """Names of the settings that differ from a checkpoint's (steps may grow: training continues)."""
+        mine = asdict(self)
+        return [k for k, v in mine.items() if k != "steps" and other.get(k) != v]
+
+
+def threshold_switch(settings) -> int:
+    """The step from which JumpReLU thresholds are learned per feature (before it: steered per layer)."""
+    if settings.activation != "jumprelu":
+        return -1
+    return round(settings.steps * (1 - settings.threshold_phase))

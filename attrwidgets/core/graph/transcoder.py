@@ -1,4 +1,4 @@
-"""Transcoder: a sparse replacement for every MLP of a model (METHODS.md section 5, RECIPES.md formats).
+"""Transcoder: a sparse replacement for every MLP of a model (docs/methods/graph.md, its file layouts).
 
 Per-layer (PLT): the features of layer l read the MLP input of layer l and write its output.
 Cross-layer (CLT): a feature read at layer l writes to the MLP outputs of layers l..L-1.
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from attrwidgets.core.graph.transcoder_write import save_transcoder
 from attrwidgets.errors import AttrWidgetsError
 
 KINDS = ("plt", "clt")
@@ -109,8 +110,6 @@ class Transcoder:
     def save(self, folder, format: str = "attrwidgets", dtype: torch.dtype | None = None):
         """Write into `folder`: format="attrwidgets" (config.json + safetensors, aw.load_transcoder reads it) or
         "circuit-tracer" (the layout circuit-tracer loads). Returns the folder's Path."""
-        from attrwidgets.core.graph.transcoder_io import save_transcoder
-
         return save_transcoder(self, folder, format=format, dtype=dtype)
 
     def to(self, device=None, dtype=None) -> Transcoder:

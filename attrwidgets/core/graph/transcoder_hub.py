@@ -15,12 +15,16 @@ from urllib.parse import urlparse
 import torch
 
 from attrwidgets.core.graph.transcoder import Transcoder
+from attrwidgets.core.graph.transcoder_layouts import (
+    assemble_plt,
+    ct_config,
+    layer_from_params,
+    read_safetensors,
+)
 from attrwidgets.errors import AttrWidgetsError
 
 
 def load_listed(folder: Path, config: dict) -> Transcoder:
-    from attrwidgets.core.graph.transcoder_io import _ct_config, assemble_plt, layer_from_params
-
     refs = _layer_refs(folder, config["transcoders"])
     files = [_resolve(folder, ref) for ref in refs]
     missing = [ref for ref, file in zip(refs, files) if file is None]
@@ -35,9 +39,9 @@ def load_listed(folder: Path, config: dict) -> Transcoder:
                                f"{min(map(str, dupes))}: keep each file under its full repository path.")
     params = [_read_params(file) for file in files]
     if config.get("model_kind") == "cross_layer_transcoder":
-        return _gemma_scope_2_clt(params, files, _ct_config(config))
+        return _gemma_scope_2_clt(params, files, ct_config(config))
     layers = [layer_from_params(p, str(f), enc_in_first=f.suffix == ".npz") for p, f in zip(params, files)]
-    return assemble_plt(layers, str(folder), _ct_config(config))
+    return assemble_plt(layers, str(folder), ct_config(config))
 
 
 def _layer_refs(folder: Path, entries) -> list[str]:
@@ -86,9 +90,7 @@ def _read_params(file: Path) -> dict:
                 return {k: torch.from_numpy(np.array(arrays[k])) for k in arrays.files}
         except (ValueError, OSError) as exc:
             raise AttrWidgetsError(f"{file} is not a readable .npz file ({exc}).") from exc
-    from attrwidgets.core.graph.transcoder_io import _read_safetensors
-
-    return _read_safetensors(file)
+    return read_safetensors(file)
 
 
 def _gemma_scope_2_clt(params: list[dict], files: list[Path], config: dict) -> Transcoder:

@@ -1,4 +1,4 @@
-"""LIG: layer-wise integrated gradients at module boundaries (z->z, z->u per head, u->z); METHODS.md section 4."""
+"""LIG: layer-wise integrated gradients at module boundaries (z->z, z->u per head, u->z); docs/methods/lig.md."""
 
 from attrwidgets.core.lig.compute import LigSession, lig
 from attrwidgets.core.lig.lig_json import load_layer_attribution, load_lig_json

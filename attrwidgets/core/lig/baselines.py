@@ -3,7 +3,7 @@
 ITB ("self_input_token") is target-specific: for target j every source position gets z_j, so the
 self-term (i = j) has zero input difference and reads 0. The two ratio variants re-estimate it from the
 zero baseline (itb_zero_ratio) or from the attention weight a_jj (itb_map_ratio), then rescale the column
-so its sum (the ITB completeness anchor) is unchanged. Worked examples in METHODS.md section 4.
+so its sum (the ITB completeness anchor) is unchanged. Worked examples in docs/methods/lig.md.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from attrwidgets.core.lig.baselines import (
     resolve_granularity,
 )
 from attrwidgets.core.lig.result import LayerAttribution, RouteColumns
-from attrwidgets.core.methods.integrated_gradients import check_batch_size, check_n_steps
 from attrwidgets.core.sequence import prepare_sequence
+from attrwidgets.core.token.methods.integrated_gradients import check_batch_size, check_n_steps
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.models import as_handle
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attrwidgets.core.lig.baselines import OPTION_OF_ROUTE
+from attrwidgets.core.lig.lig_write import save_bundle_of, to_upstream_dict
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 
-LIG_SCHEMA = "attrwidgets.layer_attribution/1"
 FLAG_ERROR = 0.02  # the LIG authors' threshold; views flag columns above it
 
 
@@ -200,8 +200,6 @@ class LayerAttribution:
     def to_dict(self) -> dict:
         """The upstream package's JSON layout (matrix[i][j] = source i -> target j), with extra
         completeness keys; see core/lig/lig_json.py."""
-        from attrwidgets.core.lig.lig_json import to_upstream_dict
-
         return to_upstream_dict(self)
 
     def to_json(self, path):
@@ -212,6 +210,4 @@ class LayerAttribution:
         return write_text_atomic(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False))
 
     def save(self, path):
-        from attrwidgets.core.lig.lig_json import save_bundle_of
-
         return save_bundle_of(self, path)

@@ -1,4 +1,4 @@
-"""The three LIG routes of one block, each an L2-scalarised set-to-set IG (METHODS.md section 4).
+"""The three LIG routes of one block, each an L2-scalarised set-to-set IG (docs/methods/lig.md).
 
     layer (z->z): L_j(a) = || block(z'(a))_j - block(z')_j ||, sources all positions of z;
     att   (z->u): L_jh(a) = || write_h(z'(a))_j - write_h(z')_j ||, head h's write into the residual stream;

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from attrwidgets.core.registry import MethodOutput, register
+from attrwidgets.core.token.registry import MethodOutput, register
 from attrwidgets.errors import AttrWidgetsError
 
 
@@ -18,7 +18,7 @@ from attrwidgets.errors import AttrWidgetsError
 def attention(fn, options, progress=None) -> MethodOutput:
     model = fn.model
     if getattr(model.config, "_attn_implementation", "eager") != "eager":
-        # sdpa/flash return no weights (RECIPES.md): switch this model to eager for good.
+        # sdpa/flash return no weights (docs/architecture.md): switch this model to eager for good.
         model.set_attn_implementation("eager")
     with torch.no_grad():
         out = fn.adapter.base(model)(input_ids=fn.input_ids.unsqueeze(0), output_attentions=True, use_cache=False)

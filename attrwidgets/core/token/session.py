@@ -13,9 +13,9 @@ import torch
 
 from attrwidgets.core.estimate import Estimate, as_estimate, cost_of, refuse_if_too_big
 from attrwidgets.core.forward import TargetFunction
-from attrwidgets.core.registry import get_method, resolve_options
-from attrwidgets.core.result import Attribution
 from attrwidgets.core.sequence import check_row, contrast_token_id, encode_prompt, prepare_sequence
+from attrwidgets.core.token.catalog import get_method, resolve_options
+from attrwidgets.core.token.result import Attribution
 from attrwidgets.errors import AttrWidgetsError, NonFiniteGradientError
 
 
@@ -174,3 +174,17 @@ def _refuse_before_generating(handle, prompt, method: str, max_new_tokens, targe
     else:
         return  # prepare_sequence says what is wrong with it
     refuse_if_too_big(handle, "attribute", n_prompt, n_new, {"method": method, **options})
+
+
+def layer_ig(model, prompt_or_messages, *, layer=None, max_new_tokens: int = 8, target: str | None = None,
+             contrast=None, progress: bool = True, **options) -> Attribution:
+    """Layer IG of every generated token at `layer` (a role such as "block 10", "block 10 attn", "embeddings",
+    or a module path; None = block 10, or the middle block of a smaller model; core/token/methods/layer_ig.py). Options:
+    n_steps, baseline ("prompt_pad", "pad", "zero" or a tensor shaped like the layer's output), quadrature,
+    objective, per_dim, aggregate. An Attribution: rows = generated tokens, columns = positions, so TokenMatrix,
+    export and every format take it."""
+    from attrwidgets.models import as_handle
+
+    return attribute(as_handle(model), prompt_or_messages, method="layer_integrated_gradients",
+                     max_new_tokens=max_new_tokens, target=target, contrast=contrast, progress=progress,
+                     layer=layer, **options)

@@ -13,9 +13,9 @@ import torch
 from attrwidgets.core.chunks import run_in_chunks
 from attrwidgets.core.forward import step_batch_size
 from attrwidgets.core.integrate import adaptive_integral
-from attrwidgets.core.methods.gradients import reduce_dims
 from attrwidgets.core.quadrature import FIXED_RULES, QUADRATURES, fixed_rule
-from attrwidgets.core.registry import MethodOutput, register
+from attrwidgets.core.token.methods.gradients import reduce_dims
+from attrwidgets.core.token.registry import MethodOutput, register
 from attrwidgets.errors import AttrWidgetsError
 
 BASELINES = ("zero", "pad")

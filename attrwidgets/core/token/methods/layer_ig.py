@@ -1,9 +1,9 @@
-"""Layer integrated gradients during generation (METHODS.md section 2, seed 000): IG at any layer's output.
+"""Layer integrated gradients during generation (docs/methods/dlig.md): IG at any layer's output.
 
 h = the layer's output on the sequence, h' = its output on the baseline sequence (or 0, or a tensor), and
 the forward RESUMES after that layer with h' + a (h - h') (core/boundaries.py): it is never re-run from the
 embeddings with a hidden state, the upstream bug. Targets, batching over path points, quadratures and the
-completeness report are token IG's (core/methods/integrated_gradients.py integrate_path): only the space
+completeness report are token IG's (core/token/methods/integrated_gradients.py integrate_path): only the space
 the path runs in changes. At the embeddings with the "pad" baseline it is token IG on inputs_embeds.
 
 Scores are the L2 norm over D of each position's IG (DLIG's per-token score); the signed sum is kept in
@@ -18,8 +18,8 @@ import torch
 from attrwidgets.core.boundaries import Boundaries
 from attrwidgets.core.dlig.layers import LayerSpec, resolve_layer
 from attrwidgets.core.forward import TargetFunction
-from attrwidgets.core.methods.integrated_gradients import integrate_path
-from attrwidgets.core.registry import MethodOutput, register
+from attrwidgets.core.token.methods.integrated_gradients import integrate_path
+from attrwidgets.core.token.registry import MethodOutput, register
 from attrwidgets.errors import AttrWidgetsError
 
 BASELINES = ("prompt_pad", "pad", "zero")
@@ -132,17 +132,3 @@ def layer_integrated_gradients(fn, options, progress=None) -> MethodOutput:
     out = integrate_path(lfn, h, layer_baseline(lfn, options["baseline"], h).float(), options, progress)
     out.info["layer"] = spec.label
     return out
-
-
-def layer_ig(model, prompt_or_messages, *, layer=None, max_new_tokens: int = 8, target: str | None = None,
-             contrast=None, progress: bool = True, **options):
-    """Layer IG of every generated token at `layer` (a role such as "block 10", "block 10 attn", "embeddings",
-    or a module path; None = block 10, or the middle block of a smaller model). Options: n_steps, baseline ("prompt_pad", "pad", "zero" or
-    a tensor shaped like the layer's output), quadrature, objective, per_dim, aggregate. An Attribution: rows =
-    generated tokens, columns = positions, so TokenMatrix, export and every format take it."""
-    from attrwidgets.core.session import attribute
-    from attrwidgets.models import as_handle
-
-    return attribute(as_handle(model), prompt_or_messages, method="layer_integrated_gradients",
-                     max_new_tokens=max_new_tokens, target=target, contrast=contrast, progress=progress,
-                     layer=layer, **options)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from attrwidgets.core.result import Attribution
 from attrwidgets.core.tokens import Token
+
+if TYPE_CHECKING:  # words are made with dataclasses.replace: no import of the class at run time
+    from attrwidgets.core.token.result import Attribution
 
 SENTENCEPIECE_MARK = "▁"  # SentencePiece (llama, mistral, gemma): "▁the" = " the"
 BYTE_BPE_MARKS = ("Ġ", "Ċ")  # byte-level BPE (gpt2, qwen2, smollm2): "Ġthe" = " the", "Ċ" = "\n"

@@ -1,4 +1,5 @@
-"""Persistence and export of Attribution results: attrwidgets JSON, TokenLens JSON, long-format table/CSV.
+"""Reading Attribution results: attrwidgets JSON and TokenLens JSON (core/token/result_write.py writes them, and
+the long-format table / CSV).
 
 JSON only, never pickle: a result file is something people e-mail around, and unpickling runs arbitrary
 code. NaN means "not computed" (a lazily filled row) and is written as null, since JSON has no NaN;
@@ -7,50 +8,38 @@ inf is always a bug upstream (NonFiniteGradientError territory), so it is refuse
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from attrwidgets.core.files import csv_cell, file_reader, open_text_atomic, write_text_atomic
-from attrwidgets.core.result import Attribution
+from attrwidgets.core.files import file_reader
+from attrwidgets.core.token.result import Attribution
+from attrwidgets.core.token.result_write import (  # noqa: F401 - the writers, reachable here as before
+    DATAFRAME_COLUMNS,
+    OPTIONAL_SHAPES,
+    PER_TARGET,
+    SCHEMA,
+    attribution_to_dict,
+    normalize_rows,
+    save_result,
+    save_tokenlens,
+    to_csv,
+    to_dataframe,
+    to_tokenlens,
+)
 from attrwidgets.core.tokens import SEGMENTS, Token
 from attrwidgets.errors import AttrWidgetsError
 
-SCHEMA = "attrwidgets.attribution/1"
 _SCHEMA_PREFIX = "attrwidgets.attribution/"
 _RESAVE = "Re-save it with Attribution.save()"
-_PER_TARGET = ("target_prob", "target_entropy", "completeness_error")
-# Optional arrays and how their shape must match (n_targets, n_positions); None = any size.
-_OPTIONAL_SHAPES = {"per_dim": ("t", "p", None), "attention": ("t", None, None, "p"), "signed_scores": ("t", "p")}
 _TOKENLENS_META = ("timestamp", "llm_id", "prompt", "attribution_method")
 _TOKENLENS_SPECIALS = {"<s>", "</s>", "<unk>", "<pad>", "<bos>", "<eos>", "[CLS]", "[SEP]", "[PAD]", "[MASK]"}
-# the long table of to_dataframe/to_csv; token columns hold the clean text
-DATAFRAME_COLUMNS = (
-    "target_index", "target_position", "target_token", "source_position", "source_token", "source_segment",
-    "score",
-)  # fmt: skip
 
 
 def _error(where: str, problem: str, fix: str = _RESAVE) -> AttrWidgetsError:
     return AttrWidgetsError(f"Cannot read {where}: {problem}. {fix}.")
-
-
-# -- arrays <-> JSON lists --------------------------------------------------------------------------
-def _array_to_json(name: str, value) -> list | None:
-    if value is None:
-        return None
-    arr = np.asarray(value, dtype=np.float64)
-    inf = np.isinf(arr)
-    if inf.any():
-        where = tuple(int(i) for i in np.argwhere(inf)[0])
-        raise AttrWidgetsError(
-            f"{name} holds inf at index {where}: inf is a numerical bug, not a value to save (NaN marks "
-            "'not computed'). Recompute with a smaller step size or float32, or set it to NaN before saving."
-        )
-    return np.where(np.isnan(arr), None, arr).tolist()
 
 
 def _array_from_json(where: str, name: str, value, shape: tuple) -> np.ndarray:
@@ -78,40 +67,6 @@ def _array_from_json(where: str, name: str, value, shape: tuple) -> np.ndarray:
     if np.isinf(arr).any():
         raise _error(where, f"'{name}' holds an infinite value", "Replace it by null (not computed)")
     return arr.astype(np.float32)
-
-
-def _unwrap_numpy(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-able")
-
-
-# -- attrwidgets schema ---------------------------------------------------------------------------
-def attribution_to_dict(a: Attribution) -> dict:
-    """JSON-able dict of every field; arrays as nested lists with null for NaN (not computed)."""
-    d = {
-        "schema": SCHEMA,
-        "method": a.method,
-        "model_id": a.model_id,
-        "timestamp": a.timestamp,
-        "prompt": a.prompt,
-        "options": a.options,
-        "tokens": [t.to_dict() for t in a.tokens],
-        "target_positions": [int(p) for p in a.target_positions],
-        "scores": _array_to_json("scores", a.scores),
-    }
-    for name in (*_PER_TARGET, *_OPTIONAL_SHAPES):
-        d[name] = _array_to_json(name, getattr(a, name))
-    try:
-        # fail at save time, not at load time, if options hold something JSON cannot carry; numpy
-        # scalars (n_steps as np.int64) are plain values in disguise and are unwrapped
-        d["options"] = json.loads(json.dumps(a.options, allow_nan=False, default=_unwrap_numpy))
-    except (TypeError, ValueError) as exc:
-        raise AttrWidgetsError(
-            f"options are not JSON-able ({exc}): options must hold only str/int/float/bool/None, lists and "
-            "dicts of them. Convert tensors or objects in Attribution.options to plain values before saving."
-        ) from None
-    return d
 
 
 def _token_from_dict(where: str, i: int, t) -> Token:
@@ -162,10 +117,10 @@ def _from_dict(d, where: str) -> Attribution:
     n_t = len(pos)
     size = {"t": n_t, "p": n_p}
     arrays = {"scores": _array_from_json(where, "scores", d["scores"], (n_t, n_p))}
-    for name in _PER_TARGET:
+    for name in PER_TARGET:
         if d.get(name) is not None:
             arrays[name] = _array_from_json(where, name, d[name], (n_t,))
-    for name, dims in _OPTIONAL_SHAPES.items():
+    for name, dims in OPTIONAL_SHAPES.items():
         if d.get(name) is not None:
             arrays[name] = _array_from_json(where, name, d[name], tuple(size.get(s) for s in dims))
     meta = {k: d[k] for k in ("model_id", "timestamp", "prompt") if k in d}
@@ -181,11 +136,6 @@ def _from_dict(d, where: str) -> Attribution:
 def attribution_from_dict(d: dict) -> Attribution:
     """Inverse of attribution_to_dict; schema-checked (AttrWidgetsError names the problem)."""
     return _from_dict(d, "attribution dict")
-
-
-def save_result(a: Attribution, path) -> None:
-    """Write `a` as attrwidgets JSON (schema 'attrwidgets.attribution/1'); load with load_result."""
-    write_text_atomic(path, json.dumps(attribution_to_dict(a), ensure_ascii=False, allow_nan=False))
 
 
 def _reject_infinity(constant: str) -> float:
@@ -227,63 +177,6 @@ def load_result(path) -> Attribution:
     if isinstance(d, dict) and "schema" not in d and "metadata" in d and "data" in d:
         return _from_tokenlens(d, f"TokenLens file '{path}'")
     return _from_dict(d, where)
-
-
-# -- TokenLens (upstream seed 004) ----------------------------------------------------------------
-def normalize_rows(m: np.ndarray) -> np.ndarray:
-    """Divide each row by its largest |value|: zeros stay 0, signs are kept, NaN (not computed) stays NaN.
-
-    Upstream's min-max normalisation mapped zero entries to negative numbers and replaced NaNs with random
-    numbers; both made the heatmap lie. A row with no nonzero finite value is returned unchanged.
-    """
-    m = np.asarray(m, dtype=np.float64)
-    # initial=0: an all-NaN row gets peak 0 (kept as is) instead of a RuntimeWarning
-    peak = np.nanmax(np.abs(m), axis=1, keepdims=True, initial=0.0)
-    return np.where(peak > 0, m / np.where(peak > 0, peak, 1.0), m)
-
-
-def _tokenlens_token(t: Token) -> dict:
-    # token/token_id/clean_token is the TokenLens UI's record; segment/special are extra keys it ignores,
-    # kept so that from_tokenlens(to_tokenlens(a)) restores them
-    return {
-        "token": t.text,
-        "token_id": t.id,
-        "clean_token": t.clean,
-        "segment": t.segment,
-        "special": t.special,
-    }
-
-
-def to_tokenlens(a: Attribution) -> dict:
-    """TokenLens UI JSON. Inputs = positions before the first target; outputs = one per target row.
-
-    association_matrix is (n_output, n_input), rows outputs. TokenLens has no output->output block, so
-    attributions from earlier generated tokens (and any non-target position after the first target) are
-    not exported; use Attribution.save() for a lossless file. Rows not computed are null.
-    """
-    n_in = min(a.target_positions) if a.target_positions else a.n_positions
-    assoc = a.scores[:, :n_in]
-    return {
-        "metadata": {
-            "timestamp": a.timestamp,
-            "llm_id": a.model_id,
-            "prompt": a.prompt,
-            "attribution_method": a.method,
-            "generation_params": {"max_new_tokens": a.n_targets},
-            "method_options": a.options,  # extra key: the UI ignores it, from_tokenlens restores it
-        },
-        "data": {
-            "input_tokens": [_tokenlens_token(t) for t in a.tokens[:n_in]],
-            "output_tokens": [_tokenlens_token(t) for t in a.targets],
-            "association_matrix": _array_to_json("association_matrix", assoc),
-            "normalized_association": _array_to_json("normalized_association", normalize_rows(assoc)),
-        },
-    }
-
-
-def save_tokenlens(a: Attribution, path) -> None:
-    """Write to_tokenlens(a) as JSON (drop it in TokenLens's ui/src/data/)."""
-    write_text_atomic(path, json.dumps(to_tokenlens(a), ensure_ascii=False, allow_nan=False))
 
 
 def _token_from_tokenlens(where: str, key: str, i: int, t, segment: str, fix: str) -> Token:
@@ -341,50 +234,3 @@ def _from_tokenlens(d, where: str) -> Attribution:
 def from_tokenlens(d: dict) -> Attribution:
     """Attribution from a TokenLens dict: prompt tokens, then one generated token per association row."""
     return _from_tokenlens(d, "TokenLens dict")
-
-
-# -- long-format table ----------------------------------------------------------------------------
-def _table(a: Attribution) -> dict[str, np.ndarray]:
-    """The columns of the long table: one entry per computed (target, source) pair, sources p < target.
-
-    Keyed by position, so repeated tokens never collide; rows not computed (all NaN) are left out. After
-    aggregate_words a target's own word holds the earlier pieces of that word, so there the target's own
-    column (p == target position) is included too.
-    """
-    own = 1 if a.options.get("aggregated") == "words" else 0
-    rows = np.flatnonzero(a.computed_rows).tolist()
-    counts = [a.target_positions[i] + own for i in rows]
-    ti = np.repeat(np.asarray(rows, dtype=np.int64), counts)
-    sp = np.concatenate([np.arange(c, dtype=np.int64) for c in counts]) if rows else ti.copy()
-    tpos = np.asarray(a.target_positions, dtype=np.int64)[ti]
-    clean = np.asarray([t.clean for t in a.tokens], dtype=object)
-    segment = np.asarray([t.segment for t in a.tokens], dtype=object)
-    columns = (ti, tpos, clean[tpos], sp, clean[sp], segment[sp], a.scores[ti, sp])
-    return dict(zip(DATAFRAME_COLUMNS, columns))
-
-
-def to_dataframe(a: Attribution):
-    """Long-format pandas DataFrame with columns DATAFRAME_COLUMNS (see _table for which pairs)."""
-    try:
-        import pandas as pd
-    except ImportError:
-        raise AttrWidgetsError("to_dataframe needs pandas: pip install pandas (to_csv does not).") from None
-    return pd.DataFrame(_table(a), columns=list(DATAFRAME_COLUMNS))
-
-
-def to_csv(a: Attribution, path, *, raw: bool = False) -> Path:
-    """The to_dataframe table as UTF-8 CSV, written with the csv module so pandas is not needed.
-
-    Every text field is quoted (token text may hold commas, quotes, newlines or leading spaces); a score
-    that is NaN is an empty field; scores use the shortest text that reads back to the same float32. Token
-    text that a spreadsheet would run as a formula (starting with = + - @, tab or CR) gets a leading
-    apostrophe unless raw=True (files.csv_cell). Written atomically.
-    """
-    table = _table(a)
-    with open_text_atomic(path) as f:
-        w = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC)
-        w.writerow(DATAFRAME_COLUMNS)
-        for *head, score in zip(*(table[c].tolist() for c in DATAFRAME_COLUMNS)):
-            head = [csv_cell(v, raw) if isinstance(v, str) else v for v in head]
-            w.writerow([*head, None if math.isnan(score) else float(str(np.float32(score)))])
-    return Path(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attrwidgets.core.registry import MethodOutput, register
+from attrwidgets.core.token.registry import MethodOutput, register
 from attrwidgets.errors import AttrWidgetsError
 
 AGGREGATES = ("sum", "l2")

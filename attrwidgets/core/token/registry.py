@@ -1,4 +1,7 @@
-"""Method registry: a method is a plain function registered under a name with its options and defaults."""
+"""Method registry: a method is a plain function registered under a name with its options and defaults.
+
+Methods register themselves on import (core/token/methods/, core/token/methods/layer_ig.py); core/token/catalog.py imports
+every built-in one, so use get_method and list_methods from there. This module imports no method."""
 
 from __future__ import annotations
 
@@ -41,19 +44,12 @@ def register(name: str, *, defaults: dict, cheap: bool, summary: str):
     return wrap
 
 
-def _ensure_loaded() -> None:
-    # importing registers: token methods, then layer IG
-    import attrwidgets.core.dlig.layer_ig
-    import attrwidgets.core.methods  # noqa: F401
-
-
 def list_methods() -> list[str]:
-    _ensure_loaded()
+    """The names registered so far (core/token/catalog.py loads every built-in method first)."""
     return sorted(_METHODS)
 
 
 def get_method(name: str) -> MethodSpec:
-    _ensure_loaded()
     if name not in _METHODS:
         close = difflib.get_close_matches(str(name), _METHODS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

@@ -1,6 +1,6 @@
 """Attribution: the result object every method returns and every view/export reads.
 
-Matrices are stored rows = targets, columns = sources (METHODS.md): scores[i, p] is how much source
+Matrices are stored rows = targets, columns = sources (docs/methods/token.md): scores[i, p] is how much source
 position p contributed to target i (the i-th generated or forced token). Rows not computed yet (a live
 widget fills them lazily) are NaN; computed rows are finite and zero at p >= target_positions[i].
 """
@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
+from attrwidgets.core.token.result_write import (
+    attribution_to_dict,
+    save_result,
+    to_csv,
+    to_dataframe,
+    to_tokenlens,
+)
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 
@@ -89,32 +97,23 @@ class Attribution:
 
     # -- persistence and export: implemented in result_io / words ---------------------------------
     def to_dict(self) -> dict:
-        from attrwidgets.core.result_io import attribution_to_dict
-
         return attribution_to_dict(self)
 
-    def save(self, path) -> None:
-        from attrwidgets.core.result_io import save_result
-
-        save_result(self, path)
+    def save(self, path) -> Path:
+        """attrwidgets JSON, written atomically; aw.load_result reads it. Returns the path."""
+        return save_result(self, path)
 
     def to_dataframe(self):
-        from attrwidgets.core.result_io import to_dataframe
-
         return to_dataframe(self)
 
     def to_csv(self, path, *, raw: bool = False):
-        """Long-format CSV; formula-like token text neutralised unless raw=True (result_io.to_csv)."""
-        from attrwidgets.core.result_io import to_csv
-
+        """Long-format CSV; formula-like token text neutralised unless raw=True (result_write.to_csv)."""
         return to_csv(self, path, raw=raw)
 
     def to_tokenlens(self) -> dict:
-        from attrwidgets.core.result_io import to_tokenlens
-
         return to_tokenlens(self)
 
     def aggregate_words(self) -> Attribution:
-        from attrwidgets.core.words import aggregate_words
+        from attrwidgets.core.token.words import aggregate_words
 
         return aggregate_words(self)
