@@ -20,6 +20,10 @@ def handle():
     return tiny_handle("llama")
 
 
+def text_of(token) -> str:
+    return token if isinstance(token, str) else token.text  # a Graph keeps its tokens as text
+
+
 def results(handle):
     yield "attribution", aw.attribute(handle, PROMPT, method="saliency", max_new_tokens=2, progress=False)
     yield "decomposition", aw.depass(handle, PROMPT, progress=False)
@@ -35,7 +39,7 @@ def test_every_result_type_comes_back_as_itself(handle, tmp_path):
         assert saved.exists(), name  # save(path) -> the Path it wrote
         back = aw.load(saved)
         assert type(back) is type(result), name
-        assert [t.text for t in back.tokens] == [t if isinstance(t, str) else t.text for t in result.tokens]
+        assert [text_of(t) for t in back.tokens] == [text_of(t) for t in result.tokens], name
     graph = aw.load(tmp_path / "graph")  # the path as given to save(), without the .json
     np.testing.assert_array_equal(graph.logit_weights, aw.load_graph(tmp_path / "graph.json").logit_weights)
 
