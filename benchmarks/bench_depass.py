@@ -25,31 +25,14 @@ import sys
 import time
 from pathlib import Path
 
+from harness import peak_rss_reset, status_gib
+
 HERE = Path(__file__).resolve().parent
 PARAGRAPH = (
     "The history of the city begins with a small fishing village on the river. Over the centuries its "
     "harbour grew, merchants arrived from distant ports, and the town hall was rebuilt three times after "
     "floods and fires. Today visitors walk along the old walls, eat in the market and ask about the bridge. "
 )
-
-
-def peak_rss_reset() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss_gib() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def timed(fn, repeats: int = 1):
@@ -59,7 +42,7 @@ def timed(fn, repeats: int = 1):
         start = time.perf_counter()
         out = fn()
         best = min(best, time.perf_counter() - start)
-    return best, peak_rss_gib(), out
+    return best, status_gib("VmHWM"), out
 
 
 def one_length(length: int, device: str, dtype: str) -> dict:

@@ -29,7 +29,7 @@ back-to-back calls lasting at least --min-time s (default 1). Time per step = to
 step is one prediction forward of the whole sequence plus layer IG of the tokens it unmasks.
 
 Contention: before each timed configuration the script waits (up to --max-wait s) until other processes use
-at most --max-other of the machine's CPU (bench_lig.wait_for_quiet, /proc/stat); during each timed call it
+at most --max-other of the machine's CPU (harness.wait_for_quiet, /proc/stat); during each timed call it
 measures the CPU other processes took (machine busy time minus this process's), and a disturbed call is
 repeated (up to --retries times). Results: markdown tables on stdout, JSON in
 benchmarks/results/bench_dlig.json.
@@ -38,7 +38,6 @@ benchmarks/results/bench_dlig.json.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -48,9 +47,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_lig is a sibling script, not a package
-from bench_lig import machine_busy_seconds, wait_for_quiet
+from harness import machine_busy_seconds, wait_for_quiet, write_json
 
 HERE = Path(__file__).resolve().parent
 PROMPT = "The quick brown fox jumps over the lazy dog."
@@ -316,10 +313,7 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     print_report(report)
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(report, indent=1))
-        print(f"\nwrote {out}")
+    write_json(out, report)
 
 
 if __name__ == "__main__":

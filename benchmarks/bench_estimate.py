@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness import peak_rss_reset, status_gib
+
 HERE = Path(__file__).resolve().parent
 PARAGRAPH = (
     "The history of the city begins with a small fishing village on the river. Over the centuries its "
@@ -45,20 +47,6 @@ JOBS = {
     "lig": ("lig", {"n_steps": 4, "granularity": "layer", "layers": [10], "target_tokens": [-1]}, (256, 1024, 2048)),
     "dlig": ("dlig", {"gen_length": 8, "steps": 2, "n_steps": 4, "mask_token_id": 0}, (256, 512, 2048)),
 }
-
-
-def peak_rss_reset() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def status_gib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 2**20
-    return float("nan")
 
 
 def run_call(aw, fn_name: str, model, prompt, options: dict):

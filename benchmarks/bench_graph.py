@@ -51,7 +51,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 import graph_bench_report as report_md
 from graph_bench_sections import (
     LOGIT_PROB,

@@ -52,7 +52,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import children_cpu_seconds, machine_busy_seconds, peak_rss_mb, wait_for_quiet, write_json
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "lig_upstream_runner.py"
@@ -76,50 +76,6 @@ def minilm_folder() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- machine
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU-seconds all processes have used since boot (/proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        return None
-
-
-def children_cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def others_share(seconds: float = 3.0) -> float | None:
-    """Share of the machine's CPU used over `seconds` while this script itself idles (= other processes)."""
-    a = machine_busy_seconds()
-    time.sleep(seconds)
-    b = machine_busy_seconds()
-    if a is None or b is None:
-        return None
-    return (b - a) / (seconds * (os.cpu_count() or 1))
-
-
-def wait_for_quiet(max_other: float, max_wait: float, poll: float = 15.0) -> dict:
-    start = time.time()
-    while True:
-        share = others_share()
-        load = os.getloadavg()[0]
-        if share is None or share <= max_other:
-            return {"others_share_at_start": share, "load_1min": load, "waited_s": time.time() - start, "met": True}
-        if time.time() - start >= max_wait:
-            print(f"  other processes still use {share:.0%} of the CPU after {max_wait:.0f} s: measuring anyway "
-                  "(figures are contended)", flush=True)
-            return {"others_share_at_start": share, "load_1min": load, "waited_s": time.time() - start, "met": False}
-        print(f"  waiting: other processes use {share:.0%} of the CPU (1-min load {load:.2f}) ...", flush=True)
-        time.sleep(poll)
-
-
 def run_quiet(name: str, cmd: list[str], parse, args) -> dict:
     """Run cmd (a subprocess) after waiting for a quiet machine; repeat while others disturbed it."""
     best = None
@@ -492,10 +448,7 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     print_report(report)
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(report, indent=1))
-        print(f"\nwrote {out}")
+    write_json(out, report)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import cpu_seconds, loadavg, machine_busy_seconds
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "token_attribution.json"
@@ -122,28 +123,6 @@ class PeakRSS:
 
 def rss_now() -> int | None:
     return PeakRSS._status("VmRSS")
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
-
-
-def cpu_seconds(who=resource.RUSAGE_SELF) -> float:
-    r = resource.getrusage(who)
-    return r.ru_utime + r.ru_stime
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU-seconds all processes have used since boot (/proc/stat), to find CPU taken by others."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        return None
 
 
 class OtherCPU:

@@ -25,12 +25,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import peak_rss_mb
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -38,11 +39,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TRANSCODER_REF = "attrwidgets-transcoder"  # name of the symlink in the private circuit-tracer cache folder
 TOKEN_LAYER = -1  # node_layer of token nodes; logit nodes get n_layers
-
-
-def peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0  # Linux: KiB
 
 
 def default_model_dir() -> str:

@@ -10,7 +10,6 @@ import fcntl
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from harness import children_cpu_seconds, machine_busy_seconds, peak_rss_mb, wait_for_quiet
 
 HERE = Path(__file__).resolve().parent
 LOCK_PATH = "/tmp/attrwidgets-heavy.lock"
@@ -25,35 +25,6 @@ KIND_NAMES = ("feature", "error", "token", "logit", "attention", "mlp")  # attrw
 
 
 # ---------------------------------------------------------------------------------------------- machine
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU-seconds all processes have used since boot (/proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        return None
-
-
-def children_cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def others_share(seconds: float = 3.0) -> float | None:
-    """Share of the machine's CPU used over `seconds` while this script idles (= other processes)."""
-    a = machine_busy_seconds()
-    time.sleep(seconds)
-    b = machine_busy_seconds()
-    if a is None or b is None:
-        return None
-    return (b - a) / (seconds * (os.cpu_count() or 1))
-
-
 def busiest_others(n: int = 3) -> list[str]:
     """The n processes using the most CPU now (ps), for the record when a run was disturbed."""
     try:
@@ -79,30 +50,6 @@ def heavy_lock(enabled: bool):
             yield time.perf_counter() - t0
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def wait_for_quiet(max_other: float, max_wait: float, poll: float = 10.0) -> dict:
-    start = time.time()
-    while True:
-        share = others_share()
-        load = os.getloadavg()[0]
-        if share is None or share <= max_other or time.time() - start >= max_wait:
-            met = share is None or share <= max_other
-            if not met:
-                print(
-                    f"    other processes still use {share:.0%} of the CPU after {max_wait:.0f} s: measuring anyway",
-                    flush=True,
-                )
-            return {
-                "others_share_at_start": share,
-                "load_1min": load,
-                "waited_s": time.time() - start,
-                "met": met,
-            }
-        print(
-            f"    waiting: other processes use {share:.0%} of the CPU (1-min load {load:.2f}) ...", flush=True
-        )
-        time.sleep(poll)
 
 
 def run_measured(name: str, cmd: list[str], parse, opts) -> dict:

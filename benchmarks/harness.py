@@ -1,0 +1,105 @@
+"""What every benchmark here shares: peak memory, how busy the machine is, waiting for a quiet machine.
+
+Benchmarks run as scripts (`python benchmarks/<name>.py`), so this folder is first on sys.path and they
+`import harness` as it is; the peer runners (ct_runner.py, lig_upstream_runner.py) do the same from their own
+virtual environments, so this module needs nothing beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+# -- memory ------------------------------------------------------------------------------------------------
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+def peak_rss_reset() -> None:
+    """Start the peak (VmHWM) again from the current resident memory (Linux), so a job's peak is its own."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def status_gib(field: str) -> float:
+    """A memory figure of /proc/self/status in GiB: "VmRSS" (now) or "VmHWM" (peak since the last reset)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return peak_rss_mb() / 1024.0
+
+
+# -- how busy the machine is ---------------------------------------------------------------------------------
+def cpu_seconds(who=resource.RUSAGE_SELF) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def children_cpu_seconds() -> float:
+    return cpu_seconds(resource.RUSAGE_CHILDREN)
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU-seconds all processes have used since boot (/proc/stat), to find the CPU others took."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+def loadavg() -> list[float] | None:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
+
+
+def others_share(seconds: float = 3.0) -> float | None:
+    """Share of the machine's CPU used over `seconds` while this script itself idles (= other processes)."""
+    a = machine_busy_seconds()
+    time.sleep(seconds)
+    b = machine_busy_seconds()
+    if a is None or b is None:
+        return None
+    return (b - a) / (seconds * (os.cpu_count() or 1))
+
+
+def wait_for_quiet(max_other: float, max_wait: float, poll: float = 15.0) -> dict:
+    """Wait until other processes use at most `max_other` of the CPU (or `max_wait` seconds have passed: then
+    measure anyway and say so); returns what was found, for the results file."""
+    start = time.time()
+    while True:
+        share = others_share()
+        load = os.getloadavg()[0]
+        met = share is None or share <= max_other
+        if met or time.time() - start >= max_wait:
+            if not met:
+                print(f"  other processes still use {share:.0%} of the CPU after {max_wait:.0f} s: measuring anyway "
+                      "(figures are contended)", flush=True)
+            return {"others_share_at_start": share, "load_1min": load, "waited_s": time.time() - start, "met": met}
+        print(f"  waiting: other processes use {share:.0%} of the CPU (1-min load {load:.2f}) ...", flush=True)
+        time.sleep(poll)
+
+
+# -- results -----------------------------------------------------------------------------------------------
+def write_json(out, report: dict) -> None:
+    """The results file (when `out` is given), folders created."""
+    if out:
+        import json
+
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=1))
+        print(f"\nwrote {out}")
