@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attrwidgets.core import frames
 from attrwidgets.core.bundle_io import load_bundle, require, require_array, save_bundle, tokens_from_header
 from attrwidgets.core.files import file_reader
 from attrwidgets.core.tokens import Token
@@ -75,6 +76,11 @@ class Decomposition:
         if bias is not None:  # an LM-head bias is a constant: it belongs to the bias component
             scores[:, -1] += float(bias[token_id])
         return scores.astype(np.float32)
+
+    def to_dataframe(self, token=None):
+        """Long format, one row per (position, component): the component's contribution to the logit of
+        `token` (a string or an id) when given, else the L2 norm of its state (core/frames.py)."""
+        return frames.dataframe(frames.decomposition_table(self, token))
 
     def save(self, path) -> Path:
         """A JSON header + safetensors beside it (no pickle); aw.load_decomposition reads it. Returns the JSON path."""
@@ -147,6 +153,11 @@ class HeadContributions:
     @property
     def n_heads(self) -> int:
         return self.contributions.shape[1]
+
+    def to_dataframe(self):
+        """Long format: every head's contribution per layer, and each layer split's stream and bias parts
+        (head -1); a layer's rows sum to the logit (core/frames.py)."""
+        return frames.dataframe(frames.head_table(self))
 
     def save(self, path) -> Path:
         """A JSON header + safetensors beside it (no pickle); aw.load_head_contributions reads it. Returns the JSON path."""

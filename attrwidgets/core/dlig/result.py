@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attrwidgets.core import frames
 from attrwidgets.core.bundle_io import read_json_file
 from attrwidgets.core.files import csv_cell, file_reader, open_text_atomic, write_text_atomic
 from attrwidgets.core.tokens import Token
@@ -102,6 +103,10 @@ class DiffusionAttribution:
                                  *[f"{v:.6g}" for v in self.scores[r]],
                                  *[csv_cell(t.clean, raw) for t in self.tokens]])
         return Path(path)
+
+    def to_dataframe(self):
+        """Long format: per unmasked token, every source position's score at its step (core/frames.py)."""
+        return frames.dataframe(frames.diffusion_table(self))
 
     def to_dict(self) -> dict:
         arrays = {name: _list(getattr(self, name)) for name in (

@@ -14,6 +14,7 @@ import functools
 import numpy as np
 import torch
 
+from attrwidgets.core import frames
 from attrwidgets.core.graph import influence as inf
 from attrwidgets.core.graph import pruning
 from attrwidgets.core.graph.graph_write import save_graph, write_viewer_json
@@ -226,6 +227,10 @@ class Graph:
         """The pruned graph in the public graph viewer's JSON (circuit-tracer's create_graph_files format)."""
         pruned = self.prune(node_threshold, edge_threshold, keep=pinned)
         return write_viewer_json(pruned, path, pinned=pinned, slug=slug)
+
+    def to_dataframe(self):
+        """One row per edge: source node id, target node id, weight (core/frames.py)."""
+        return frames.dataframe(frames.graph_table(self))
 
     def save(self, path):
         """A JSON header + a safetensors file beside it (no pickle); read back with aw.load_graph(path)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attrwidgets.core import frames
 from attrwidgets.core.lig.baselines import OPTION_OF_ROUTE
 from attrwidgets.core.lig.lig_write import save_bundle_of, to_upstream_dict
 from attrwidgets.core.tokens import Token
@@ -201,6 +202,10 @@ class LayerAttribution:
         """The upstream package's JSON layout (matrix[i][j] = source i -> target j), with extra
         completeness keys; see core/lig/lig_json.py."""
         return to_upstream_dict(self)
+
+    def to_dataframe(self):
+        """Long format: every computed score of every route, baseline and layer (core/frames.py)."""
+        return frames.dataframe(frames.lig_table(self))
 
     def to_json(self, path):
         import json
