@@ -328,3 +328,15 @@ def test_mlp_route_without_the_residual_connection(arch):
     assert without.completeness("mlp", 0)[2] < 0.02
     assert not np.allclose(without.u2z[0][2], with_res.u2z[0][2])
     assert without.to_dict()["config"]["include_residual_connection"] is False
+
+
+def test_a_prompt_as_token_ids_or_chat_gives_the_same_result_as_its_text():
+    handle = tiny_handle("llama")
+    text = "the cat sat on the mat"
+    ids = handle.tokenizer(text)["input_ids"]
+    options = {"layers": [1], "n_steps": 4, "granularity": "layer"}
+    by_text, by_ids = aw.lig(handle, text, **options), aw.lig(handle, ids, **options)
+    assert [t.id for t in by_ids.tokens] == [t.id for t in by_text.tokens]
+    np.testing.assert_array_equal(by_ids.route("layer", 1).scores, by_text.route("layer", 1).scores)
+    chat = aw.lig(handle, [{"role": "user", "content": text}], **options)
+    assert any(t.segment == "user" for t in chat.tokens) and chat.text

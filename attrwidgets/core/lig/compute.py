@@ -79,8 +79,6 @@ class LigSession:
         if opts["quadrature"] in ("trapezoid", "riemann_trapezoid") and opts["n_steps"] < 2:
             raise AttrWidgetsError(f"quadrature={opts['quadrature']!r} needs n_steps >= 2.")
         self.handle = handle = as_handle(model)
-        if not isinstance(text, str):
-            raise AttrWidgetsError(f"text must be a string; got {type(text).__name__}.")
         seq = prepare_sequence(handle, text, max_new_tokens=0, min_new_tokens=0)  # empty/too long: clear errors
         refuse_if_too_big(handle, "lig", len(seq.tokens), 0, opts)
         self.bounds = Boundaries(handle, seq.input_ids)
@@ -96,7 +94,7 @@ class LigSession:
         self.options = opts
         self.result = LayerAttribution(
             tokens=seq.tokens, n_layers=n_layers, n_heads=n_heads, hidden_size=self.bounds.hidden_size,
-            options={k: v for k, v in opts.items() if k not in ("batch_size",)}, text=text,
+            options={k: v for k, v in opts.items() if k not in ("batch_size",)}, text=seq.prompt_text,
             model_id=handle.model_id, architecture=handle.adapter.name, causal=handle.adapter.causal,
         )
         self.result.session = self
@@ -191,6 +189,7 @@ class LigSession:
 
 def lig(model, text, **options) -> LayerAttribution:
     """Layer-wise integrated gradients of `text` at every requested block (see DEFAULTS for the options).
+    `text` is a string, chat messages or token ids, as every compute function's prompt.
 
     granularity: "all" | "layer" (z->z) | "att" (z->u per head) | "mlp" (u->z), or a list of them.
     Returns a LayerAttribution; its `session` computes further columns on demand (LayerFlow uses it).
