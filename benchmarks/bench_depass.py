@@ -25,14 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness import peak_rss_reset, status_gib
+from harness import PARAGRAPH, peak_rss_reset, status_gib, write_json
 
 HERE = Path(__file__).resolve().parent
-PARAGRAPH = (
-    "The history of the city begins with a small fishing village on the river. Over the centuries its "
-    "harbour grew, merchants arrived from distant ports, and the town hall was rebuilt three times after "
-    "floods and fires. Today visitors walk along the old walls, eat in the market and ask about the bridge. "
-)
 
 
 def timed(fn, repeats: int = 1):
@@ -100,10 +95,7 @@ def main() -> None:
               f"({r['depass_over_forward']:7.0f}x, peak RSS {r['depass_peak_rss_gib']:.2f} GiB, "
               f"error {r['depass_completeness_error']:.1e})  heads {r['heads_s']:6.2f} s "
               f"(peak RSS {r['heads_peak_rss_gib']:.2f} GiB)", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
-    print(f"wrote {out}")
+    write_json(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness import peak_rss_reset, status_gib
+from harness import PARAGRAPH, peak_rss_reset, status_gib, write_json
 
 HERE = Path(__file__).resolve().parent
-PARAGRAPH = (
-    "The history of the city begins with a small fishing village on the river. Over the centuries its "
-    "harbour grew, merchants arrived from distant ports, and the town hall was rebuilt three times after "
-    "floods and fires. Today visitors walk along the old walls, eat in the market and ask about the bridge. "
-)
 IG = {"n_steps": 4, "quadrature": "gauss_legendre"}  # a fixed node count: the estimate's count is exact
 # name -> (function, options, lengths)
 JOBS = {
@@ -130,10 +125,7 @@ def main() -> None:
                 continue
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print("  " + report(rows[-1]), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
-    print(f"wrote {out}")
+    write_json(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+# A plain paragraph, repeated and cut to make prompts of any length (bench_depass.py, bench_estimate.py).
+PARAGRAPH = (
+    "The history of the city begins with a small fishing village on the river. Over the centuries its "
+    "harbour grew, merchants arrived from distant ports, and the town hall was rebuilt three times after "
+    "floods and fires. Today visitors walk along the old walls, eat in the market and ask about the bridge. "
+)
+
 
 # -- memory ------------------------------------------------------------------------------------------------
 def peak_rss_mb() -> float:
@@ -95,7 +102,7 @@ def wait_for_quiet(max_other: float, max_wait: float, poll: float = 15.0) -> dic
 
 
 # -- results -----------------------------------------------------------------------------------------------
-def write_json(out, report: dict) -> None:
+def write_json(out, report: dict | list) -> None:
     """The results file (when `out` is given), folders created."""
     if out:
         import json

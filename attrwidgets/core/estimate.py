@@ -168,7 +168,7 @@ def sizes_for(handle, fn_name: str, n_prompt: int, n_new: int, options: dict, *,
 
 
 def cost_of(handle, fn_name: str, n_prompt: int, n_new: int, options: dict, *, generates: bool = True,
-            rows: int | None = None) -> Cost:
+            rows: int | None = None, shape: ModelShape | None = None) -> Cost:
     if fn_name not in cost_models.MODELS:
         raise AttrWidgetsError(f"No estimate for {fn_name!r}: use one of {', '.join(FUNCTIONS)}.")
     options = _with_block(handle, fn_name, options)
@@ -177,7 +177,7 @@ def cost_of(handle, fn_name: str, n_prompt: int, n_new: int, options: dict, *, g
 
         options = {**options, "routes": resolve_granularity(options.get("granularity", "all"))}
     sizes = sizes_for(handle, fn_name, n_prompt, n_new, options, generates=generates, rows=rows)
-    shape = ModelShape.of(handle)
+    shape = ModelShape.of(handle) if shape is None else shape
     cost = cost_models.MODELS[fn_name](shape, sizes, options)
     return Cost(cost.work, cost.peak_bytes + shape.runtime_bytes)
 
@@ -223,11 +223,11 @@ def refuse_if_too_big(handle, fn_name: str, n_prompt: int, n_new: int, options: 
     """Raise before any heavy work when the computation's peak memory would not fit what is available now;
     else return its cost (None when the model's shape cannot be read: the function's own checks then say why)."""
     try:
-        ModelShape.of(handle)
+        shape = ModelShape.of(handle)
     except (AttributeError, IndexError, KeyError, TypeError):
         return None
     try:
-        cost = cost_of(handle, fn_name, n_prompt, n_new, options, generates=generates, rows=rows)
+        cost = cost_of(handle, fn_name, n_prompt, n_new, options, generates=generates, rows=rows, shape=shape)
     except (TypeError, ValueError):
         return None  # a malformed option (n_steps="many"): the function's own check says what is wrong
     allowed = USABLE_SHARE * available_bytes(handle.device)
