@@ -19,6 +19,7 @@ from attrwidgets.core.depass.heads import head_contributions
 from attrwidgets.core.dlig import DiffusionAttribution, dlig, load_diffusion
 from attrwidgets.core.estimate import Estimate, estimate
 from attrwidgets.core.lig import LayerAttribution, lig, load_layer_attribution, load_lig_json
+from attrwidgets.core.rendering import register_page_writer
 from attrwidgets.core.token.catalog import list_methods
 from attrwidgets.core.token.result import Attribution
 from attrwidgets.core.token.session import AttributionSession, attribute, layer_ig
@@ -77,6 +78,16 @@ def load_result(path):
     from attrwidgets.core.token.result_io import load_result as _load
 
     return _load(path)
+
+
+def _write_page(result, path=None, **view):
+    # result.to_html() (core/rendering.py) lands here: the pages are made by the views, above the core
+    from attrwidgets.export_html import to_html as write
+
+    return write(result, path, **view)
+
+
+register_page_writer(_write_page)
 
 
 # Attribution graphs (attrwidgets/core/graph/) and aw.load load on first use: name -> module.

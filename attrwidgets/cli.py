@@ -1,6 +1,6 @@
 """attrwidgets explain "prompt" --method integrated_gradients --max-new-tokens 8 -o out.json|out.csv|out.html
-attrwidgets lig "The cat sat on the mat." --model DIR --steps 32 --granularity all --layers 0,5 -o out.json
-attrwidgets dlig "prompt" --model DIR --layer "block 10" --steps 16 -o out.csv|out.json|out.html
+attrwidgets lig "The cat sat on the mat." --model DIR --n-steps 32 --granularity all --layers 0,5 -o out.json
+attrwidgets dlig "prompt" --model DIR --layer "block 10" --denoising-steps 16 -o out.csv|out.json|out.html
 attrwidgets graph "prompt" [--transcoder DIR] -o graph.json|graph.html
 attrwidgets train-transcoder [--kind plt|clt] -o DIR"""
 
@@ -53,7 +53,8 @@ def _dlig_parser(sub) -> None:
     d.add_argument("--layer", default=None, help="'block 10', 'block 10 attn', 'embeddings' or a module path "
                    "(default: the middle block)")
     d.add_argument("--gen-length", type=int, default=32)
-    d.add_argument("--steps", type=int, default=16, help="denoising steps")
+    d.add_argument("--denoising-steps", "--steps", dest="denoising_steps", type=int, default=16,
+                   help="denoising steps (--steps: the old name)")
     d.add_argument("--block-length", type=int, default=None)
     d.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
     d.add_argument("--temperature", type=float, default=0.0)
@@ -87,7 +88,7 @@ def _dlig(args) -> int:
         raise AttrWidgetsError(f"Cannot write {args.output!r}: the output must end in .csv, .json or .html.")
     handle = aw.load_model(args.model, device=args.device, masked_lm=_is_encoder(args.model),
                            trust_remote_code=args.trust_remote_code)
-    result = aw.dlig(handle, args.prompt, layer=args.layer, gen_length=args.gen_length, steps=args.steps,
+    result = aw.dlig(handle, args.prompt, layer=args.layer, gen_length=args.gen_length, denoising_steps=args.denoising_steps,
                      block_length=args.block_length, remasking=args.remasking, temperature=args.temperature,
                      n_steps=args.n_steps, baseline=args.baseline, quadrature=args.quadrature,
                      mask_token_id=args.mask_token_id, seed=args.seed)
@@ -127,7 +128,8 @@ def _lig_parser(sub) -> None:
     lig = sub.add_parser("lig", help="layer-wise integrated gradients (z->z, z->u per head, u->z) of one text")
     lig.add_argument("text", help="the input text")
     lig.add_argument("--model", default=None, help="HF id or local folder (default: embedded SmolLM2)")
-    lig.add_argument("--steps", type=int, default=32, help="IG integration steps")
+    lig.add_argument("--n-steps", "--steps", dest="n_steps", type=int, default=32,
+                     help="IG integration steps (--steps: the old name)")
     lig.add_argument("--granularity", default="all", help="att, mlp, layer, or all (comma-separated for several)")
     lig.add_argument("--baseline-att", default="self_input_token", choices=BASELINES["att"])
     lig.add_argument("--baseline-mlp", default="zero", choices=BASELINES["mlp"])
@@ -153,19 +155,19 @@ def _lig(args) -> int:
     granularity = args.granularity.split(",") if "," in args.granularity else args.granularity
     options = {"quadrature": args.quadrature} if args.quadrature else {}
     handle = aw.load_model(args.model, device=args.device)
-    result = aw.lig(handle, args.text, n_steps=args.steps, granularity=granularity, layers=_int_list(args.layers),
+    result = aw.lig(handle, args.text, n_steps=args.n_steps, granularity=granularity, layers=_int_list(args.layers),
                     target_tokens=_int_list(args.target_tokens), target_head=args.target_head,
                     baseline_att=args.baseline_att, baseline_mlp=args.baseline_mlp,
                     baseline_layer=args.baseline_layer, include_residual_connection=not args.no_residual, **options)
     if suffix is None:
-        print(json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
+        print(json.dumps(result.to_lig_json(), indent=1, ensure_ascii=False))
         return 0
     if suffix == ".html":
         from attrwidgets.export_html import to_html
 
         to_html(result, args.output)
     else:
-        result.to_json(args.output)
+        result.to_lig_json(args.output)
     print(f"{result!r}\nwrote {args.output}")
     return 0
 

@@ -56,7 +56,7 @@ def run_graph(args) -> int:
     if args.save:
         print(f"saved {graph.save(args.save)}")
     if suffix == ".json":
-        graph.to_json(args.output, node_threshold=args.node_threshold, edge_threshold=args.edge_threshold)
+        graph.to_viewer_json(args.output, node_threshold=args.node_threshold, edge_threshold=args.edge_threshold)
     elif suffix == ".html":
         from attrwidgets.widgets.graph_html import graph_to_html
 

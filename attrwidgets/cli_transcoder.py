@@ -1,4 +1,4 @@
-"""attrwidgets train-transcoder -o DIR [--texts FILE ...] [--kind plt|clt] [--features N] [--steps N] ...
+"""attrwidgets train-transcoder -o DIR [--texts FILE ...] [--kind plt|clt] [--features N] [--training-steps N] ...
 
 Trains with aw.train_transcoder's defaults unless told otherwise, checkpoints into DIR (an interrupted run
 continues where it stopped when run again, unless --no-resume), and writes the transcoder there in our
@@ -30,7 +30,8 @@ def add_train_parser(sub) -> None:
     t.add_argument("--top-k", type=int, default=None, help="k for --activation topk (default: --target-l0)")
     t.add_argument("--skip", action=argparse_bool(), default=train.DEFAULT_SKIP,
                    help=f"a linear skip connection per layer (PLT only; default {train.DEFAULT_SKIP})")
-    t.add_argument("--steps", type=int, default=train.DEFAULT_STEPS)
+    t.add_argument("--training-steps", "--steps", dest="training_steps", type=int, default=train.DEFAULT_STEPS,
+                   help="optimizer steps (--steps: the old name)")
     t.add_argument("--batch-tokens", type=int, default=train.DEFAULT_BATCH_TOKENS)
     t.add_argument("--lr", type=float, default=train.DEFAULT_LR)
     t.add_argument("--sparsity", type=float, default=train.DEFAULT_SPARSITY)
@@ -84,7 +85,7 @@ def run_train(args) -> int:
     handle = aw.load_model(args.model, device=args.device)
     transcoder = aw.train_transcoder(
         handle, read_texts(args.texts) if args.texts else None, kind=args.kind, n_features=args.features,
-        activation=args.activation, steps=args.steps, batch_tokens=args.batch_tokens, sparsity=args.sparsity,
+        activation=args.activation, training_steps=args.training_steps, batch_tokens=args.batch_tokens, sparsity=args.sparsity,
         sparsity_c=args.sparsity_c, lr=args.lr, device=args.device, save=output, max_tokens=args.max_tokens,
         memory_budget=args.memory_budget, resume=not args.no_resume, seed=args.seed, top_k=args.top_k,
         skip=args.skip and args.kind == "plt", target_l0=args.target_l0)

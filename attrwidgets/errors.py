@@ -3,6 +3,7 @@
 import difflib
 import functools
 import inspect
+import warnings
 
 
 class AttrWidgetsError(ValueError):
@@ -37,3 +38,49 @@ def checked_keywords(fn):
         return fn(*args, **kwargs)
 
     return call
+
+
+def rename_keywords(caller: str | None, options: dict, new_name_of: dict[str, str]) -> dict:
+    """`options` with old keyword names replaced by their new ones. `caller` names the function or view in the
+    DeprecationWarning; None renames silently (options read back from a result saved under the old names)."""
+    out = dict(options)
+    for old, new in new_name_of.items():
+        if old not in out:
+            continue
+        if new in out:
+            raise AttrWidgetsError(f"{caller or 'options'} got both {old!r} and {new!r}: {old!r} is the old name of "
+                                   f"{new!r}; pass only {new}=.")
+        if caller is not None:
+            warnings.warn(f"{caller}: {old}= is renamed {new}=; the old name will be removed.", DeprecationWarning,
+                          stacklevel=3)
+        out[new] = out.pop(old)
+    return out
+
+
+def renamed_keywords(**new_name_of):
+    """Old keyword names that still work, with a DeprecationWarning naming the new one. One keyword means one
+    thing across families (docs/architecture.md): `n_steps` integrates, `denoising_steps` samples,
+    `training_steps` trains; a plain `steps` said none of these. Passing both names is an error."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            return fn(*args, **rename_keywords(f"{fn.__name__}()", kwargs, new_name_of))
+
+        call.renamed_keywords = dict(new_name_of)
+        return call
+
+    return wrap
+
+
+def renamed_method(old: str, new: str):
+    """A method kept under its old name: it warns (DeprecationWarning) and calls the new one."""
+
+    def method(self, *args, **kwargs):
+        warnings.warn(f"{type(self).__name__}.{old}() is renamed {new}(); the old name will be removed.",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(self, new)(*args, **kwargs)
+
+    method.__name__ = method.__qualname__ = old
+    method.__doc__ = f"The old name of {new}()."
+    return method

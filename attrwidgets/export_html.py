@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from attrwidgets.core.depass.result import Decomposition
 from attrwidgets.core.token.result import Attribution
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.html_page import (
@@ -45,7 +46,7 @@ def page_state(result: Attribution, view: dict | None = None) -> dict:
     """The TokenMatrix traits for `result`, tensors as base64 (js/types.ts Model)."""
     if not isinstance(result, Attribution):
         raise AttrWidgetsError(
-            f"to_html expects an Attribution or a TokenMatrix (or a HeadContributions or a HeadGrid, a "
+            f"to_html expects an Attribution or a TokenMatrix (or a token-level Decomposition, a HeadContributions or a HeadGrid, a "
             f"LayerAttribution or a LayerFlow, a DiffusionAttribution or a DiffusionTimeline), got "
             f"{type(result).__name__}."
         )
@@ -77,6 +78,8 @@ def to_html(result: Any, path: str | Path | None = None, *, title: str | None = 
     view, with every column computed so far), a DiffusionAttribution or a DiffusionTimeline (every row), a Graph
     or a GraphView (the pruned graph: widgets/graph_html.py).
 
+    A token-level Decomposition shows in the TokenMatrix view (Decomposition.as_attribution).
+
     view (TokenMatrix): initial selected_target, normalization ("row"|"global"), sign_mode
     ("signed"|"absolute"), hide_special. view (HeadGrid): selected_target, selected_source, selected_layer,
     selected_head, statistic, mode. view (LayerFlow): LAYER_FLOW_VIEW_STATE; (DiffusionTimeline):
@@ -101,6 +104,8 @@ def to_html(result: Any, path: str | Path | None = None, *, title: str | None = 
     unknown = sorted(set(view) - set(VIEW_STATE))
     if unknown:
         raise AttrWidgetsError(f"to_html got unknown option(s) {unknown}; it accepts {list(VIEW_STATE)}.")
+    if isinstance(result, Decomposition):  # its view is the TokenMatrix (core/depass/token_view.py)
+        result = result.as_attribution()
     if hasattr(result, "result") and hasattr(result, "selected_target"):  # a TokenMatrix widget
         view = {**{k: getattr(result, k) for k in VIEW_STATE}, **view}
         result = result.result
@@ -268,7 +273,7 @@ def _diffusion_page(view_or_result: Any, view: dict) -> tuple[dict, str]:
     finally:
         timeline.close()
     o = result.options
-    meta = (f"model: {result.model_id or 'unknown'}   layer: {result.layer or '?'}   {result.n_steps} denoising steps, "
+    meta = (f"model: {result.model_id or 'unknown'}   layer: {result.layer or '?'}   {result.n_denoising_steps} denoising steps, "
             f"{len(result.row_step)} unmasked tokens   gen_length: {o.get('gen_length')}   remasking: "
             f"{o.get('remasking')}   IG n_steps: {o.get('n_steps')}\nprompt: {result.prompt}")
     return state, meta

@@ -189,11 +189,11 @@ def part2(args) -> dict:
         for steps in args.dlig_steps:
             name = f"{layer} | {steps} steps"
             timing, res = measure(f"dlig {name}", lambda layer=layer, steps=steps: aw.dlig(
-                model, TINY_PROMPT, layer=layer, gen_length=args.gen_length, steps=steps, n_steps=args.steps,
+                model, TINY_PROMPT, layer=layer, gen_length=args.gen_length, denoising_steps=steps, n_steps=args.steps,
                 quadrature="gauss_legendre", progress=False), args, min_time=args.min_time)
-            rows_per_step = np.bincount(res.row_step, minlength=res.n_steps)
+            rows_per_step = np.bincount(res.row_step, minlength=res.n_denoising_steps)
             runs[name] = {**timing, "layer": layer, "steps": steps, "n_rows": len(res.row_step),
-                          "rows_per_step": rows_per_step.tolist(), "time_per_step_s": timing["time_s"] / res.n_steps,
+                          "rows_per_step": rows_per_step.tolist(), "time_per_step_s": timing["time_s"] / res.n_denoising_steps,
                           "time_per_row_s": timing["time_s"] / len(res.row_step),
                           "completeness_error": errors(res.completeness_error), "n_positions": res.length}
     return {"model_id": model.model_id, "n_layers": cfg.num_hidden_layers, "hidden_size": cfg.hidden_size,

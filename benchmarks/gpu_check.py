@@ -122,7 +122,7 @@ def check_graph(model, device, check, timed, tol) -> list[str]:
     check("graph, random PLT: linearity", np.isfinite(row).all() and worst < tol * max(scale, 1.0),
           f"{n_features} features, {len(g.nodes)} nodes, worst {worst:.1e} of {scale:.2f}", s)
     if device == "cuda":
-        t, s = timed(lambda: aw.train_transcoder(model, kind="clt", n_features=512, steps=100, max_tokens=20_000,
+        t, s = timed(lambda: aw.train_transcoder(model, kind="clt", n_features=512, training_steps=100, max_tokens=20_000,
                                                  progress=False))
         fve = t.config.get("figures", {}).get("fve", [float("nan")])
         check("train CLT (default model)", np.isfinite(np.mean(fve)), f"mean FVE {np.mean(fve):.3f}", s)
@@ -141,7 +141,7 @@ def check_dlig(model, device, check, timed) -> list[str]:
               f"causal={causal}, completeness median {np.median(r.completeness_error):.3f} (reported)", s)
     mlm = tiny_masked_lm()
     mlm.model.to(device)
-    d, s = timed(lambda: aw.dlig(mlm, "the cat sat", layer="block 1", gen_length=8, steps=4, n_steps=16,
+    d, s = timed(lambda: aw.dlig(mlm, "the cat sat", layer="block 1", gen_length=8, denoising_steps=4, n_steps=16,
                                  progress=False))
     once = sorted(d.row_position.tolist()) == list(range(d.n_prompt, d.length))
     check("dlig tiny masked LM", once and np.isfinite(d.scores).all(), f"every position once={once}", s)

@@ -44,7 +44,7 @@ def main() -> None:
     overrides = {
         k: v
         for k, v in (
-            ("steps", args.steps),
+            ("training_steps", args.steps),
             ("n_features", args.features),
             ("max_tokens", args.max_tokens),
             ("batch_tokens", args.batch_tokens),

@@ -41,9 +41,9 @@ cells = [
        "LM built in-process (`aw.load_model(path, masked_lm=True)` loads a real one)."),
     code("from attrwidgets.testing import tiny_masked_lm\n\n"
          "mlm = tiny_masked_lm()\n"
-         "d = aw.dlig(mlm, \"the cat sat on the\", layer=\"block 0\", gen_length=8, steps=4, n_steps=16)\n"
+         "d = aw.dlig(mlm, \"the cat sat on the\", layer=\"block 0\", gen_length=8, denoising_steps=4, n_steps=16)\n"
          "print(d)\n"
-         "for s in range(d.n_steps):\n"
+         "for s in range(d.n_denoising_steps):\n"
          "    print(f\"step {s}: unmasks positions {[int(d.row_position[r]) for r in d.rows_at(s)]}\")\n"
          "assert sorted(d.row_position.tolist()) == list(range(d.n_prompt, d.length))  # each position once"),
     md("The CSV has one row per (step, unmasked token), the scores keyed by position: a repeated token never "
@@ -55,7 +55,7 @@ cells = [
        "highlighted), click an unmasked token for its attribution over every position, and read the steps x "
        "positions heatmap. Change the layer: the kernel runs the sampler and layer IG again (the last request "
        "wins, the previous result stays until the new one arrives)."),
-    code("timeline = aw.DiffusionTimeline(d, model=mlm, prompt=\"the cat sat on the\", gen_length=8, steps=4,\n"
+    code("timeline = aw.DiffusionTimeline(d, model=mlm, prompt=\"the cat sat on the\", gen_length=8, denoising_steps=4,\n"
          "                                n_steps=16)\ntimeline"),
     code("timeline.layer = \"embeddings\"  # what the layer box does\ntimeline.wait()\n"
          "print(timeline.layer, timeline.error or \"ok\")\nassert timeline.error == \"\""),

@@ -61,7 +61,7 @@ cells = [
        "qParams with the pins); `save` keeps the full graph (JSON header + safetensors, no pickle) for "
        "`aw.load_graph`."),
     code("folder = Path(tempfile.mkdtemp())\n"
-         "viewer = view.to_json(folder / \"graph.json\")\n"
+         "viewer = view.to_viewer_json(folder / \"graph.json\")\n"
          "print(len(viewer[\"nodes\"]), \"nodes,\", len(viewer[\"links\"]), \"links, pinned\", viewer[\"qParams\"][\"pinnedIds\"])\n"
          "graph.save(folder / \"full.json\")\n"
          "again = aw.load_graph(folder / \"full.json\")\n"

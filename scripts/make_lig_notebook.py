@@ -44,7 +44,7 @@ cells = [
          "assert np.isclose(sums[\"self_input_token\"], sums[\"itb_zero_ratio\"], rtol=1e-5)  # the sum is kept"),
     md("Results save in the upstream package's JSON layout (its orientation: `matrix[i][j]` = source i -> "
        "target j), and `aw.load_lig_json` reads files that package wrote."),
-    code("import tempfile\n\npath = Path(tempfile.mkdtemp()) / \"lig.json\"\nresult.to_json(path)\n"
+    code("import tempfile\n\npath = Path(tempfile.mkdtemp()) / \"lig.json\"\nresult.to_lig_json(path)\n"
          "back = aw.load_lig_json(path)\nprint(np.allclose(back.z2z[5], result.z2z[5]))\n"
          "assert np.allclose(back.z2z[5], result.z2z[5]) and np.allclose(back.u2z[5], result.u2z[5])"),
     md("## A decoder: SmolLM2 (the default model)\nCausal attention: no token is attributed to an earlier "

@@ -26,6 +26,37 @@ def bundle_paths(path) -> tuple[Path, Path]:
     return header, header.with_suffix(".safetensors")
 
 
+def schema_version(schema: str) -> int:
+    """The version a schema name carries ('attrwidgets.attribution/1' -> 1); a name without one is version 1."""
+    name, _, version = schema.rpartition("/")
+    return int(version) if name and version.isdigit() else 1
+
+
+def json_array(name: str, value) -> list | None:
+    """An array as nested lists for JSON: integers as they are, NaN (not computed) as null. inf is refused: it
+    is a numerical bug, not a value to pass on."""
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.dtype.kind in "iub":
+        return arr.tolist()
+    arr = arr.astype(np.float64)
+    inf = np.isinf(arr)
+    if inf.any():
+        where = tuple(int(i) for i in np.argwhere(inf)[0])
+        raise AttrWidgetsError(
+            f"{name} holds inf at index {where}: inf is a numerical bug, not a value to save (NaN marks "
+            "'not computed'). Recompute with a smaller step size or float32, or set it to NaN before saving."
+        )
+    return np.where(np.isnan(arr), None, arr).tolist()
+
+
+def bundle_dict(schema: str, header: dict, arrays: dict[str, np.ndarray | None]) -> dict:
+    """What save_bundle writes, as one JSON-able dict: the result's to_dict() (arrays as nested lists)."""
+    return {"schema": schema, "version": schema_version(schema), **header,
+            **{name: json_array(name, value) for name, value in arrays.items()}}
+
+
 def save_bundle(path, schema: str, header: dict, arrays: dict[str, np.ndarray | None]) -> Path:
     """Write header (JSON-able) and arrays (None entries skipped); returns the JSON path."""
     from safetensors.numpy import save
@@ -33,7 +64,8 @@ def save_bundle(path, schema: str, header: dict, arrays: dict[str, np.ndarray | 
     json_path, tensor_path = bundle_paths(path)
     tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items() if v is not None}
     try:
-        text = json.dumps({"schema": schema, **header, "tensors": sorted(tensors)}, allow_nan=False, indent=1)
+        text = json.dumps({"schema": schema, "version": schema_version(schema), **header, "tensors": sorted(tensors)},
+                          allow_nan=False, indent=1)
     except (TypeError, ValueError) as exc:
         raise AttrWidgetsError(f"Cannot save: the header is not JSON-able ({exc}).") from None
     write_bytes_atomic(tensor_path, save(tensors))

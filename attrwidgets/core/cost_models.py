@@ -151,10 +151,10 @@ def lig(shape: ModelShape, s: Sizes, options: dict) -> Cost:
 
 
 def dlig(shape: ModelShape, s: Sizes, options: dict) -> Cost:
-    """A masked-diffusion run: `steps` predictions over the whole sequence, each with a layer IG of the
+    """A masked-diffusion run: `denoising_steps` predictions over the whole sequence, each with a layer IG of the
     tokens it unmasks (bidirectional, so every step's forward covers the whole sequence)."""
     T = s.length
-    steps = int(options.get("steps", 16))
+    steps = int(options.get("denoising_steps", options.get("steps", 16)))
     per_step = max(1, s.n_new // max(1, steps))
     layers = shape.n_layers - options.get("block", shape.n_layers // 2)
     ig = _gradients(shape, T, per_step, points=int(options.get("n_steps", 32)) + 2, layers=layers,

@@ -24,8 +24,9 @@ import numpy as np
 import traitlets
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe, validate
 
+from attrwidgets.core.dlig.diffusion import RENAMED_OPTIONS
 from attrwidgets.core.dlig.result import DiffusionAttribution
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.errors import AttrWidgetsError, rename_keywords
 from attrwidgets.widgets.base import AttrWidget, bundle, check_tokens, unknown_keyword_error
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
@@ -34,7 +35,7 @@ FLAG_ERROR = 0.02  # rows above this relative completeness error are flagged (th
 _LIVE_KEYWORDS = ("model", "prompt", "compute")
 # aw.dlig's keywords besides layer, progress and cancel (tests check this against its signature): what a static
 # view rejects with a hint, and what a live one takes from a result it continues.
-DLIG_OPTIONS = ("gen_length", "steps", "block_length", "remasking", "temperature", "n_steps", "baseline",
+DLIG_OPTIONS = ("gen_length", "denoising_steps", "block_length", "remasking", "temperature", "n_steps", "baseline",
                 "quadrature", "objective", "per_dim", "mask_token_id", "seed")
 # Traits filled from the result, never from constructor keywords.
 _DATA_TRAITS = frozenset({
@@ -67,7 +68,7 @@ def check_result(result: Any) -> DiffusionAttribution:
         raise AttrWidgetsError(f"DiffusionTimeline expects a DiffusionAttribution (aw.dlig), got "
                                f"{type(result).__name__}.{hint}")
     n = len(result.row_step)
-    for name, size in (("row_position", result.length), ("row_step", result.n_steps)):
+    for name, size in (("row_position", result.length), ("row_step", result.n_denoising_steps)):
         value = np.asarray(getattr(result, name))
         if value.shape != (n,) or (n and not (0 <= value.min() and value.max() < size)):
             raise AttrWidgetsError(f"{name} must hold {n} values in [0, {size}), got {value.tolist()}.")
@@ -82,7 +83,7 @@ class DiffusionTimeline(AttrWidget):
 
     DiffusionTimeline(result)                                  # static: one DiffusionAttribution (aw.dlig)
     DiffusionTimeline(result, model=handle)                    # live: change `layer` and it recomputes
-    DiffusionTimeline(model=handle, prompt="...", layer="block 3", steps=8, gen_length=16)   # live, any dlig option
+    DiffusionTimeline(model=handle, prompt="...", layer="block 3", denoising_steps=8, gen_length=16)   # live, any dlig option
 
     compute= replaces aw.dlig (called as compute(model, prompt, layer=..., **options, cancel=..., progress=False)).
     Continuing a result, the prompt is its text and the options those it was sampled with; pass prompt=<the
@@ -95,7 +96,7 @@ class DiffusionTimeline(AttrWidget):
 
     tokens = List(Dict(), help="(T,) the final sequence: prompt, then the generated positions").tag(sync=True)
     n_prompt = Int(0).tag(sync=True)
-    n_denoising_steps = Int(0, help="denoising steps (aw.dlig's steps)").tag(sync=True)
+    n_denoising_steps = Int(0, help="denoising steps (aw.dlig's denoising_steps)").tag(sync=True)
     mask_text = Unicode("[MASK]").tag(sync=True)
     # (n_steps + 1, T): 1 where position p is masked entering step s (row n_steps: after the last step), else 0.
     masked = Tensor(ndim=2).tag(sync=True)
@@ -128,6 +129,7 @@ class DiffusionTimeline(AttrWidget):
     _result: DiffusionAttribution | None = None
 
     def __init__(self, result: DiffusionAttribution | None = None, **kwargs: Any) -> None:
+        kwargs = rename_keywords(type(self).__name__, kwargs, RENAMED_OPTIONS)
         live = {k: kwargs.pop(k) for k in _LIVE_KEYWORDS if k in kwargs}
         compute = live.pop("compute", None)
         accepted = (*DLIG_OPTIONS, *compute_options(compute))
@@ -180,7 +182,7 @@ class DiffusionTimeline(AttrWidget):
                 raise AttrWidgetsError("Live DiffusionTimeline needs prompt='...' (or a DiffusionAttribution to "
                                        "continue).")
             return options, prompt
-        base = {k: v for k, v in result.options.items() if k in DLIG_OPTIONS}
+        base = {k: v for k, v in rename_keywords(None, result.options, RENAMED_OPTIONS).items() if k in DLIG_OPTIONS}
         base["mask_token_id"] = int(result.mask_token_id)
         if base.get("baseline") == "tensor" and "baseline" not in options:
             raise AttrWidgetsError("This result was computed with a tensor baseline, which it does not keep: pass "
@@ -262,7 +264,7 @@ class DiffusionTimeline(AttrWidget):
                 with self.hold_sync():
                     self.selected_target = self.selected_source = self.selected_step = -1
                     self.tokens = [tok.to_dict() for tok in result.tokens]
-                    self.n_prompt, self.n_denoising_steps = int(result.n_prompt), result.n_steps
+                    self.n_prompt, self.n_denoising_steps = int(result.n_prompt), result.n_denoising_steps
                     self.mask_text = result.mask_text
                     self.masked = (result.states == result.mask_token_id).astype(np.float32)
                     self.target_positions = [int(p) for p in result.row_position]

@@ -21,7 +21,7 @@ import numpy as np
 import traitlets
 from traitlets import Bool, Dict, Float, Int, List, Unicode, observe, validate
 
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.errors import AttrWidgetsError, renamed_method
 from attrwidgets.widgets.base import AttrWidget, bundle, unknown_keyword_error
 from attrwidgets.widgets.graph_payload import (
     NODE_COLUMNS,
@@ -56,7 +56,7 @@ class GraphView(AttrWidget):
     GraphView(graph)                                     # aw.attribution_graph(...) or aw.load_graph(path)
     GraphView(graph, node_threshold=0.6, edge_threshold=0.9, pinned=["3_120_5"])
     view.target = "#1234"  /  " Paris"  /  "Paris - London"   # rebuild for other logits (needs the model)
-    view.to_json("graph.json")                           # the public viewer's JSON, with the view's pins
+    view.to_viewer_json("graph.json")                           # the public viewer's JSON, with the view's pins
 
     Click a node: its upstream and downstream paths highlight (selected_node); shift-click pins it (pinned);
     click a logit node: the graph is rebuilt for that logit alone. selected_target is the selected logit node's
@@ -269,17 +269,19 @@ class GraphView(AttrWidget):
         with self._lock:
             return self._pruned.get(self._shown.key) if self._shown is not None else None
 
-    def to_json(self, path: Any = None) -> dict:
+    def to_viewer_json(self, path: Any = None) -> dict:
         """The shown graph in the public viewer's JSON at the view's thresholds, pinnedIds = the view's pins
         (pins of nodes this graph lacks, e.g. from another target's graph, are left out with a warning)."""
         graph = self.graph
         ids = set(map(str, graph.nodes.node_id))
         pins = [p for p in self.pinned if p in ids]
         if len(pins) < len(self.pinned):
-            warnings.warn(f"to_json: pinned node(s) {[p for p in self.pinned if p not in ids]} are not in this graph "
+            warnings.warn(f"to_viewer_json: pinned node(s) {[p for p in self.pinned if p not in ids]} are not in this graph "
                           f"(shown target {self.shown_target or 'its own logits'!r}); left out.", stacklevel=2)
-        return graph.to_json(path, node_threshold=float(self.node_threshold),
-                             edge_threshold=float(self.edge_threshold), pinned=pins)
+        return graph.to_viewer_json(path, node_threshold=float(self.node_threshold),
+                                    edge_threshold=float(self.edge_threshold), pinned=pins)
+
+    to_json = renamed_method("to_json", "to_viewer_json")
 
     def __repr__(self) -> str:
         s = self.summary or {}

@@ -13,6 +13,7 @@ import numpy as np
 import traitlets
 from traitlets import Bool, Dict, Enum, Int, List, Unicode, observe, validate
 
+from attrwidgets.core.depass.result import Decomposition
 from attrwidgets.core.token.result import Attribution
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
@@ -80,7 +81,7 @@ def _check_options(options: dict, methods: list[str]) -> None:
 class TokenMatrix(AttrWidget):
     """Attribution of each generated token (rows) to every earlier token (columns).
 
-    TokenMatrix(result)                                     # static: an Attribution
+    TokenMatrix(result)                                     # static: an Attribution (or a token-level Decomposition)
     TokenMatrix(model=handle, prompt="...", method="integrated_gradients", n_steps=32, baseline=...)
                                                             # live: recomputes on selection
     TokenMatrix(session=session, method="saliency")          # live, reusing an AttributionSession
@@ -115,6 +116,8 @@ class TokenMatrix(AttrWidget):
     _static: Attribution | None = None
 
     def __init__(self, result: Attribution | None = None, **kwargs: Any) -> None:
+        if isinstance(result, Decomposition):  # DePass's token view (core/depass/token_view.py)
+            result = result.as_attribution()
         live = {k: kwargs.pop(k) for k in _LIVE_KEYWORDS if k in kwargs}
         if result is not None and live:
             raise AttrWidgetsError(

@@ -102,7 +102,7 @@ def test_dlig_writes_each_format(tiny_mlm_folder, tmp_path, suffix):
     if suffix == "csv":
         assert text.startswith("step,position,token_id,token,") and "pos_0" in text.splitlines()[0]
     elif suffix == "json":
-        assert aw.load_diffusion(out).n_steps == 2
+        assert aw.load_diffusion(out).n_denoising_steps == 2
     else:
         assert "<html" in text.lower() and "<script src=" not in text
 

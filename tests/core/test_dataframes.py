@@ -54,7 +54,7 @@ def test_layer_attribution_keeps_only_computed_scores(handle):
 
 
 def test_diffusion_rows_are_the_score_rows():
-    r = aw.dlig(tiny_masked_lm(), PROMPT, gen_length=4, steps=2, n_steps=4, progress=False)
+    r = aw.dlig(tiny_masked_lm(), PROMPT, gen_length=4, denoising_steps=2, n_steps=4, progress=False)
     df = r.to_dataframe()
     assert len(df) == np.isfinite(r.scores).sum()
     first = df[(df.step == r.row_step[0]) & (df.target_position == r.row_position[0])]

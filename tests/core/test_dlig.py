@@ -158,15 +158,15 @@ def test_layer_ig_is_a_registered_method_with_its_options():
 # -- masked diffusion ------------------------------------------------------------------------------------
 def test_sampler_is_deterministic_and_unmasks_every_position_once():
     h = mlm()
-    runs = [aw.dlig(h, "the cat sat", layer="block 0", gen_length=8, steps=4, block_length=4, n_steps=8,
+    runs = [aw.dlig(h, "the cat sat", layer="block 0", gen_length=8, denoising_steps=4, block_length=4, n_steps=8,
                     progress=False) for _ in range(2)]
     a, b = runs
     np.testing.assert_array_equal(a.states, b.states)
     np.testing.assert_array_equal(a.scores, b.scores)
     generated = range(a.n_prompt, a.length)
     assert sorted(a.row_position.tolist()) == list(generated)  # each generated position exactly once
-    assert a.states[0, a.n_prompt:].tolist() == [a.mask_token_id] * 8 and not a.masked(a.n_steps).any()
-    for step in range(a.n_steps):  # what a step unmasks was masked before it and is set after it
+    assert a.states[0, a.n_prompt:].tolist() == [a.mask_token_id] * 8 and not a.masked(a.n_denoising_steps).any()
+    for step in range(a.n_denoising_steps):  # what a step unmasks was masked before it and is set after it
         for r in a.rows_at(step):
             p = a.row_position[r]
             assert a.states[step, p] == a.mask_token_id and a.states[step + 1, p] == a.row_token[r]
@@ -183,7 +183,7 @@ def test_reported_completeness_error_is_the_true_error(baseline):
     0's output for the step's state with every prompt position masked). The error's level is not asserted: it is
     a convergence figure, and on a random model the kernel path a CPU picks samples other tokens and moves it."""
     h = mlm()
-    r = aw.dlig(h, "the cat sat", layer="block 0", baseline=baseline, gen_length=8, steps=4, block_length=4,
+    r = aw.dlig(h, "the cat sat", layer="block 0", baseline=baseline, gen_length=8, denoising_steps=4, block_length=4,
                 n_steps=8, progress=False)
     for row in range(len(r.row_step)):
         ids = torch.tensor(r.states[r.row_step[row]])
@@ -212,7 +212,7 @@ def test_reported_completeness_error_is_the_true_error(baseline):
 
 def test_step_targets_are_each_tokens_own_logit_at_its_position():
     h = mlm()
-    r = aw.dlig(h, "the cat sat", layer="embeddings", gen_length=4, steps=2, n_steps=8, progress=False)
+    r = aw.dlig(h, "the cat sat", layer="embeddings", gen_length=4, denoising_steps=2, n_steps=8, progress=False)
     for row in range(len(r.row_step)):
         ids = torch.tensor(r.states[r.row_step[row]])
         with torch.no_grad():
@@ -222,7 +222,7 @@ def test_step_targets_are_each_tokens_own_logit_at_its_position():
 
 def test_random_remasking_and_temperature_follow_the_seed():
     h = mlm()
-    kw = {"layer": "block 1", "gen_length": 6, "steps": 3, "n_steps": 4, "progress": False}
+    kw = {"layer": "block 1", "gen_length": 6, "denoising_steps": 3, "n_steps": 4, "progress": False}
     a = aw.dlig(h, "the cat", remasking="random", temperature=1.0, seed=3, **kw)
     b = aw.dlig(h, "the cat", remasking="random", temperature=1.0, seed=3, **kw)
     np.testing.assert_array_equal(a.states, b.states)
@@ -241,15 +241,15 @@ def test_every_sampler_setting_unmasks_each_position_once_and_never_to_the_mask(
     masked and be unmasked twice (it was, at temperature 1)."""
     h = mlm()
     for seed in range(5):  # without the fix seed 3 unmasked a position twice at temperature 1 (both rules)
-        r = aw.dlig(h, "the cat", layer="block 1", gen_length=6, steps=3, n_steps=2, remasking=remasking,
+        r = aw.dlig(h, "the cat", layer="block 1", gen_length=6, denoising_steps=3, n_steps=2, remasking=remasking,
                     temperature=temperature, seed=seed, progress=False)
         assert sorted(r.row_position.tolist()) == list(range(r.n_prompt, r.length))
-        assert r.mask_token_id not in r.row_token.tolist() and not r.masked(r.n_steps).any()
+        assert r.mask_token_id not in r.row_token.tolist() and not r.masked(r.n_denoising_steps).any()
 
 
 def test_csv_is_keyed_by_position_with_repeated_tokens(tmp_path):
     h = mlm()
-    r = aw.dlig(h, "the the the", layer="block 0", gen_length=4, steps=2, n_steps=4, progress=False)
+    r = aw.dlig(h, "the the the", layer="block 0", gen_length=4, denoising_steps=2, n_steps=4, progress=False)
     texts = [t.clean for t in r.tokens[:r.n_prompt]]
     assert len(texts) != len(set(texts))  # the prompt repeats a token
     import csv
@@ -263,7 +263,7 @@ def test_csv_is_keyed_by_position_with_repeated_tokens(tmp_path):
 
 
 def test_diffusion_result_round_trip_and_malformed_file(tmp_path):
-    r = aw.dlig(mlm(), "the cat", layer="block 0", gen_length=4, steps=2, n_steps=4, progress=False)
+    r = aw.dlig(mlm(), "the cat", layer="block 0", gen_length=4, denoising_steps=2, n_steps=4, progress=False)
     back = aw.load_diffusion(r.save(tmp_path / "d.json"))
     np.testing.assert_array_equal(back.states, r.states)
     np.testing.assert_allclose(back.scores, r.scores)
@@ -275,8 +275,8 @@ def test_diffusion_result_round_trip_and_malformed_file(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"gen_length": 0}, "gen_length must be a positive integer"),
-    ({"steps": 0}, "steps must be a positive integer"),
-    ({"gen_length": 4, "steps": 5}, "steps (5) > gen_length (4)"),
+    ({"denoising_steps": 0}, "steps must be a positive integer"),
+    ({"gen_length": 4, "denoising_steps": 5}, "steps (5) > gen_length (4)"),
     ({"gen_length": 6, "block_length": 4}, "must divide gen_length"),
     ({"layer": "bert.encoder.layer.9"}, "No layer 'bert.encoder.layer.9'"),
     ({"layer": "block 7"}, "out of range: this model has 2 blocks"),
@@ -284,7 +284,7 @@ def test_diffusion_result_round_trip_and_malformed_file(tmp_path):
     ({"remasking": "top_k"}, "Unknown remasking"),
 ])
 def test_diffusion_bad_input(kwargs, message):
-    options = {"gen_length": 4, "steps": 2, "n_steps": 4, "progress": False, **kwargs}
+    options = {"gen_length": 4, "denoising_steps": 2, "n_steps": 4, "progress": False, **kwargs}
     with pytest.raises(AttrWidgetsError) as err:
         aw.dlig(mlm(), "the cat", **options)
     assert message in str(err.value)
@@ -294,7 +294,7 @@ def test_a_model_without_a_mask_token_says_how_to_pass_one():
     h = tiny_masked_lm()
     h.tokenizer = tiny_handle("gpt2").tokenizer  # no mask token there, none in the config either
     with pytest.raises(AttrWidgetsError, match="pass mask_token_id="):
-        aw.dlig(h, "the cat", gen_length=4, steps=2)
+        aw.dlig(h, "the cat", gen_length=4, denoising_steps=2)
 
 
 def test_unknown_layer_lists_the_nearest_ones():

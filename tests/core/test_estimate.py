@@ -27,7 +27,7 @@ CALLS = {  # fn name -> (call, options), each on its tiny model
     "head_contributions": (lambda h, **o: aw.head_contributions(h, PROMPT, progress=False, **o), {}),
     "attribution_graph": (lambda h, **o: aw.attribution_graph(h, PROMPT, progress=False, **o), {}),
     "lig": (lambda h, **o: aw.lig(h, PROMPT, **o), {"n_steps": 4, "layers": [1], "granularity": "layer"}),
-    "dlig": (lambda h, **o: aw.dlig(h, PROMPT, progress=False, **o), {"gen_length": 4, "steps": 2, "n_steps": 4}),
+    "dlig": (lambda h, **o: aw.dlig(h, PROMPT, progress=False, **o), {"gen_length": 4, "denoising_steps": 2, "n_steps": 4}),
 }
 
 

@@ -33,7 +33,7 @@ CALLS = {  # each with its smallest options: the refusal must come from the prom
     "attribution_graph": lambda m, ids: aw.attribution_graph(m, ids, max_feature_nodes=16, progress=False),
     "lig": lambda m, ids: aw.lig(m, m.tokenizer.decode(ids), layers=[10], target_tokens=[5], n_steps=2,
                                  granularity="layer"),
-    "dlig": lambda m, ids: aw.dlig(m, ids[:-8], gen_length=8, steps=2, n_steps=2, mask_token_id=0, progress=False),
+    "dlig": lambda m, ids: aw.dlig(m, ids[:-8], gen_length=8, denoising_steps=2, n_steps=2, mask_token_id=0, progress=False),
 }
 
 

@@ -25,7 +25,7 @@ def token_result():
 
 @functools.cache
 def diffusion_result():
-    return aw.dlig(tiny_masked_lm(seed=0), "the cat", layer="block 0", gen_length=2, steps=1, n_steps=2,
+    return aw.dlig(tiny_masked_lm(seed=0), "the cat", layer="block 0", gen_length=2, denoising_steps=1, n_steps=2,
                    progress=False)
 
 
@@ -40,9 +40,9 @@ WRITERS = {
     "save_tokenlens": lambda p: save_tokenlens(token_result(), p / "t.json"),
     "to_html": lambda p: aw.to_html(token_result(), p / "r.html"),
     "Graph.save": lambda p: toy_graph(seed=1).save(p / "g.json"),
-    "Graph.to_json (viewer)": lambda p: toy_graph(seed=1).to_json(p / "v.json"),
+    "Graph.to_viewer_json": lambda p: toy_graph(seed=1).to_viewer_json(p / "v.json"),
     "graph to_html": lambda p: aw.to_html(toy_graph(seed=1), p / "g.html"),
-    "LayerAttribution.to_json": lambda p: lig_result().to_json(p / "lig.json"),
+    "LayerAttribution.to_lig_json": lambda p: lig_result().to_lig_json(p / "lig.json"),
     "LayerAttribution.save": lambda p: lig_result().save(p / "lig_bundle.json"),
     "DiffusionAttribution.save": lambda p: diffusion_result().save(p / "d.json"),
     "DiffusionAttribution.to_csv": lambda p: diffusion_result().to_csv(p / "d.csv"),

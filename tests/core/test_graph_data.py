@@ -261,7 +261,7 @@ def test_viewer_json_ids_links_and_pins(tmp_path):
     p = g.prune()
     pinned = [g.nodes.node_id[i] for i in p.node_index[:2]]
     out = tmp_path / "graph.json"
-    doc = g.to_json(out, pinned=pinned, slug="toy")
+    doc = g.to_viewer_json(out, pinned=pinned, slug="toy")
     assert json.loads(out.read_text()) == doc
     ids = [n["node_id"] for n in doc["nodes"]]
     assert len(ids) == len(set(ids))
@@ -275,7 +275,7 @@ def test_viewer_json_ids_links_and_pins(tmp_path):
     assert sum(n["feature_type"] == "embedding" for n in doc["nodes"]) == len(g.tokens)
     assert {n["layer"] for n in doc["nodes"] if n["feature_type"] == "embedding"} == {"E"}
     with pytest.raises(AttrWidgetsError, match="No node"):
-        g.to_json(pinned=["99_1_1"])
+        g.to_viewer_json(pinned=["99_1_1"])
 
 
 def test_pinned_node_outside_the_pruned_graph_is_kept_in_json():
@@ -283,14 +283,14 @@ def test_pinned_node_outside_the_pruned_graph_is_kept_in_json():
     p = g.prune(0.3, 0.5)
     dropped = sorted(set(np.flatnonzero(g.nodes.mask("feature")).tolist()) - set(p.node_index.tolist()))
     node_id = g.nodes.node_id[dropped[0]]
-    doc = g.to_json(node_threshold=0.3, edge_threshold=0.5, pinned=[node_id])
+    doc = g.to_viewer_json(node_threshold=0.3, edge_threshold=0.5, pinned=[node_id])
     assert node_id in {n["node_id"] for n in doc["nodes"]}
     assert doc["qParams"]["pinnedIds"] == [node_id]
 
 
 def test_component_graph_viewer_json():
     g = toy_graph(components=True, seed=1)
-    doc = g.to_json()
+    doc = g.to_viewer_json()
     types = {n["feature_type"] for n in doc["nodes"]}
     assert {"attention head", "embedding", "logit"} <= types
     for node in doc["nodes"]:
@@ -301,7 +301,7 @@ def test_component_graph_viewer_json():
 def test_save_load_round_trip(tmp_path, sparse):
     g = toy_graph(seed=6, sparse=sparse)
     g.labels(np.flatnonzero(g.nodes.mask("feature"))[:3])
-    document = g.to_json()  # labels every kept node; the loaded graph has no labeler but keeps them
+    document = g.to_viewer_json()  # labels every kept node; the loaded graph has no labeler but keeps them
     g.save(tmp_path / "g")
     h = load_graph(tmp_path / "g.json")
     assert h.engine is None and h.labeler is None
@@ -322,7 +322,7 @@ def test_save_load_round_trip(tmp_path, sparse):
         g.n_layers,
         g.metadata,
     )
-    assert h.to_json() == document
+    assert h.to_viewer_json() == document
     # Re-attaching a model runs the engine (tests/core/test_graph_engine.py); something else is refused.
     with pytest.raises(AttrWidgetsError, match="ModelHandle"):
         load_graph(tmp_path / "g", model=object())

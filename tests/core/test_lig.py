@@ -208,7 +208,7 @@ def test_live_session_adds_columns_without_dropping_any():
 
 def test_upstream_json_round_trip_and_bundle(tmp_path):
     result = full_result("gpt2")
-    result.to_json(tmp_path / "lig.json")
+    result.to_lig_json(tmp_path / "lig.json")
     import json
 
     data = json.loads((tmp_path / "lig.json").read_text())
@@ -327,7 +327,7 @@ def test_mlp_route_without_the_residual_connection(arch):
     assert without.l2_total[0][2] == pytest.approx(float(torch.linalg.vector_norm(mlp_only - reference)), rel=1e-5)
     assert without.completeness("mlp", 0)[2] < 0.02
     assert not np.allclose(without.u2z[0][2], with_res.u2z[0][2])
-    assert without.to_dict()["config"]["include_residual_connection"] is False
+    assert without.to_lig_json()["config"]["include_residual_connection"] is False
 
 
 def test_a_prompt_as_token_ids_or_chat_gives_the_same_result_as_its_text():

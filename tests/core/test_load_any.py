@@ -10,9 +10,8 @@ import pytest
 
 import attrwidgets as aw
 from attrwidgets.errors import AttrWidgetsError
-from attrwidgets.testing import tiny_handle, tiny_masked_lm
-
-PROMPT = "The capital of France is"
+from attrwidgets.testing import tiny_handle
+from tests.core.result_samples import PROMPT, results
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +21,6 @@ def handle():
 
 def text_of(token) -> str:
     return token if isinstance(token, str) else token.text  # a Graph keeps its tokens as text
-
-
-def results(handle):
-    yield "attribution", aw.attribute(handle, PROMPT, method="saliency", max_new_tokens=2, progress=False)
-    yield "decomposition", aw.depass(handle, PROMPT, progress=False)
-    yield "heads", aw.head_contributions(handle, PROMPT, progress=False)
-    yield "lig", aw.lig(handle, PROMPT, layers=[0], n_steps=2, granularity="layer")
-    yield "diffusion", aw.dlig(tiny_masked_lm(), PROMPT, gen_length=4, steps=2, n_steps=2, progress=False)
-    yield "graph", aw.attribution_graph(handle, PROMPT, progress=False)
 
 
 def test_every_result_type_comes_back_as_itself(handle, tmp_path):
@@ -61,7 +51,8 @@ def test_external_layouts_and_a_transcoder_folder(handle, tmp_path):
     back = aw.load(save_tokenlens(attribution, tmp_path / "tokenlens.json"))
     assert type(back) is aw.Attribution and back.n_targets == 2
     lig = aw.lig(handle, PROMPT, layers=[0], n_steps=2, granularity="layer")
-    upstream = lig.to_json(tmp_path / "lig.json")  # the LIG package's layout: no schema key
+    upstream = tmp_path / "lig.json"
+    lig.to_lig_json(upstream)  # the LIG package's layout: no schema key
     assert "schema" not in json.loads(upstream.read_text())
     assert type(aw.load(upstream)) is aw.LayerAttribution
     folder = random_transcoder(2, 32).save(tmp_path / "tc")

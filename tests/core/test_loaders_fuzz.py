@@ -39,9 +39,9 @@ def originals(root: str) -> dict:
     out["graph"] = (toy_graph(seed=1).save(root / "g.json"), aw.load_graph, root / "g.json")
     out["graph tensors"] = (root / "g.json", aw.load_graph, root / "g.safetensors")
     lig = aw.lig(h, "the cat sat", layers=[0], n_steps=2)
-    lig.to_json(root / "lig.json")
+    lig.to_lig_json(root / "lig.json")
     out["lig json"] = (root / "lig.json", aw.load_lig_json, root / "lig.json")
-    out["diffusion"] = (aw.dlig(tiny_masked_lm(seed=0), "the cat", layer="block 0", gen_length=2, steps=1,
+    out["diffusion"] = (aw.dlig(tiny_masked_lm(seed=0), "the cat", layer="block 0", gen_length=2, denoising_steps=1,
                                 n_steps=2, progress=False).save(root / "d.json"), aw.load_diffusion, root / "d.json")
     dec = aw.depass(h, "the cat sat")
     out["decomposition"] = (dec.save(root / "dec.json"), aw.load_decomposition, root / "dec.json")

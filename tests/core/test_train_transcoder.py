@@ -43,8 +43,8 @@ def llama():
 
 def test_loss_falls_and_variance_explained_rises(llama):
     losses = []
-    trained = train_transcoder(llama, corpus(), steps=120, callback=lambda step, m: losses.append(m["loss"]), **FAST)
-    untrained = train_transcoder(llama, corpus(), steps=1, **FAST)
+    trained = train_transcoder(llama, corpus(), training_steps=120, callback=lambda step, m: losses.append(m["loss"]), **FAST)
+    untrained = train_transcoder(llama, corpus(), training_steps=1, **FAST)
     assert len(losses) == 120
     assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10
     fve_after, fve_before = trained.config["figures"]["fve"], untrained.config["figures"]["fve"]
@@ -75,15 +75,15 @@ def test_thresholds_receive_gradients_and_move(llama):
     loss.backward()
     assert module.log_threshold.grad is not None and module.log_threshold.grad.abs().sum() > 0
     # steered only: one threshold per layer; with the learning phase every feature has moved off it
-    steered = train_transcoder(llama, corpus(), steps=60, threshold_phase=0.0, **FAST).threshold
-    learned = train_transcoder(llama, corpus(), steps=60, threshold_phase=0.5, **FAST).threshold
+    steered = train_transcoder(llama, corpus(), training_steps=60, threshold_phase=0.0, **FAST).threshold
+    learned = train_transcoder(llama, corpus(), training_steps=60, threshold_phase=0.5, **FAST).threshold
     assert all(float(t.max() - t.min()) == 0.0 for t in steered)
     assert all(float(t.max() - t.min()) > 1e-3 for t in learned)
 
 
 def test_steered_phase_holds_the_target_l0(llama):
     seen = {}
-    train_transcoder(llama, corpus(), steps=40, threshold_phase=0.25,
+    train_transcoder(llama, corpus(), training_steps=40, threshold_phase=0.25,
                      callback=lambda step, m: seen.__setitem__(step, m["l0"]), **FAST)
     for step in range(5, 30):  # steered steps: each batch averages target_l0 = 8 active features per token
         assert all(6 <= v <= 10 for v in seen[step]), (step, seen[step])
@@ -110,7 +110,7 @@ def test_export_reproduces_the_trained_module(kind, skip):
 
 
 def test_clt_trains_and_writes_to_later_layers(llama):
-    tc = train_transcoder(llama, corpus(), kind="clt", steps=80, **FAST)
+    tc = train_transcoder(llama, corpus(), kind="clt", training_steps=80, **FAST)
     assert tc.kind == "clt" and tc.W_dec[0].shape == (48, 2, 32) and tc.W_dec[1].shape == (48, 1, 32)
     assert tc.decoder(0, 1).norm() > 0.05 * tc.decoder(0, 0).norm()  # learned: exemplar init starts it at 0
     assert all(v > 0.1 for v in tc.config["figures"]["fve"])
@@ -119,14 +119,14 @@ def test_clt_trains_and_writes_to_later_layers(llama):
 @pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
 def test_other_architectures_and_activations(arch):
     handle = tiny_handle(arch)
-    relu = train_transcoder(handle, corpus(), activation="relu", steps=40, **FAST)
+    relu = train_transcoder(handle, corpus(), activation="relu", training_steps=40, **FAST)
     assert relu.activation == "relu" and relu.threshold is None and relu.config["figures"]["fve_mean"] > 0
-    topk = train_transcoder(handle, corpus(), activation="topk", top_k=5, steps=40, **FAST)
+    topk = train_transcoder(handle, corpus(), activation="topk", top_k=5, training_steps=40, **FAST)
     assert topk.top_k == 5 and all(v <= 5 for v in topk.config["figures"]["l0"])
 
 
 def test_self_sampled_text_is_the_default(llama):
-    tc = train_transcoder(llama, None, steps=5, **{**FAST, "max_tokens": 300})
+    tc = train_transcoder(llama, None, training_steps=5, **{**FAST, "max_tokens": 300})
     assert tc.config["training"]["data"] == "self-sampled" and tc.config["figures"]["eval_tokens"] > 0
 
 
@@ -200,7 +200,7 @@ def test_figures_equal_an_independent_computation(llama):
     tokens duplicates of training ones; this pins the figure itself to the definition.)"""
     from attrwidgets.core.graph.train import evaluate
 
-    tc = train_transcoder(llama, corpus(), steps=60, **FAST)
+    tc = train_transcoder(llama, corpus(), training_steps=60, **FAST)
     texts = corpus(15, seed=7)
     data = harvest.harvest_texts(llama, texts, 10_000, eval_fraction=0.0, progress=False)
     got = evaluate(tc, data.inputs, data.outputs)
@@ -244,7 +244,7 @@ def test_repeated_texts_are_recorded_once(llama):
 
 
 def test_interrupt_leaves_a_checkpoint_and_resume_is_exact(llama, tmp_path):
-    settings = dict(steps=40, checkpoint_every=10, **FAST)
+    settings = dict(training_steps=40, checkpoint_every=10, **FAST)
     reference = train_transcoder(llama, corpus(), **settings)
 
     def interrupt(step, metrics):
@@ -275,10 +275,10 @@ def test_checkpoint_from_other_settings_is_refused(llama, tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_transcoder(llama, corpus(), save=tmp_path, steps=20, checkpoint_every=1, callback=stop, **FAST)
+        train_transcoder(llama, corpus(), save=tmp_path, training_steps=20, checkpoint_every=1, callback=stop, **FAST)
     with pytest.raises(AttrWidgetsError, match="n_features differ"):
-        train_transcoder(llama, corpus(), save=tmp_path, steps=20, **{**FAST, "n_features": 32})
-    tc = train_transcoder(llama, corpus(), save=tmp_path, steps=20, resume=False, **{**FAST, "n_features": 32})
+        train_transcoder(llama, corpus(), save=tmp_path, training_steps=20, **{**FAST, "n_features": 32})
+    tc = train_transcoder(llama, corpus(), save=tmp_path, training_steps=20, resume=False, **{**FAST, "n_features": 32})
     assert tc.n_features == 32
 
 
@@ -292,8 +292,8 @@ def test_checkpoint_from_other_settings_is_refused(llama, tmp_path):
     ({"n_features": -3}, "n_features must be a positive integer"),
     ({"kind": "sae"}, "Unknown transcoder kind 'sae'"),
     ({"activation": "gelu"}, "Unknown activation 'gelu'"),
-    ({"steps": 0}, "steps must be a positive integer"),
-    ({"steps": 2.5}, "steps must be a positive integer"),
+    ({"training_steps": 0}, "steps must be a positive integer"),
+    ({"training_steps": 2.5}, "steps must be a positive integer"),
     ({"lr": -1.0}, "lr must be a positive number"),
     ({"sparsity": -1e-3}, "sparsity must be a number >= 0"),
     ({"memory_budget": "1KiB"}, "memory_budget='1KiB' holds only"),
@@ -303,7 +303,7 @@ def test_checkpoint_from_other_settings_is_refused(llama, tmp_path):
     ({"device": "tpu"}, "Unknown device"),
 ])
 def test_bad_input(llama, kwargs, match):
-    args = {"texts": corpus(4), "steps": 2, **FAST}
+    args = {"texts": corpus(4), "training_steps": 2, **FAST}
     args.update(kwargs)
     texts = args.pop("texts")
     with pytest.raises(AttrWidgetsError, match=match):

@@ -26,7 +26,7 @@ import attrwidgets as aw
 from attrwidgets.testing import tiny_masked_lm
 
 mlm = tiny_masked_lm()
-tl = aw.DiffusionTimeline(model=mlm, prompt="the cat sat on the", layer="block 0", gen_length=8, steps=4, n_steps=8)
+tl = aw.DiffusionTimeline(model=mlm, prompt="the cat sat on the", layer="block 0", gen_length=8, denoising_steps=4, n_steps=8)
 tl
 """,
 ]

@@ -38,7 +38,7 @@ DIFFUSION_TIMELINE = """
 import attrwidgets as aw
 from attrwidgets.testing import tiny_masked_lm
 
-w = aw.DiffusionTimeline(model=tiny_masked_lm(), prompt="the cat sat on the", layer="block 0", gen_length=8, steps=4,
+w = aw.DiffusionTimeline(model=tiny_masked_lm(), prompt="the cat sat on the", layer="block 0", gen_length=8, denoising_steps=4,
                          n_steps=8)
 """
 GRAPH_VIEW = """

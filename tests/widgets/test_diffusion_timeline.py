@@ -220,8 +220,8 @@ def test_layer_change_recomputes_with_the_same_arguments():
     call = fake.calls[0]
     assert call["model"] is model and call["prompt"] == "The cat" and call["layer"] == "block 0"
     assert call["progress"] is False and call["n_steps"] == 16 and call["mask_token_id"] == MASK
-    assert {k: call[k] for k in ("gen_length", "steps", "block_length", "remasking", "seed")} == {
-        "gen_length": 6, "steps": 3, "block_length": 6, "remasking": "low_confidence", "seed": 0}
+    assert {k: call[k] for k in ("gen_length", "denoising_steps", "block_length", "remasking", "seed")} == {
+        "gen_length": 6, "denoising_steps": 3, "block_length": 6, "remasking": "low_confidence", "seed": 0}
     assert "aggregate" not in call and "tol" not in call
     new = make_diffusion_result("block 0")
     assert (w.shown_layer, w.error, w.busy) == ("block 0", "", False)
@@ -235,10 +235,10 @@ def test_layer_change_recomputes_with_the_same_arguments():
 
 def test_live_from_a_prompt_shows_the_resolved_layer_and_applies_the_selection():
     fake = FakeCompute()
-    w = DiffusionTimeline(model=object(), prompt="The cat", compute=fake, steps=3, selected_target=4)
+    w = DiffusionTimeline(model=object(), prompt="The cat", compute=fake, denoising_steps=3, selected_target=4)
     assert w.result is None or w.busy or w.shown_layer
     w.wait(10)
-    assert [c["layer"] for c in fake.calls] == [None] and fake.calls[0]["steps"] == 3
+    assert [c["layer"] for c in fake.calls] == [None] and fake.calls[0]["denoising_steps"] == 3
     assert (w.layer, w.shown_layer, w.error) == ("block 1", "block 1", "")  # "" resolved: no second compute
     assert (w.selected_target, w.selected_step) == (4, 2)
     w.layer = ""
@@ -320,7 +320,7 @@ def test_to_html_of_a_result_and_of_a_widget(tmp_path, built_bundle):
 def test_live_with_dlig_on_a_tiny_masked_lm():
     from attrwidgets.testing import tiny_masked_lm
 
-    w = DiffusionTimeline(model=tiny_masked_lm(seed=0), prompt="the cat", layer="block 0", gen_length=4, steps=2,
+    w = DiffusionTimeline(model=tiny_masked_lm(seed=0), prompt="the cat", layer="block 0", gen_length=4, denoising_steps=2,
                           n_steps=4).wait(120)
     assert w.error == "" and w.shown_layer == "block 0" and w.n_denoising_steps == 2
     assert len(w.target_positions) == 4 and "block 1 attn" in w.layer_choices

@@ -151,7 +151,7 @@ def test_pins_are_kept_by_pruning_and_exported(tmp_path):
     assert view.pinned == hidden  # once each, in pin order
     view.wait(10)
     assert set(hidden) <= set(view.node_ids)  # pinned nodes stay in the pruned graph
-    data = view.to_json(tmp_path / "graph.json")
+    data = view.to_viewer_json(tmp_path / "graph.json")
     assert data["qParams"]["pinnedIds"] == hidden
     written = json.loads((tmp_path / "graph.json").read_text())
     assert {n["node_id"] for n in written["nodes"]} >= set(hidden)
@@ -159,7 +159,7 @@ def test_pins_are_kept_by_pruning_and_exported(tmp_path):
     view.pinned = [*hidden, "9_9_9"]  # not a node of this graph: left out of the export, with a warning
     view.wait(10)
     with pytest.warns(UserWarning, match="9_9_9"):
-        view.to_json()
+        view.to_viewer_json()
     view.close()
 
 

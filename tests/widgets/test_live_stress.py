@@ -61,12 +61,12 @@ def _layer_flow():
 
 def _diffusion_timeline():
     model = tiny_masked_lm(seed=0)
-    view = aw.DiffusionTimeline(model=model, prompt="the cat", layer="block 0", gen_length=4, steps=2,
+    view = aw.DiffusionTimeline(model=model, prompt="the cat", layer="block 0", gen_length=4, denoising_steps=2,
                                 n_steps=4).wait(120)
     layers = ["block 1", "block 0", "embeddings", "block 1 attn"]
     _burst(view, "layer", [layers[k % 4] for k in range(N - 1)] + ["block 1"])
     view.wait(300)
-    expected = aw.dlig(model, "the cat", layer="block 1", gen_length=4, steps=2, n_steps=4, progress=False)
+    expected = aw.dlig(model, "the cat", layer="block 1", gen_length=4, denoising_steps=2, n_steps=4, progress=False)
     assert view.shown_layer == "block 1"
     np.testing.assert_allclose(view.scores, expected.scores, rtol=1e-4, atol=1e-6)
     return view
@@ -196,7 +196,7 @@ def test_bad_input_in_a_live_view_shows_in_the_view_and_loses_nothing():
     tm.close()
 
     dt = aw.DiffusionTimeline(model=tiny_masked_lm(seed=0), prompt="the cat", layer="block 0", gen_length=4,
-                              steps=2, n_steps=4).wait(120)
+                              denoising_steps=2, n_steps=4).wait(120)
     before = dt.scores.copy()
     dt.layer = "block 9"
     dt.wait(120)

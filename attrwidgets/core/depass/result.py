@@ -12,8 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from attrwidgets.core import frames
-from attrwidgets.core.bundle_io import load_bundle, require, require_array, save_bundle, tokens_from_header
+from attrwidgets.core.bundle_io import (
+    bundle_dict,
+    load_bundle,
+    require,
+    require_array,
+    save_bundle,
+    tokens_from_header,
+)
+from attrwidgets.core.depass.token_view import as_attribution
 from attrwidgets.core.files import file_reader
+from attrwidgets.core.rendering import PageExport
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 
@@ -26,7 +35,7 @@ def _now_iso() -> str:
 
 
 @dataclass
-class Decomposition:
+class Decomposition(PageExport):
     """An exact additive split of the model's state: sum over components == the real state.
 
     states[q, m] is component m's part of the state at position q, after the final norm when the
@@ -77,18 +86,31 @@ class Decomposition:
             scores[:, -1] += float(bias[token_id])
         return scores.astype(np.float32)
 
+    def as_attribution(self):
+        """A token-level decomposition as an Attribution (rows: each target token's logit, from the state before
+        it; columns: each source token's part), for the TokenMatrix and every Attribution export
+        (core/depass/token_view.py)."""
+        return as_attribution(self)
+
     def to_dataframe(self, token=None):
         """Long format, one row per (position, component): the component's contribution to the logit of
         `token` (a string or an id) when given, else the L2 norm of its state (core/frames.py)."""
         return frames.dataframe(frames.decomposition_table(self, token))
 
-    def save(self, path) -> Path:
-        """A JSON header + safetensors beside it (no pickle); aw.load_decomposition reads it. Returns the JSON path."""
+    def _bundle(self) -> tuple[dict, dict]:
         header = {"tokens": [t.to_dict() for t in self.tokens], "components": list(self.components),
                   "completeness_error": float(self.completeness_error), "level": self.level,
                   "options": self.options, "model_id": self.model_id, "prompt": self.prompt,
                   "timestamp": self.timestamp}
-        return save_bundle(path, DECOMPOSITION_SCHEMA, header, {"states": self.states})
+        return header, {"states": self.states}
+
+    def to_dict(self) -> dict:
+        """Our schema (`schema`, `version`): the saved header and the states as nested lists."""
+        return bundle_dict(DECOMPOSITION_SCHEMA, *self._bundle())
+
+    def save(self, path) -> Path:
+        """A JSON header + safetensors beside it (no pickle); aw.load_decomposition reads it. Returns the JSON path."""
+        return save_bundle(path, DECOMPOSITION_SCHEMA, *self._bundle())
 
 
 @file_reader('a saved Decomposition bundle', 'Pass the path given to Decomposition.save(), with both files')
@@ -108,7 +130,7 @@ def load_decomposition(path) -> Decomposition:
 
 
 @dataclass
-class HeadContributions:
+class HeadContributions(PageExport):
     """How much every attention head contributes to one target logit (DePass head level, per layer).
 
     contributions[l, h]: head h of layer l's share of the logit of `target_id` at `position` (its output
@@ -159,15 +181,24 @@ class HeadContributions:
         (head -1); a layer's rows sum to the logit (core/frames.py)."""
         return frames.dataframe(frames.head_table(self))
 
-    def save(self, path) -> Path:
-        """A JSON header + safetensors beside it (no pickle); aw.load_head_contributions reads it. Returns the JSON path."""
+    def _bundle(self) -> tuple[dict, dict]:
         header = {"tokens": [t.to_dict() for t in self.tokens], "position": int(self.position),
                   "target_id": int(self.target_id), "target_text": self.target_text, "logit": float(self.logit),
                   "completeness_error": float(self.completeness_error), "options": self.options,
                   "model_id": self.model_id, "prompt": self.prompt, "timestamp": self.timestamp}
-        arrays = {"contributions": self.contributions, "per_source": self.per_source,
-                  "attention": self.attention.astype(np.float16), "stream": self.stream, "bias": self.bias}
-        return save_bundle(path, HEADS_SCHEMA, header, arrays)
+        arrays = {"contributions": self.contributions, "per_source": self.per_source, "attention": self.attention,
+                  "stream": self.stream, "bias": self.bias}
+        return header, arrays
+
+    def to_dict(self) -> dict:
+        """Our schema (`schema`, `version`): the saved header and every array as nested lists."""
+        return bundle_dict(HEADS_SCHEMA, *self._bundle())
+
+    def save(self, path) -> Path:
+        """A JSON header + safetensors beside it (no pickle); aw.load_head_contributions reads it. Returns the JSON
+        path. The attention patterns are stored in float16 (they are probabilities: shown, never summed)."""
+        header, arrays = self._bundle()
+        return save_bundle(path, HEADS_SCHEMA, header, {**arrays, "attention": self.attention.astype(np.float16)})
 
 
 @file_reader('a saved HeadContributions bundle',

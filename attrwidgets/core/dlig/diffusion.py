@@ -33,7 +33,7 @@ from attrwidgets.core.sequence import encode_prompt
 from attrwidgets.core.token.methods.integrated_gradients import integrate_path
 from attrwidgets.core.token.methods.layer_ig import LayerTargetFunction, layer_baseline
 from attrwidgets.core.tokens import Token
-from attrwidgets.errors import AttrWidgetsError, checked_keywords
+from attrwidgets.errors import AttrWidgetsError, checked_keywords, renamed_keywords
 
 REMASKING = ("low_confidence", "random")
 BASELINES = ("mask_prompt", "mask", "zero")
@@ -56,6 +56,10 @@ def _positive(name: str, value) -> int:
     return int(value)
 
 
+# Old option names (one keyword means one thing across families: `n_steps` is the IG path's points).
+RENAMED_OPTIONS = {"steps": "denoising_steps"}
+
+
 def schedule(n_masked: int, steps: int) -> list[int]:
     """How many tokens each step unmasks: an even split, the remainder to the first steps (LLaDA's)."""
     base, extra = divmod(n_masked, steps)
@@ -63,15 +67,16 @@ def schedule(n_masked: int, steps: int) -> list[int]:
 
 
 def _check_sizes(gen_length, steps, block_length) -> tuple[int, int, int]:
-    gen_length, steps = _positive("gen_length", gen_length), _positive("steps", steps)
+    gen_length, steps = _positive("gen_length", gen_length), _positive("denoising_steps", steps)
     if steps > gen_length:
-        raise AttrWidgetsError(f"steps ({steps}) > gen_length ({gen_length}): a step must unmask at least one token.")
+        raise AttrWidgetsError(f"denoising_steps ({steps}) > gen_length ({gen_length}): a step must unmask at least "
+                               "one token.")
     block = gen_length if block_length is None else _positive("block_length", block_length)
     if gen_length % block:
         raise AttrWidgetsError(f"block_length ({block}) must divide gen_length ({gen_length}).")
     n_blocks = gen_length // block
     if steps % n_blocks:
-        raise AttrWidgetsError(f"steps ({steps}) must be a multiple of the number of blocks ({n_blocks}).")
+        raise AttrWidgetsError(f"denoising_steps ({steps}) must be a multiple of the number of blocks ({n_blocks}).")
     return gen_length, steps, block
 
 
@@ -102,16 +107,18 @@ def _choose(logits, x, mask_id, block, k, remasking, temperature, generator):
     return positions, predicted.cpu()[positions]
 
 
+@renamed_keywords(**RENAMED_OPTIONS)
 @checked_keywords
-def dlig(model, prompt_or_messages, *, layer=None, gen_length: int = 32, steps: int = 16, block_length=None,
+def dlig(model, prompt_or_messages, *, layer=None, gen_length: int = 32, denoising_steps: int = 16, block_length=None,
          remasking: str = "low_confidence", temperature: float = 0.0, n_steps: int = 32, baseline="mask_prompt",
          quadrature: str = "gauss_legendre", objective: str = "logit", per_dim: bool = False, mask_token_id=None,
          seed: int = 0, progress: bool = True, cancel: threading.Event | None = None) -> DiffusionAttribution:
-    """Sample from a masked-diffusion LM and attribute every unmasked token at `layer` at its step."""
+    """Sample from a masked-diffusion LM in `denoising_steps` steps and attribute every unmasked token at `layer`
+    at its step (layer IG with `n_steps` path points). `steps=` is the old name of denoising_steps."""
     from attrwidgets.models import as_handle
 
     handle = as_handle(model)
-    gen_length, steps, block = _check_sizes(gen_length, steps, block_length)
+    gen_length, steps, block = _check_sizes(gen_length, denoising_steps, block_length)
     if remasking not in REMASKING:
         raise AttrWidgetsError(f"Unknown remasking {remasking!r}: use one of {', '.join(REMASKING)}.")
     if not isinstance(temperature, (int, float)) or temperature < 0:
@@ -125,7 +132,7 @@ def dlig(model, prompt_or_messages, *, layer=None, gen_length: int = 32, steps: 
     if total > handle.max_context:
         raise AttrWidgetsError(f"The prompt has {n_prompt} tokens and gen_length is {gen_length}: {total} is beyond "
                                f"the model's context of {handle.max_context}. Shorten the prompt or gen_length.")
-    refuse_if_too_big(handle, "dlig", n_prompt, gen_length, {"layer": layer, "steps": steps, "n_steps": n_steps})
+    refuse_if_too_big(handle, "dlig", n_prompt, gen_length, {"layer": layer, "denoising_steps": steps, "n_steps": n_steps})
     options = {"n_steps": n_steps, "quadrature": quadrature, "objective": objective, "per_dim": per_dim,
                "aggregate": "l2", "batch_size": None, "tol": 0.005}
     x = torch.tensor(prompt_ids + [mask_id] * gen_length)
@@ -153,7 +160,7 @@ def dlig(model, prompt_or_messages, *, layer=None, gen_length: int = 32, steps: 
             bar.close()
     states.append(x.clone())
     return _assemble(handle, spec, text, x, n_prompt, mask_id, states, rows, results, options, baseline,
-                     {"gen_length": gen_length, "steps": steps, "block_length": block, "remasking": remasking,
+                     {"gen_length": gen_length, "denoising_steps": steps, "block_length": block, "remasking": remasking,
                           "temperature": float(temperature), "seed": int(seed)})
 
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from attrwidgets.core import frames
-from attrwidgets.core.bundle_io import read_json_file
+from attrwidgets.core.bundle_io import json_array, read_json_file, schema_version
 from attrwidgets.core.files import csv_cell, file_reader, open_text_atomic, write_text_atomic
+from attrwidgets.core.rendering import PageExport
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 
@@ -25,11 +27,11 @@ SCHEMA = "attrwidgets.diffusion_attribution/1"
 
 
 @dataclass
-class DiffusionAttribution:
+class DiffusionAttribution(PageExport):
     tokens: list[Token]  # the final sequence: prompt, then the generated positions
     n_prompt: int
     mask_token_id: int
-    states: np.ndarray  # (n_steps + 1, T) int64 token ids entering each step; the last row is the final sequence
+    states: np.ndarray  # (n_denoising_steps + 1, T) int64 token ids entering each step; the last row is the final sequence
     row_step: np.ndarray  # (n_rows,) the step that unmasked each row's token
     row_position: np.ndarray  # (n_rows,)
     row_token: np.ndarray  # (n_rows,) the unmasked token's id
@@ -54,18 +56,25 @@ class DiffusionAttribution:
                 raise AttrWidgetsError(f"{name} must be (n_rows, T) = ({n}, {t}), got {value.shape}.")
             setattr(self, name, value)
         if self.states.ndim != 2 or self.states.shape[1] != t:
-            raise AttrWidgetsError(f"states must be (n_steps + 1, T={t}), got {self.states.shape}.")
+            raise AttrWidgetsError(f"states must be (n_denoising_steps + 1, T={t}), got {self.states.shape}.")
+
+    @property
+    def n_denoising_steps(self) -> int:
+        return int(self.states.shape[0] - 1)
 
     @property
     def n_steps(self) -> int:
-        return int(self.states.shape[0] - 1)
+        """The old name of n_denoising_steps (`n_steps` is the IG path's points everywhere else)."""
+        warnings.warn("DiffusionAttribution.n_steps is renamed n_denoising_steps; the old name will be removed.",
+                      DeprecationWarning, stacklevel=2)
+        return self.n_denoising_steps
 
     @property
     def length(self) -> int:
         return len(self.tokens)
 
     def masked(self, step: int) -> np.ndarray:
-        """(T,) bool: positions still masked entering `step` (step = n_steps: after the last one)."""
+        """(T,) bool: positions still masked entering `step` (step = n_denoising_steps: after the last one)."""
         return self.states[step] == self.mask_token_id
 
     def rows_at(self, step: int) -> list[int]:
@@ -73,15 +82,15 @@ class DiffusionAttribution:
 
     def step_heatmap(self) -> np.ndarray:
         """(n_steps, T): for each step, the sum over the rows it unmasked (NaN for a step that unmasked none)."""
-        out = np.full((self.n_steps, self.length), np.nan, np.float32)
-        for s in range(self.n_steps):
+        out = np.full((self.n_denoising_steps, self.length), np.nan, np.float32)
+        for s in range(self.n_denoising_steps):
             rows = self.rows_at(s)
             if rows:
                 out[s] = self.scores[rows].sum(0)
         return out
 
     def __repr__(self) -> str:
-        return (f"DiffusionAttribution({self.model_id!r}, layer {self.layer!r}, {self.n_steps} steps, "
+        return (f"DiffusionAttribution({self.model_id!r}, layer {self.layer!r}, {self.n_denoising_steps} denoising steps, "
                 f"{len(self.row_step)} unmasked tokens, max completeness error "
                 f"{float(np.nanmax(self.completeness_error)) if len(self.row_step) else float('nan'):.2%})")
 
@@ -109,24 +118,16 @@ class DiffusionAttribution:
         return frames.dataframe(frames.diffusion_table(self))
 
     def to_dict(self) -> dict:
-        arrays = {name: _list(getattr(self, name)) for name in (
+        """Our schema (`schema`, `version`), every field; arrays as nested lists, null where not computed."""
+        arrays = {name: json_array(name, getattr(self, name)) for name in (
             "states", "row_step", "row_position", "row_token", "scores", "signed_scores", "completeness_error",
             "per_dim", "target_value", "baseline_value")}
-        return {"schema": SCHEMA, "tokens": [t.to_dict() for t in self.tokens], "n_prompt": self.n_prompt,
+        return {"schema": SCHEMA, "version": schema_version(SCHEMA), "tokens": [t.to_dict() for t in self.tokens], "n_prompt": self.n_prompt,
                 "mask_token_id": self.mask_token_id, "mask_text": self.mask_text, "layer": self.layer,
                 "options": self.options, "model_id": self.model_id, "prompt": self.prompt, **arrays}
 
     def save(self, path) -> Path:
         return write_text_atomic(path, json.dumps(self.to_dict(), allow_nan=False))
-
-
-def _list(value):
-    if value is None:
-        return None
-    arr = np.asarray(value)
-    if arr.dtype.kind == "f":
-        return np.where(np.isfinite(arr), arr, None).tolist()  # NaN (not computed) -> null
-    return arr.tolist()
 
 
 @file_reader('a saved DiffusionAttribution',

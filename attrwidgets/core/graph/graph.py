@@ -17,9 +17,10 @@ import torch
 from attrwidgets.core import frames
 from attrwidgets.core.graph import influence as inf
 from attrwidgets.core.graph import pruning
-from attrwidgets.core.graph.graph_write import save_graph, write_viewer_json
+from attrwidgets.core.graph.graph_write import graph_dict, save_graph, write_viewer_json
 from attrwidgets.core.graph.node_table import KINDS, NodeTable
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.core.rendering import PageExport
+from attrwidgets.errors import AttrWidgetsError, renamed_method
 
 __all__ = ["FEATURE_LIKE", "KINDS", "Graph", "NodeTable", "PrunedGraph"]
 
@@ -47,7 +48,7 @@ def _as_adjacency(adjacency, n: int):
     return adjacency
 
 
-class Graph:
+class Graph(PageExport):
     """An attribution graph: nodes, the full adjacency (rows targets, columns sources), and the logit weights."""
 
     def __init__(
@@ -221,12 +222,20 @@ class Graph:
         a, b = int(self.nodes.feature[i]), int(self.nodes.contrast[i])
         return f"#{a} - #{b}" if b >= 0 else f"#{a}"
 
-    def to_json(
+    def to_viewer_json(
         self, path=None, *, node_threshold: float = 0.8, edge_threshold: float = 0.98, pinned=(), slug=None
     ) -> dict:
-        """The pruned graph in the public graph viewer's JSON (circuit-tracer's create_graph_files format)."""
+        """The pruned graph in the public graph viewer's JSON (circuit-tracer's create_graph_files format, which
+        Neuronpedia's viewer reads); written to `path` when given."""
         pruned = self.prune(node_threshold, edge_threshold, keep=pinned)
         return write_viewer_json(pruned, path, pinned=pinned, slug=slug)
+
+    to_json = renamed_method("to_json", "to_viewer_json")
+
+    def to_dict(self) -> dict:
+        """Our schema (`schema`, `version`): what save() writes, the full adjacency and node table as nested lists.
+        The public viewer's layout is to_viewer_json()."""
+        return graph_dict(self)
 
     def to_dataframe(self):
         """One row per edge: source node id, target node id, weight (core/frames.py)."""
@@ -281,5 +290,7 @@ class PrunedGraph:
         ids = self.graph.nodes.node_id
         return [ids[i] for i in self.node_index.tolist()]
 
-    def to_json(self, path=None, *, pinned=(), slug=None) -> dict:
+    def to_viewer_json(self, path=None, *, pinned=(), slug=None) -> dict:
         return write_viewer_json(self, path, pinned=pinned, slug=slug)
+
+    to_json = renamed_method("to_json", "to_viewer_json")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attrwidgets.core.bundle_io import save_bundle
+from attrwidgets.core.bundle_io import bundle_dict, save_bundle
 from attrwidgets.core.files import write_text_atomic
 from attrwidgets.core.graph.influence import is_sparse
 from attrwidgets.core.graph.node_table import KINDS
@@ -67,8 +67,8 @@ def _adjacency_arrays(adjacency) -> tuple[dict, dict]:
     return {"format": "dense", "shape": list(dense.shape)}, {"adjacency": dense}
 
 
-def save_graph(graph, path) -> Path:
-    """Write graph to path(.json) + path.safetensors; returns the JSON path."""
+def graph_bundle(graph) -> tuple[dict, dict]:
+    """The saved header and arrays of a graph (what save_graph writes and Graph.to_dict gives)."""
     nodes = graph.nodes
     layout, arrays = _adjacency_arrays(graph.adjacency)
     arrays.update({name: getattr(nodes, name).astype(dtype) for name, dtype in NODE_COLUMNS.items()})
@@ -84,7 +84,16 @@ def save_graph(graph, path) -> Path:
         "labels": nodes.label,
         "adjacency": layout,
     }
-    return save_bundle(path, SCHEMA, header, arrays)
+    return header, arrays
+
+
+def save_graph(graph, path) -> Path:
+    """Write graph to path(.json) + path.safetensors; returns the JSON path."""
+    return save_bundle(path, SCHEMA, *graph_bundle(graph))
+
+
+def graph_dict(graph) -> dict:
+    return bundle_dict(SCHEMA, *graph_bundle(graph))
 
 
 # --- the public viewer's JSON ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from attrwidgets.core.graph.harvest import Harvest, bytes_per_token, harvest_sam
 from attrwidgets.core.graph.train_model import TrainableTranscoder, TrainSettings, threshold_switch
 from attrwidgets.core.graph.transcoder import ACTIVATIONS, KINDS, Transcoder
 from attrwidgets.core.graph.transcoder_io import load_transcoder
-from attrwidgets.errors import AttrWidgetsError, checked_keywords
+from attrwidgets.errors import AttrWidgetsError, checked_keywords, renamed_keywords
 
 # Defaults sized for SmolLM2-135M on 2 CPU cores (under 10 minutes, harvest included): README "Transcoders".
 DEFAULT_FEATURES_PER_DIM = 4  # n_features = 4 * d_model
@@ -52,7 +52,7 @@ def _settings(kind, activation, n_features, steps, batch_tokens, sparsity, spars
         raise AttrWidgetsError(f"Unknown transcoder kind {kind!r}: use 'plt' (per-layer) or 'clt' (cross-layer).")
     if activation not in ACTIVATIONS:
         raise AttrWidgetsError(f"Unknown activation {activation!r}: use one of {', '.join(ACTIVATIONS)}.")
-    for name, value in (("n_features", n_features), ("steps", steps), ("batch_tokens", batch_tokens),
+    for name, value in (("n_features", n_features), ("training_steps", steps), ("batch_tokens", batch_tokens),
                         ("target_l0", target_l0)):
         _check(name, value)
     for name, value in (("lr", lr), ("sparsity_c", sparsity_c), ("bandwidth", bandwidth)):
@@ -74,9 +74,10 @@ def _settings(kind, activation, n_features, steps, batch_tokens, sparsity, spars
                          int(target_l0), float(threshold_phase))
 
 
+@renamed_keywords(steps="training_steps")
 @checked_keywords
 def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: int | None = None,
-                     activation: str = "jumprelu", steps: int = DEFAULT_STEPS,
+                     activation: str = "jumprelu", training_steps: int = DEFAULT_STEPS,
                      batch_tokens: int = DEFAULT_BATCH_TOKENS, sparsity: float = DEFAULT_SPARSITY,
                      sparsity_c: float = 10.0,
                      lr: float = DEFAULT_LR, device="auto", save=None, progress: bool = True,
@@ -90,9 +91,9 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
     kind: "plt" (per-layer: layer l's features read its MLP input and write its output) or "clt"
     (cross-layer: they write to the MLP outputs of layers l..L-1). activation: "jumprelu" (a per-layer
     threshold steered to target_l0 active features per token, then per-feature thresholds learned by a
-    straight-through estimator for the last threshold_phase of the steps), "relu" or "topk" (top_k,
+    straight-through estimator for the last threshold_phase of the training steps), "relu" or "topk" (top_k,
     default target_l0). skip (PLT; default True): a linear skip connection per layer.
-    texts: any iterable of strings; None lets the model sample its own text from varied prompts.
+    training_steps: optimizer steps (`steps=` is its old name). texts: any iterable of strings; None lets the model sample its own text from varied prompts.
     Activations (max_tokens, capped by memory_budget, stored as bfloat16) are harvested once and shuffled.
     save: a folder; the transcoder is written there (aw.load_transcoder reads it back) and checkpoints go
     there during training (every checkpoint_every steps; None: every 2 minutes); resume=True continues from
@@ -108,7 +109,7 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
     d_model = handle.adapter.embedding(handle.model).weight.shape[1]
     n_features = DEFAULT_FEATURES_PER_DIM * d_model if n_features is None else n_features
     skip = (DEFAULT_SKIP and kind == "plt") if skip is None else skip
-    settings = _settings(kind, activation, n_features, steps, batch_tokens, sparsity, sparsity_c, lr, top_k,
+    settings = _settings(kind, activation, n_features, training_steps, batch_tokens, sparsity, sparsity_c, lr, top_k,
                          skip, seed, bandwidth, target_l0, threshold_phase)
     _check("max_tokens", max_tokens)
     _check("context", context, low=1)

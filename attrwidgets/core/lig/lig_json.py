@@ -27,7 +27,7 @@ from attrwidgets.errors import AttrWidgetsError
 # -- reading the upstream layout ------------------------------------------------------------------------
 def _bad(where: str, what: str) -> AttrWidgetsError:
     return AttrWidgetsError(f"Cannot read {where} as LIG JSON: {what}. Expected the layout `lig.explain` or "
-                            "LayerAttribution.to_json writes.")
+                            "LayerAttribution.to_lig_json writes.")
 
 
 def _field(obj, key, kind, where, context):
@@ -51,11 +51,11 @@ def _floats(values, n, where, context) -> np.ndarray:
     return arr
 
 
-@file_reader("the LIG package's JSON", 'Pass a file written by LayerAttribution.to_json() or the LIG package')
+@file_reader("the LIG package's JSON", 'Pass a file written by LayerAttribution.to_lig_json() or the LIG package')
 def load_lig_json(path) -> LayerAttribution:
     """Read a LIG JSON (upstream `lig.explain` output or ours) into a LayerAttribution (no model needed)."""
     where = str(path)
-    data = read_json_file(path, "Pass a file that `lig.explain` or LayerAttribution.to_json wrote")
+    data = read_json_file(path, "Pass a file that `lig.explain` or LayerAttribution.to_lig_json wrote")
     texts = _field(data, "tokens", list, where, "the file")
     if not texts or not all(isinstance(t, str) for t in texts):
         raise _bad(where, "'tokens' must be a non-empty list of strings")

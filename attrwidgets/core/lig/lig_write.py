@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attrwidgets.core.bundle_io import save_bundle
+from attrwidgets.core.bundle_io import bundle_dict, save_bundle
 from attrwidgets.core.lig.baselines import ROUTES
 
 LIG_SCHEMA = "attrwidgets.layer_attribution/1"
@@ -87,8 +87,8 @@ def to_upstream_dict(result) -> dict:
     return out
 
 
-def save_bundle_of(result, path):
-    """Our bundle: every baseline's columns, attention weights, real token ids."""
+def bundle_of(result) -> tuple[dict, dict]:
+    """Our bundle's header and arrays: every baseline's columns, attention weights, real token ids."""
     arrays, keys = {}, []
     for (route, baseline, layer), cols in result.columns.items():
         name = f"{route}|{baseline}|{layer}"
@@ -102,4 +102,12 @@ def save_bundle_of(result, path):
         "model_id": result.model_id, "architecture": result.architecture, "causal": result.causal,
         "columns": keys, "attention_layers": sorted(result.attention),
     }
-    return save_bundle(path, LIG_SCHEMA, header, arrays)
+    return header, arrays
+
+
+def save_bundle_of(result, path):
+    return save_bundle(path, LIG_SCHEMA, *bundle_of(result))
+
+
+def our_dict(result) -> dict:
+    return bundle_dict(LIG_SCHEMA, *bundle_of(result))

@@ -8,13 +8,18 @@ them on demand and nothing computed is ever dropped, including columns of other 
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from attrwidgets.core import frames
+from attrwidgets.core.files import write_text_atomic
 from attrwidgets.core.lig.baselines import OPTION_OF_ROUTE
-from attrwidgets.core.lig.lig_write import save_bundle_of, to_upstream_dict
+from attrwidgets.core.lig.lig_write import our_dict, save_bundle_of, to_upstream_dict
+from attrwidgets.core.rendering import PageExport
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 
@@ -55,7 +60,7 @@ class RouteColumns:
 
 
 @dataclass
-class LayerAttribution:
+class LayerAttribution(PageExport):
     tokens: list[Token]
     n_layers: int
     n_heads: int
@@ -199,20 +204,28 @@ class LayerAttribution:
 
     # -- files ----------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """The upstream package's JSON layout (matrix[i][j] = source i -> target j), with extra
-        completeness keys; see core/lig/lig_json.py."""
-        return to_upstream_dict(self)
+        """Our schema (`schema`, `version`): what save() writes, arrays as nested lists. The upstream LIG
+        package's layout is to_lig_json()."""
+        return our_dict(self)
+
+    def to_lig_json(self, path=None) -> dict:
+        """The upstream LIG package's JSON layout (matrix[i][j] = source i -> target j), with extra completeness
+        keys (core/lig/lig_json.py); written atomically to `path` when given."""
+        document = to_upstream_dict(self)
+        if path is not None:
+            write_text_atomic(path, json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False))
+        return document
 
     def to_dataframe(self):
         """Long format: every computed score of every route, baseline and layer (core/frames.py)."""
         return frames.dataframe(frames.lig_table(self))
 
     def to_json(self, path):
-        import json
-
-        from attrwidgets.core.files import write_text_atomic
-
-        return write_text_atomic(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False))
+        """The old name of to_lig_json(path); returns the path, as it did."""
+        warnings.warn("LayerAttribution.to_json() is renamed to_lig_json(); the old name will be removed.",
+                      DeprecationWarning, stacklevel=2)
+        self.to_lig_json(path)
+        return Path(path)
 
     def save(self, path):
         return save_bundle_of(self, path)

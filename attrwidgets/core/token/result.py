@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from attrwidgets.core.rendering import PageExport
 from attrwidgets.core.token.result_write import (
     attribution_to_dict,
     save_result,
+    save_tokenlens,
     to_csv,
     to_dataframe,
     to_tokenlens,
@@ -29,7 +31,7 @@ def _now_iso() -> str:
 
 
 @dataclass
-class Attribution:
+class Attribution(PageExport):
     tokens: list[Token]  # every position: prompt, then generated tokens
     target_positions: list[int]  # index into tokens of each target; targets are explained rows
     scores: np.ndarray  # (n_targets, n_positions) float32; rows targets, columns sources; NaN = not computed
@@ -97,6 +99,7 @@ class Attribution:
 
     # -- persistence and export: implemented in result_io / words ---------------------------------
     def to_dict(self) -> dict:
+        """Our schema (`schema`, `version`): every field, arrays as nested lists, null where not computed."""
         return attribution_to_dict(self)
 
     def save(self, path) -> Path:
@@ -110,7 +113,10 @@ class Attribution:
         """Long-format CSV; formula-like token text neutralised unless raw=True (result_write.to_csv)."""
         return to_csv(self, path, raw=raw)
 
-    def to_tokenlens(self) -> dict:
+    def to_tokenlens(self, path=None) -> dict:
+        """TokenLens's JSON layout (its ui/src/data/ files); written atomically to `path` when given."""
+        if path is not None:
+            save_tokenlens(self, path)
         return to_tokenlens(self)
 
     def aggregate_words(self) -> Attribution:

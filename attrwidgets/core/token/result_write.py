@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attrwidgets.core.bundle_io import json_array, schema_version
 from attrwidgets.core.files import csv_cell, open_text_atomic, write_text_atomic
 from attrwidgets.errors import AttrWidgetsError
 
@@ -38,23 +39,14 @@ def _unwrap_numpy(value):
 
 # -- arrays <-> JSON lists --------------------------------------------------------------------------
 def _array_to_json(name: str, value) -> list | None:
-    if value is None:
-        return None
-    arr = np.asarray(value, dtype=np.float64)
-    inf = np.isinf(arr)
-    if inf.any():
-        where = tuple(int(i) for i in np.argwhere(inf)[0])
-        raise AttrWidgetsError(
-            f"{name} holds inf at index {where}: inf is a numerical bug, not a value to save (NaN marks "
-            "'not computed'). Recompute with a smaller step size or float32, or set it to NaN before saving."
-        )
-    return np.where(np.isnan(arr), None, arr).tolist()
+    return json_array(name, None if value is None else np.asarray(value, dtype=np.float64))
 
 
 def attribution_to_dict(a) -> dict:
     """JSON-able dict of every field; arrays as nested lists with null for NaN (not computed)."""
     d = {
         "schema": SCHEMA,
+        "version": schema_version(SCHEMA),
         "method": a.method,
         "model_id": a.model_id,
         "timestamp": a.timestamp,
