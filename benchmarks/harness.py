@@ -1,8 +1,14 @@
-"""What every benchmark here shares: peak memory, how busy the machine is, waiting for a quiet machine.
+"""What every benchmark here shares: peak memory, how busy the machine is, waiting for a quiet machine, where
+results go.
 
-Benchmarks run as scripts (`python benchmarks/<name>.py`), so this folder is first on sys.path and they
-`import harness` as it is; the peer runners (ct_runner.py, lig_upstream_runner.py) do the same from their own
-virtual environments, so this module needs nothing beyond the standard library.
+Benchmarks run as scripts from the repository root (`python benchmarks/<family>/<name>.py`). Each one that
+imports from this folder starts with the same line, which puts the repository root first on sys.path, and then
+imports by full name (`from benchmarks.harness import ...`, `from benchmarks.graph import graph_bench_runs`):
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+
+The peer runners in external/ (ct_runner.py, lig_upstream_runner.py) do the same from their own virtual
+environments, so this module needs nothing beyond the standard library.
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ import resource
 import sys
 import time
 from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent
+REPO = BENCHMARKS.parent
+RESULTS = BENCHMARKS / "results"  # every benchmark's JSON (ignored by git)
 
 # A plain paragraph, repeated and cut to make prompts of any length (bench_depass.py, bench_estimate.py).
 PARAGRAPH = (

@@ -129,7 +129,7 @@ def attribution_graph(shape: ModelShape, s: Sizes, options: dict) -> Cost:
     head_outputs = FLOAT * L * T * H * D
     # Each row's sweep gathers the gradient at every node's position and contracts it with the node's output:
     # memory-bound, about 0.3 of a full read of L x T x (H + 1) vectors per row (rows are batched by position,
-    # so most read a prefix; measured at 256-2,048 tokens, benchmarks/bench_estimate.py).
+    # so most read a prefix; measured at 256-2,048 tokens, benchmarks/estimate/bench_estimate.py).
     sweeps = Work(passes=0.3 * FLOAT * rows * L * T * (H + 1) * D + 10 * FLOAT * rows * columns)
     work = shape.forward(T) * 2 + sweeps
     peak = shape.frozen_bytes(T) + head_outputs + FLOAT * rows * columns + FLOAT * batch * (columns + 4 * T * D)

@@ -9,7 +9,7 @@ Work is counted in three kinds, because a CPU or GPU runs them at very different
              eager attention): what dominates a long prompt on a CPU
 core/estimate.py turns them into seconds with rates measured once on the device. Memory is the peak of what
 the computation adds to the loaded model: saved activations, captured attention, component stacks, results.
-These are models, not measurements: benchmarks/bench_estimate.py checks them against real runs.
+These are models, not measurements: benchmarks/estimate/bench_estimate.py checks them against real runs.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class ModelShape:
     def runtime_bytes(self) -> float:
         """What any call adds besides its tensors: the math libraries' workspaces and pools on first use and
         transposed weight copies, measured at 0.35-0.5 GiB for the 0.5 GiB default model
-        (benchmarks/bench_estimate.py at 256 tokens)."""
+        (benchmarks/estimate/bench_estimate.py at 256 tokens)."""
         return 2**28 + self.model_bytes / 2
 
     @classmethod

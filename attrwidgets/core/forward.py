@@ -94,7 +94,7 @@ class TargetFunction:
         One forward for all targets. For a single point (saliency, input x gradient) one vmapped backward
         carries every target's seed at once: measured 1.75 s -> 1.00 s for 8 targets. For a chunk of path
         points (IG) one backward per target is faster: end to end, the vmapped backward took IG from 19.2 s to
-        26.8 s and raised peak memory from 2.5 to 3.3 GiB (benchmarks/bench_token_attribution.py). Models with
+        26.8 s and raised peak memory from 2.5 to 3.3 GiB (benchmarks/token/bench_token_attribution.py). Models with
         an op that has no vmap rule also use the per-target loop.
         """
         self.check_cancel()

@@ -3,7 +3,7 @@
 The memory model is checked where it is arithmetic (the shapes it counts are the shapes the methods build);
 a computation over the limit is refused before its heavy part starts, with the estimate and a fix in the
 message; under the limit the same call runs. Accuracy against real runs is a benchmark
-(benchmarks/bench_estimate.py), never a timed test.
+(benchmarks/estimate/bench_estimate.py), never a timed test.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A 2,048-token prompt on the real default model, for every family: under a memory limit it would not fit,
 the call is refused up front (before any forward over the prompt) with its estimate and a way to reduce it.
 What runs at 2,048 tokens on this machine, with its time and peak memory, is a benchmark
-(benchmarks/bench_estimate.py; figures in the README)."""
+(benchmarks/estimate/bench_estimate.py; figures in the README)."""
 
 from __future__ import annotations
 

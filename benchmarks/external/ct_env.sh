@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Build the separate virtual environment for circuit-tracer 0.5.0, the reference side of
-# benchmarks/bench_graph.py (run through benchmarks/ct_runner.py). It pins transformers 4.57 and nnsight 0.7
+# benchmarks/graph/bench_graph.py (run through benchmarks/external/ct_runner.py). It pins transformers 4.57 and nnsight 0.7
 # (with nnsight 0.8 circuit-tracer 0.5.0 fails on import), which the project's environment does not use:
 # never install it there.
 # Idempotent: does nothing if the venv already imports circuit_tracer 0.5.0 with nnsight 0.7.0.
-# Usage: bash benchmarks/ct_env.sh [VENV_DIR]   (default $CT_VENV or /work/venvs/ct)
+# Usage: bash benchmarks/external/ct_env.sh [VENV_DIR]   (default $CT_VENV or /work/venvs/ct)
 set -euo pipefail
 VENV="${1:-${CT_VENV:-/work/venvs/ct}}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore

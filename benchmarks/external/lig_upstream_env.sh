@@ -3,7 +3,7 @@
 # (layer-wise-integrated-gradients==0.1.0). The package installs a top-level
 # `utils` package, so it must never go into the project's own environment.
 # Idempotent: does nothing if the venv already imports `lig`.
-# Usage: bash benchmarks/lig_upstream_env.sh [VENV_DIR]   (default /work/venvs/lig)
+# Usage: bash benchmarks/external/lig_upstream_env.sh [VENV_DIR]   (default /work/venvs/lig)
 set -euo pipefail
 VENV="${1:-${LIG_VENV:-/work/venvs/lig}}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

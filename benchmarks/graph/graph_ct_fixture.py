@@ -1,9 +1,9 @@
 """Writes tests/core/data/graph_ct_smollm2.npz: circuit-tracer 0.5's own adjacency rows for a small random PLT on
 SmolLM2, the reference of tests/core/test_graph_real.py (as lig_upstream_runner.py does for LIG).
 
-    python benchmarks/graph_ct_fixture.py      # needs the venv of benchmarks/ct_env.sh
+    python benchmarks/graph/graph_ct_fixture.py      # needs the venv of benchmarks/external/ct_env.sh
 
-The PLT is regenerated identically by the test (benchmarks/ct_random_plt.py, seeded; with a skip connection, so
+The PLT is regenerated identically by the test (benchmarks/graph/ct_random_plt.py, seeded; with a skip connection, so
 the path through W_skip is checked too); only circuit-tracer's rows are stored: every logit row and a spread of
 feature rows, over all columns, keyed by (kind, layer, position, feature).
 """
@@ -18,7 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.graph.ct_random_plt import default_model_dir, write_random_plt
+from benchmarks.harness import BENCHMARKS, REPO
+
 PLT = {"features": 64, "l0": 4.0, "skip": True, "seed": 1}
 IDS = [1, 504, 3575, 282, 4649, 314, 7042, 28]  # BOS + "The capital of France is Paris,"
 OUT = REPO / "tests" / "core" / "data" / "graph_ct_smollm2.npz"
@@ -26,19 +29,16 @@ N_FEATURE_ROWS = 48
 
 
 def write_plt(folder: str) -> None:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from ct_random_plt import default_model_dir, write_random_plt
-
     write_random_plt(folder, default_model_dir(), PLT["features"], PLT["l0"], PLT["skip"], PLT["seed"])
 
 
 def main() -> int:
-    subprocess.run(["bash", str(REPO / "benchmarks" / "ct_env.sh")], check=True)
+    subprocess.run(["bash", str(BENCHMARKS / "external" / "ct_env.sh")], check=True)
     with tempfile.TemporaryDirectory() as tmp:
         plt = f"{tmp}/plt"
         write_plt(plt)
         out = f"{tmp}/ct.npz"
-        subprocess.run(["/work/venvs/ct/bin/python", str(REPO / "benchmarks" / "ct_runner.py"), "--transcoder-dir",
+        subprocess.run(["/work/venvs/ct/bin/python", str(BENCHMARKS / "external" / "ct_runner.py"), "--transcoder-dir",
                         plt, "--prompt-ids", ",".join(map(str, IDS)), "--out", out, "--threads", "2"],
                        check=True, cwd=REPO)
         z = np.load(out, allow_pickle=False)

@@ -1,8 +1,8 @@
 """Build one attribution graph with circuit-tracer 0.5.0 (nnsight backend), timed, and write it to disk.
 
-Run by the separate venv's python (bash benchmarks/ct_env.sh builds /work/venvs/ct), never by the project's:
+Run by the separate venv's python (bash benchmarks/external/ct_env.sh builds /work/venvs/ct), never by the project's:
 
-    /work/venvs/ct/bin/python benchmarks/ct_runner.py \
+    /work/venvs/ct/bin/python benchmarks/external/ct_runner.py \
         --transcoder-dir ~/.cache/attrwidgets/transcoders/smollm2-plt-ct \
         --prompt-ids 1,504,3458,282,4649,314 --batch-size 256 --out /tmp/ct_graph.npz
 
@@ -31,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import peak_rss_mb
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import peak_rss_mb
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -365,7 +366,7 @@ def run_in(
     plain_ids = given if given is not None else tokenizer(prompt, add_special_tokens=False).input_ids
     phases = {k: round(v, 6) for k, v in timer.seconds.items()}
     meta = {
-        "runner": "benchmarks/ct_runner.py",
+        "runner": "benchmarks/external/ct_runner.py",
         "argv": sys.argv[1:] if argv is None else list(argv),
         "model_dir": str(model_dir),
         "model_dir_used": str(ct_model_dir),

@@ -1,8 +1,8 @@
 """Token-level DePass and head contributions on the default model: time and peak memory against one forward.
 
-    python benchmarks/bench_depass.py                      # T = 64, 128, 256, 512 (one subprocess each)
-    python benchmarks/bench_depass.py --lengths 64 --quick # smoke test
-    python benchmarks/bench_depass.py --device cuda --dtype bfloat16
+    python benchmarks/depass/bench_depass.py                      # T = 64, 128, 256, 512 (one subprocess each)
+    python benchmarks/depass/bench_depass.py --lengths 64 --quick # smoke test
+    python benchmarks/depass/bench_depass.py --device cuda --dtype bfloat16
 
 Job per length T: SmolLM2-135M-Instruct (fp32 on the CPU), a plain prompt of exactly T tokens (a paragraph
 repeated and cut), then
@@ -25,9 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness import PARAGRAPH, peak_rss_reset, status_gib, write_json
-
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import PARAGRAPH, RESULTS, peak_rss_reset, status_gib, write_json
 
 
 def timed(fn, repeats: int = 1):
@@ -75,7 +74,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--quick", action="store_true", help="only the first length")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(HERE / "results" / "depass.json"))
+    parser.add_argument("--out", default=str(RESULTS / "depass.json"))
     args = parser.parse_args()
     if args.child is not None:
         print(json.dumps(one_length(args.child, args.device, args.dtype)))

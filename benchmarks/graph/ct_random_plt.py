@@ -1,7 +1,7 @@
 """Write a RANDOM JumpReLU per-layer transcoder (PLT) in circuit-tracer's layout, to test the circuit-tracer
-runner (benchmarks/ct_runner.py) and the agreement check before a trained transcoder exists.
+runner (benchmarks/external/ct_runner.py) and the agreement check before a trained transcoder exists.
 
-    python benchmarks/ct_random_plt.py --out /tmp/ct_random_plt [--features 512] [--l0 30] [--skip]
+    python benchmarks/graph/ct_random_plt.py --out /tmp/ct_random_plt [--features 512] [--l0 30] [--skip]
 
 Layout written (docs/methods/graph.md, "Prompts and files"): config.yaml (model_kind: transcoder_set,
 feature_input_hook: mlp.hook_in, feature_output_hook: mlp.hook_out, scan) and layer_{i}.safetensors with

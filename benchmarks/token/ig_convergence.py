@@ -1,6 +1,6 @@
 """Completeness error of integrated gradients per evaluation budget, for every option, on the default model.
 
-    python benchmarks/ig_convergence.py [--budgets 32 64 128] [--out benchmarks/results/ig_convergence.json]
+    python benchmarks/token/ig_convergence.py [--budgets 32 64 128] [--out benchmarks/results/ig_convergence.json]
 
 Options compared: objective (log_prob, logit), baseline (pad, zero), quadrature (riemann_right, trapezoid,
 gauss_legendre, adaptive). Budget = gradient evaluations per target (forward-only passes of the adaptive rule
@@ -13,13 +13,17 @@ import argparse
 import itertools
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
 import attrwidgets as aw
 from attrwidgets.core.quadrature import QUADRATURES
+from benchmarks.harness import RESULTS
 
 PROMPT = [{"role": "system", "content": "Answer briefly."},
           {"role": "user", "content": "What is the capital of France? Answer in one short sentence."}]
@@ -32,7 +36,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4, help="attribute the first ROWS generated tokens")
     parser.add_argument("--configs", nargs="+", default=None,
                         help="objective:baseline:quadrature triples to run (default: all combinations)")
-    parser.add_argument("--out", default="benchmarks/results/ig_convergence.json")
+    parser.add_argument("--out", default=str(RESULTS / "ig_convergence.json"))
     args = parser.parse_args()
     handle = aw.load_model()
     session = aw.AttributionSession(handle, PROMPT, max_new_tokens=args.max_new_tokens)

@@ -1,7 +1,7 @@
 """Train the default model's per-layer transcoder with aw.train_transcoder's DEFAULT settings and report it.
 
-    flock /tmp/attrwidgets-heavy.lock python benchmarks/train_transcoder_smollm2.py     # the full run
-    python benchmarks/train_transcoder_smollm2.py --steps 20 --max-tokens 2000 --no-save --no-json   # smoke
+    flock /tmp/attrwidgets-heavy.lock python benchmarks/graph/train_transcoder_smollm2.py     # the full run
+    python benchmarks/graph/train_transcoder_smollm2.py --steps 20 --max-tokens 2000 --no-save --no-json   # smoke
 
 SmolLM2-135M-Instruct (aw.load_model(): 30 layers, d_model 576, MLP 1536, fp32 on the CPU), two torch
 threads. Wall time counts everything a user waits for: loading the model, sampling and harvesting the
@@ -10,7 +10,7 @@ on 2 CPU cores, >= 60% of each layer's MLP output variance explained at a mean L
 held-out tokens the real (fp32) model computed. Prints the per-layer table and tokens/s; writes
 benchmarks/results/train_transcoder_smollm2.json; saves the transcoder to
 ~/.cache/attrwidgets/transcoders/smollm2-plt (ours) and smollm2-plt-ct (circuit-tracer's layout), which
-benchmarks/bench_graph.py and notebooks/graph.ipynb use.
+benchmarks/graph/bench_graph.py and notebooks/graph.ipynb use.
 """
 
 from __future__ import annotations
@@ -18,10 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import RESULTS
 
 GOAL_FVE, GOAL_L0, GOAL_S = 0.60, 64, 600
 
@@ -101,7 +105,7 @@ def main() -> None:
             "threads": torch.get_num_threads(),
             "cpu": platform.processor(),
         }
-        path = Path(__file__).parent / "results" / "train_transcoder_smollm2.json"
+        path = RESULTS / "train_transcoder_smollm2.json"
         path.write_text(json.dumps(result, indent=1))
         print(f"wrote {path}")
 

@@ -6,7 +6,7 @@ the stored baseline output in the last bits, so the norm's gradient is a unit ve
 1/(2n). This script runs upstream's own compute_layer_direct_ig_all_targets as shipped and with that node's
 value forced to 0 (docs/methods/lig.md: its gradient is taken as 0), and writes both, rows targets, for the tests.
 
-    /work/venvs/lig/bin/python benchmarks/lig_upstream_alpha0.py --out tests/core/data/lig_upstream_minilm_alpha0.json
+    /work/venvs/lig/bin/python benchmarks/external/lig_upstream_alpha0.py --out tests/core/data/lig_upstream_minilm_alpha0.json
 """
 
 from __future__ import annotations

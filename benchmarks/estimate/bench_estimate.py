@@ -1,8 +1,8 @@
 """aw.estimate against real runs, and the longest prompt of every family, on the default model.
 
-    python benchmarks/bench_estimate.py            # every job below (about 35 minutes on 2 cores)
-    python benchmarks/bench_estimate.py --quick    # the 256-token jobs only
-    python benchmarks/bench_estimate.py --only depass_token,saliency
+    python benchmarks/estimate/bench_estimate.py            # every job below (about 35 minutes on 2 cores)
+    python benchmarks/estimate/bench_estimate.py --quick    # the 256-token jobs only
+    python benchmarks/estimate/bench_estimate.py --only depass_token,saliency
 
 Each (job, length) runs in its own subprocess: SmolLM2-135M-Instruct (fp32 on the CPU, 2 torch threads), a
 prompt of exactly T tokens (token ids, a paragraph repeated and cut), aw.estimate(...) first, then the call.
@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness import PARAGRAPH, peak_rss_reset, status_gib, write_json
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import PARAGRAPH, RESULTS, peak_rss_reset, status_gib, write_json
 
-HERE = Path(__file__).resolve().parent
 IG = {"n_steps": 4, "quadrature": "gauss_legendre"}  # a fixed node count: the estimate's count is exact
 # name -> (function, options, lengths)
 JOBS = {
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the 256-token jobs only")
     parser.add_argument("--only", default="", help="comma-separated job names")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(HERE / "results" / "estimate.json"))
+    parser.add_argument("--out", default=str(RESULTS / "estimate.json"))
     args = parser.parse_args()
     if args.child:
         print(json.dumps(one_job(args.child[0], int(args.child[1]))))

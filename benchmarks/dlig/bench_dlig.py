@@ -1,7 +1,7 @@
 """Layer IG (DLIG) cost against depth on SmolLM2, and DLIG per denoising step on a tiny masked LM.
 
-    python benchmarks/bench_dlig.py           # full run (waits for a quiet machine before every timing)
-    python benchmarks/bench_dlig.py --quick   # smoke test: 8 steps, 3 layers, 1 repeat, no waiting, no JSON
+    python benchmarks/dlig/bench_dlig.py           # full run (waits for a quiet machine before every timing)
+    python benchmarks/dlig/bench_dlig.py --quick   # smoke test: 8 steps, 3 layers, 1 repeat, no waiting, no JSON
 
 Part 1, the default model (aw.load_model(): SmolLM2-135M, 30 blocks, fp32 on the CPU), one process,
 torch.set_num_threads(2). One prompt; its greedy continuation (8 tokens) is generated once and then forced
@@ -47,9 +47,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness import machine_busy_seconds, wait_for_quiet, write_json
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import RESULTS, machine_busy_seconds, wait_for_quiet, write_json
+
 PROMPT = "The quick brown fox jumps over the lazy dog."
 TINY_PROMPT = "The cat sat on the mat."
 LAYERS = ("embeddings", "block 0", "block 7", "block 15", "block 22", "block 29", "block 15 attn", "block 15 mlp")
@@ -290,7 +291,7 @@ def main() -> None:
     args.layers = QUICK_LAYERS if args.quick else LAYERS
     args.baselines = ("pad",) if args.quick else BASELINES
     args.dlig_steps = (4,) if args.quick else DLIG_STEPS
-    out = args.out or (None if args.quick else str(HERE / "results" / "bench_dlig.json"))
+    out = args.out or (None if args.quick else str(RESULTS / "bench_dlig.json"))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     import torch

@@ -1,6 +1,6 @@
 """GraphView redraw time on a 5,000-edge graph in headless Chromium (goal: median < 200 ms a redraw).
 
-    python benchmarks/bench_graph_view_redraw.py      # on a quiet machine; needs chromium and the built bundle
+    python benchmarks/graph/bench_graph_view_redraw.py      # on a quiet machine; needs chromium and the built bundle
 
 Runs the browser test that draws the graph (tests/widgets/test_graph_view_in_browser.py) and reads the timings
 it records; the test itself asserts that every edge is drawn, never a time. Pixels are included (getImageData
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TEST = "tests/widgets/test_graph_view_in_browser.py::test_a_5000_edge_graph_draws_every_edge_and_records_its_redraw_time"
 TIMINGS = REPO / "tests" / "ui" / "artifacts" / "graph-view-redraw-timings.json"
 GOAL_MS = 200.0

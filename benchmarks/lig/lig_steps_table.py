@@ -1,7 +1,7 @@
 """How many steps LIG needs for 2% completeness, per model, route and quadrature.
 
-    python benchmarks/lig_steps_table.py            # MiniLM and SmolLM2-135M (about 2.5 minutes on 2 cores)
-    python benchmarks/lig_steps_table.py --quick    # MiniLM only, steps up to 32, one layer
+    python benchmarks/lig/lig_steps_table.py            # MiniLM and SmolLM2-135M (about 2.5 minutes on 2 cores)
+    python benchmarks/lig/lig_steps_table.py --quick    # MiniLM only, steps up to 32, one layer
 
 For each model (a fixed sentence each, about 10 tokens), each route with its default baseline (layer z->z:
 self_input_token; att z->u: self_input_token, every head; mlp u->z: zero) and each quadrature (riemann_right,
@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import RESULTS
+
 STEPS = (8, 16, 32, 64, 128, 256)
 QUADRATURES = ("riemann_right", "trapezoid", "gauss_legendre", "riemann_trapezoid")
 ROUTES = ("layer", "att", "mlp")
@@ -155,7 +157,7 @@ def main() -> None:
     models = ["MiniLM"] if args.quick else [m.strip() for m in args.models.split(",")]
     steps = [s for s in STEPS if s <= 32] if args.quick else list(STEPS)
     att_targets = None if args.att_targets == "all" else [int(x) for x in args.att_targets.split(",")]
-    out = args.out or (None if args.quick else str(HERE / "results" / "lig_steps_table.json"))
+    out = args.out or (None if args.quick else str(RESULTS / "lig_steps_table.json"))
     quadratures = [q.strip() for q in args.quadratures.split(",")]
     rows, specs, started = [], {}, time.perf_counter()
     for name in models:

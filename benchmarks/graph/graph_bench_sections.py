@@ -1,4 +1,4 @@
-"""The measurements of benchmarks/bench_graph.py (its docstring says what each section does): prompt ids, the
+"""The measurements of benchmarks/graph/bench_graph.py (its docstring says what each section does): prompt ids, the
 PLT choice, Bench (runs cached by their settings, so that one run serves several tables) and the sections.
 """
 
@@ -11,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.graph import graph_bench_runs as runs
+from benchmarks.harness import BENCHMARKS, REPO, RESULTS
+
 HERE = Path(__file__).resolve().parent
-import graph_bench_runs as runs
 
 CT_PYTHON = os.environ.get("CT_VENV", "/work/venvs/ct") + "/bin/python"
 TRAINED_PLT = Path.home() / ".cache" / "attrwidgets" / "transcoders" / "smollm2-plt-ct"
@@ -55,12 +57,12 @@ def pick_plt(args, tmp_root: Path) -> tuple[str, str]:
         return str(TRAINED_PLT), "trained SmolLM2 PLT (~/.cache/attrwidgets/transcoders/smollm2-plt-ct)"
     if (LEAD_RANDOM_PLT / "config.yaml").exists():
         return str(LEAD_RANDOM_PLT), (
-            "RANDOM PLT (512 features/layer, L0 ~30, benchmarks/ct_random_plt.py seed 0; "
+            "RANDOM PLT (512 features/layer, L0 ~30, benchmarks/graph/ct_random_plt.py seed 0; "
             "the trained one did not exist)"
         )
     out = tmp_root / "random_plt"
     subprocess.run([sys.executable, str(HERE / "ct_random_plt.py"), "--out", str(out)], check=True)
-    return str(out), "RANDOM PLT (512 features/layer, L0 ~30, made now by benchmarks/ct_random_plt.py seed 0)"
+    return str(out), "RANDOM PLT (512 features/layer, L0 ~30, made now by benchmarks/graph/ct_random_plt.py seed 0)"
 
 
 class Bench:
@@ -105,7 +107,7 @@ class Bench:
         out = self.tmp / f"{key}.npz"
         cmd = [
             CT_PYTHON,
-            str(HERE / "ct_runner.py"),
+            str(BENCHMARKS / "external" / "ct_runner.py"),
             "--transcoder-dir",
             self.plt,
             "--prompt-ids",
@@ -191,7 +193,7 @@ def section_ct(b: Bench, our_batch: int, started: float) -> dict:
     args = b.args
     out: dict = {"pairs": []}
     if not Path(CT_PYTHON).exists():
-        out["missing"] = f"{CT_PYTHON} not found: build it with bash benchmarks/ct_env.sh"
+        out["missing"] = f"{CT_PYTHON} not found: build it with bash benchmarks/external/ct_env.sh"
         print("ct: " + out["missing"], flush=True)
         return out
     ct_batch = args.ct_batch
@@ -255,7 +257,7 @@ def section_ct(b: Bench, our_batch: int, started: float) -> dict:
 
 def section_train(b: Bench) -> dict:
     out: dict = {"helper_results": read_training_results()}
-    if not (HERE.parent / "attrwidgets" / "core" / "graph" / "train.py").exists():
+    if not (REPO / "attrwidgets" / "core" / "graph" / "train.py").exists():
         out["missing"] = "attrwidgets/core/graph/train.py is missing: no training measurement"
         print("train: " + out["missing"], flush=True)
         return out
@@ -293,14 +295,14 @@ def _collect_rates(obj, prefix: str, into: dict) -> None:
 
 def read_training_results() -> list[dict]:
     found = []
-    for path in sorted((HERE / "results").glob("train_transcoder*.json")):
+    for path in sorted(RESULTS.glob("train_transcoder*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         figures: dict = {}
         _collect_rates(data, "", figures)
-        found.append({"file": str(path.relative_to(HERE.parent)), "tokens_per_s": figures})
+        found.append({"file": str(path.relative_to(REPO)), "tokens_per_s": figures})
     notes = Path("/work/notes/readme_transcoders.md")
     if notes.exists():
         found.append(

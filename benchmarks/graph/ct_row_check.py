@@ -1,6 +1,6 @@
-"""Check a circuit-tracer graph written by benchmarks/ct_runner.py against a hand-written frozen forward.
+"""Check a circuit-tracer graph written by benchmarks/external/ct_runner.py against a hand-written frozen forward.
 
-    python benchmarks/ct_row_check.py /tmp/ct_graph.npz --transcoder-dir DIR [--model-dir DIR] [--features 6]
+    python benchmarks/graph/ct_row_check.py /tmp/ct_graph.npz --transcoder-dir DIR [--model-dir DIR] [--features 6]
 
 Runs in the project's environment (transformers 5; llama-family models only), independent of circuit-tracer
 and of attrwidgets' own graph code: a plain re-implementation of the local replacement model, used to pin
@@ -11,7 +11,7 @@ their values on the prompt, every MLP output a constant source vector. It is lin
 embeddings, MLP outputs at every layer and position), so a target (a demeaned logit at the last position, or
 a feature's pre-activation minus b_enc) equals the sum of every source's direct effect. circuit-tracer's row
 holds the same effects for token, feature and error nodes, but has no node for the MLP outputs at position 0
-(features and errors there are zeroed). So, with b_dec = 0 and no skip (as in benchmarks/ct_random_plt.py):
+(features and errors there are zeroed). So, with b_dec = 0 and no skip (as in benchmarks/graph/ct_random_plt.py):
 
     row sum (circuit-tracer)  ==  target - (direct effect of the position-0 MLP outputs)
 

@@ -1,6 +1,6 @@
-"""Machinery for benchmarks/bench_graph.py: the heavy lock, contention measurement, one measurement per fresh
+"""Machinery for benchmarks/graph/bench_graph.py: the heavy lock, contention measurement, one measurement per fresh
 subprocess, and our side's children (aw.attribution_graph, aw.train_transcoder). Runs in the project's
-environment; the circuit-tracer side runs benchmarks/ct_runner.py in its own venv, and the adjacency
+environment; the circuit-tracer side runs benchmarks/external/ct_runner.py in its own venv, and the adjacency
 comparison is graph_bench_compare.py.
 """
 
@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from harness import children_cpu_seconds, machine_busy_seconds, peak_rss_mb, wait_for_quiet
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import REPO, children_cpu_seconds, machine_busy_seconds, peak_rss_mb, wait_for_quiet
+
 LOCK_PATH = "/tmp/attrwidgets-heavy.lock"
 KIND_NAMES = ("feature", "error", "token", "logit", "attention", "mlp")  # attrwidgets NodeTable codes
 
@@ -61,7 +62,7 @@ def run_measured(name: str, cmd: list[str], parse, opts) -> dict:
         with heavy_lock(opts.lock) as lock_wait:
             quiet = wait_for_quiet(opts.max_other, opts.max_wait) if opts.max_wait > 0 else {}
             m0, c0, t0 = machine_busy_seconds(), children_cpu_seconds(), time.perf_counter()
-            proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, cwd=HERE.parent)
+            proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, cwd=REPO)
             wall = time.perf_counter() - t0
             m1, c1 = machine_busy_seconds(), children_cpu_seconds()
         if proc.returncode != 0:

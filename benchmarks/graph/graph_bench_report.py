@@ -1,4 +1,4 @@
-"""Markdown tables for benchmarks/bench_graph.py's result dict."""
+"""Markdown tables for benchmarks/graph/bench_graph.py's result dict."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Attribution graphs: attrwidgets' cost vs prompt length, its batch size, transcoder training throughput, and
 circuit-tracer 0.5 side by side on SmolLM2 with the same per-layer transcoder (PLT), in one run.
 
-    flock /tmp/attrwidgets-heavy.lock python benchmarks/bench_graph.py --no-lock   # full run, ~20 min, one lock
-    python benchmarks/bench_graph.py                    # the same, taking the lock for each measurement
-    python benchmarks/bench_graph.py --quick            # smoke test: 16 tokens, tiny settings, no circuit-tracer
-    python benchmarks/bench_graph.py --sections ct      # only some of: scale, batch, ct, train
+    flock /tmp/attrwidgets-heavy.lock python benchmarks/graph/bench_graph.py --no-lock   # full run, ~20 min, one lock
+    python benchmarks/graph/bench_graph.py                    # the same, taking the lock for each measurement
+    python benchmarks/graph/bench_graph.py --quick            # smoke test: 16 tokens, tiny settings, no circuit-tracer
+    python benchmarks/graph/bench_graph.py --sections ct      # only some of: scale, batch, ct, train
 
 Every measurement is a fresh subprocess under the shared heavy lock (/tmp/attrwidgets-heavy.lock): the script
 takes it (flock(2)) for each one, or, with --no-lock, the caller holds it for the whole run (wrapped in `flock`
@@ -22,7 +22,7 @@ with all of them would not fit memory); component graphs (transcoder=None) use t
 Sections:
   scale  ours: components and transcoder graphs at 16, 64, 128 tokens (--batch-size, default DEFAULT_BATCH).
   batch  ours: the 16-token transcoder graph at batch sizes --batches; the fastest is "our best batch size".
-  ct     circuit-tracer (benchmarks/ct_runner.py in /work/venvs/ct): its batch size picked by a short sweep
+  ct     circuit-tracer (benchmarks/external/ct_runner.py in /work/venvs/ct): its batch size picked by a short sweep
          (16 tokens, max_feature_nodes 1024, --ct-batches) unless --ct-batch; then both sides at --ct-lengths
          (128 only if the time left in --budget-min allows), each with its own best batch size (circuit-tracer's
          capped to batch * tokens <= 8192 for memory, see ct_batch_cap), the same ids,
@@ -32,7 +32,7 @@ Sections:
   train  aw.train_transcoder briefly (--train-steps on a small harvest from PASSAGE): tokens/s; plus the
          figures the training benchmark wrote (benchmarks/results/train_transcoder*.json), if there.
 PLT: --plt, else the trained ~/.cache/attrwidgets/transcoders/smollm2-plt-ct if it exists, else the random one
-(/tmp/ct_test/random_plt, made by benchmarks/ct_random_plt.py if missing). The output says which.
+(/tmp/ct_test/random_plt, made by benchmarks/graph/ct_random_plt.py if missing). The output says which.
 Results: markdown on stdout, benchmarks/results/bench_graph.{json,md} and /work/notes/readme_bench_graph.md
 (--quick writes none unless --out).
 """
@@ -50,9 +50,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-import graph_bench_report as report_md
-from graph_bench_sections import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.graph import graph_bench_report as report_md
+from benchmarks.graph.graph_bench_sections import (
     LOGIT_PROB,
     MAX_LOGITS,
     PASSAGE,
@@ -65,6 +65,7 @@ from graph_bench_sections import (
     section_scale,
     section_train,
 )
+from benchmarks.harness import RESULTS
 
 NOTES = Path("/work/notes/readme_bench_graph.md")
 
@@ -130,7 +131,7 @@ def main() -> None:
     args.ct_batches = [int(x) for x in args.ct_batches.split(",")]
     from attrwidgets.core.graph.attribution import DEFAULT_BATCH
 
-    out_path = args.out or (None if args.quick else str(HERE / "results" / "bench_graph.json"))
+    out_path = args.out or (None if args.quick else str(RESULTS / "bench_graph.json"))
     started = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="bench_graph_"))
     try:
@@ -204,7 +205,7 @@ def main() -> None:
         Path(out_path).write_text(json.dumps(result, indent=1, default=str))
         Path(out_path).with_suffix(".md").write_text(text)
         if not args.out:
-            NOTES.write_text("# Graph benchmark (benchmarks/bench_graph.py)\n\n" + text)
+            NOTES.write_text("# Graph benchmark (benchmarks/graph/bench_graph.py)\n\n" + text)
         print(
             f"wrote {out_path} and {Path(out_path).with_suffix('.md')}"
             + ("" if args.out else f" and {NOTES}")

@@ -1,8 +1,8 @@
 """Token attribution during generation: attrwidgets vs Inseq vs Captum's LLMGradientAttribution, same work.
 
-    python benchmarks/bench_token_attribution.py                  # full run (waits for a quiet machine)
-    python benchmarks/bench_token_attribution.py --quick          # smoke test: few steps, no waiting
-    python benchmarks/bench_token_attribution.py --tools attrwidgets,captum --no-wait
+    python benchmarks/token/bench_token_attribution.py                  # full run (waits for a quiet machine)
+    python benchmarks/token/bench_token_attribution.py --quick          # smoke test: few steps, no waiting
+    python benchmarks/token/bench_token_attribution.py --tools attrwidgets,captum --no-wait
 
 Job: the default model (SmolLM2-135M-Instruct, fp32, CPU), a chat prompt rendered with the tokenizer's own
 template, 8 greedy tokens generated ONCE by attrwidgets and then FORCED on every tool (attrwidgets
@@ -25,10 +25,10 @@ Every (tool, method) runs in its own subprocess: model load, one warm-up (report
 resetting it through /proc/self/clear_refs; elsewhere a 2 ms psutil sampler). Results: a table on stdout
 and JSON in benchmarks/results/token_attribution.json.
 
-Contention: the full run first waits (up to --max-wait s) for a 1-minute load below --load-threshold. During
-every timed run it measures the CPU that OTHER processes took (/proc/stat busy time minus its own); a job
-disturbed beyond --max-other is run again after the machine quietens (--retries). The 1-minute load
-itself is useless once the benchmark runs: its own 2 threads put it near 2.
+Contention: the full run first waits (up to --max-wait s) until other processes use at most --max-other of
+the machine's CPU (harness.wait_for_quiet, /proc/stat). During every timed run it measures the CPU that OTHER
+processes took (/proc/stat busy time minus its own); a job disturbed beyond --max-other is run again after the
+machine quietens (--retries). The 1-minute load is recorded but not used: its own 2 threads put it near 2.
 
 --profile adds a job that splits attrwidgets' IG time (forward / backward / the rest), lists the top
 operators (torch.profiler) and A/B-tests the previous per-target backward loop against the installed core.
@@ -49,10 +49,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness import cpu_seconds, loadavg, machine_busy_seconds
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "results" / "token_attribution.json"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import RESULTS, cpu_seconds, loadavg, machine_busy_seconds, wait_for_quiet
+
+DEFAULT_OUT = RESULTS / "token_attribution.json"
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
     {"role": "user", "content": "What is the capital of France? Answer in one short sentence."},
@@ -604,22 +605,6 @@ def agreement(a: np.ndarray, b: np.ndarray, cols: int | None, valid_until: list[
 
 
 # ---------------------------------------------------------------------------------------------- orchestrator
-def wait_for_quiet(threshold: float, max_wait: float, poll: float = 30.0) -> dict:
-    start = time.time()
-    seen = []
-    while True:
-        load = loadavg()
-        seen.append(load)
-        if load is None or load[0] < threshold:
-            return {"load_at_start": load, "waited_s": time.time() - start, "threshold": threshold, "met": True}
-        if time.time() - start >= max_wait:
-            print(f"load still {load[0]:.2f} after {max_wait:.0f} s: measuring anyway (figures are contended)",
-                  flush=True)
-            return {"load_at_start": load, "waited_s": time.time() - start, "threshold": threshold, "met": False}
-        print(f"waiting for 1-min load < {threshold} (now {load[0]:.2f}) ...", flush=True)
-        time.sleep(poll)
-
-
 def run_worker(name: str, spec_path: str, tmp: str) -> dict:
     out = os.path.join(tmp, name.replace(":", "_") + ".json")
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
@@ -648,7 +633,7 @@ def job_other_share(res) -> float | None:
     return None
 
 
-def run_job(name, spec_path, tmp, retries: int, max_other: float, threshold: float) -> dict:
+def run_job(name, spec_path, tmp, retries: int, max_other: float) -> dict:
     """run_worker, again (after waiting for a quiet machine) while other processes disturbed it."""
     best = None
     for attempt in range(retries + 1):
@@ -661,7 +646,7 @@ def run_job(name, spec_path, tmp, retries: int, max_other: float, threshold: flo
         if "error" in res or share is None or share <= max_other or attempt == retries:
             break
         print(f"  {name}: other processes took {share:.0%} of the CPU; waiting for quiet, then again", flush=True)
-        wait_for_quiet(threshold, 300)
+        wait_for_quiet(max_other, 300)
     best["attempts"] = attempt + 1
     return best
 
@@ -695,9 +680,9 @@ def main() -> None:
     ap.add_argument("--retries", type=int, default=None,
                     help="re-run a job whose timed runs other processes disturbed (default 2; 0 with --quick)")
     ap.add_argument("--max-other", type=float, default=0.05,
-                    help="share of the machine's CPU other processes may take during a timed run (0.05)")
-    ap.add_argument("--load-threshold", type=float, default=0.5)
-    ap.add_argument("--max-wait", type=float, default=900.0, help="seconds to wait for the load threshold")
+                    help="share of the machine's CPU other processes may take during a timed run, and before "
+                         "the run starts (0.05)")
+    ap.add_argument("--max-wait", type=float, default=900.0, help="seconds to wait for a quiet machine")
     ap.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -726,9 +711,10 @@ def main() -> None:
     }
     retries = args.retries if args.retries is not None else (0 if quick else 2)
     command = " ".join([os.path.basename(sys.executable)] + sys.argv)
-    wait = {"load_at_start": loadavg(), "waited_s": 0.0, "threshold": None, "met": None}
+    wait = {"waited_s": 0.0, "met": None}
     if not (args.no_wait or quick):
-        wait = wait_for_quiet(args.load_threshold, args.max_wait)
+        wait = wait_for_quiet(args.max_other, args.max_wait)
+    wait.update(load_at_start=loadavg(), max_other=None if args.no_wait or quick else args.max_other)
     print(f"1-min load at start: {wait['load_at_start'][0] if wait['load_at_start'] else '?'}"
           f" (waited {wait['waited_s']:.0f} s)", flush=True)
 
@@ -736,7 +722,7 @@ def main() -> None:
         spec_path = os.path.join(tmp, "spec.json")
         Path(spec_path).write_text(json.dumps({"cfg": cfg}))
         print("preparing: load model, generate 8 greedy tokens, measure matmul rate ...", flush=True)
-        prep = run_job("attrwidgets:prepare", spec_path, tmp, retries, args.max_other, args.load_threshold)
+        prep = run_job("attrwidgets:prepare", spec_path, tmp, retries, args.max_other)
         if "error" in prep:
             raise SystemExit("prepare failed")
         spec = {k: prep[k] for k in ("messages", "prompt_text", "ids", "n_prompt", "target", "target_ids",
@@ -754,7 +740,7 @@ def main() -> None:
         results = {}
         for tool, task in jobs:
             print(f"running {tool}:{task} ...", flush=True)
-            res = run_job(f"{tool}:{task}", spec_path, tmp, retries, args.max_other, args.load_threshold)
+            res = run_job(f"{tool}:{task}", spec_path, tmp, retries, args.max_other)
             results[f"{tool}:{task}"] = res
             if "times_s" in res:
                 print(f"  {tool}:{task}: {_med(res['times_s']):.3f} s (warm-up {res['warmup_s']:.3f} s), "
@@ -865,9 +851,11 @@ def print_report(r) -> None:
     print("\n" + "=" * 100)
     print(f"Token attribution benchmark{' (QUICK: not for quoting)' if r['quick'] else ''}: {r['model']['id']}, "
           f"{r['model']['dtype']}, {r['cfg']['threads']} threads, {r['machine']['cpu_count']} CPUs")
-    la = r["load"]["load_at_start"]
-    print(f"1-min load at start: {la[0] if la else '?'} (threshold {r['load']['threshold']}, waited "
-          f"{r['load']['waited_s']:.0f} s)")
+    w = r["load"]
+    la = w["load_at_start"]
+    share = w.get("others_share_at_start")
+    quiet = f"; other processes then used {share:.0%} of the CPU, goal {w['max_other']:.0%}" if share is not None else ""
+    print(f"1-min load at start: {la[0] if la else '?'} (waited {w['waited_s']:.0f} s{quiet})")
     loads = [x["load_before"][0] for x in r["rows"] if x.get("load_before")]
     if loads:
         print(f"1-min load when each job started: min {min(loads):.2f}, max {max(loads):.2f} (includes this "

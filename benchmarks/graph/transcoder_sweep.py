@@ -1,6 +1,6 @@
 """Which training settings reach the SmolLM2 goal? Train on a few layers of one cached harvest, many settings.
 
-    flock /tmp/attrwidgets-heavy.lock python benchmarks/transcoder_sweep.py --tokens 60000 \
+    flock /tmp/attrwidgets-heavy.lock python benchmarks/graph/transcoder_sweep.py --tokens 60000 \
         --layers 3,4,5,25 --runs "steps=400,tokens=24000" "steps=1200,tokens=60000"
     ... --seeds 0,1 --runs "steps=2400,tokens=120000"     # two harvests' training tokens, seed 0's held-out
 
@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).parent / "results" / "transcoder_sweep.json"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
+from benchmarks.harness import RESULTS as RESULTS_DIR
+
+RESULTS = RESULTS_DIR / "transcoder_sweep.json"
 NUMBERS = {"steps", "tokens", "n_features", "batch_tokens", "target_l0"}
 
 

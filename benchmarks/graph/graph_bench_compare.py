@@ -1,9 +1,9 @@
-"""The adjacency comparison of benchmarks/bench_graph.py: attrwidgets' graph against circuit-tracer's, nodes
+"""The adjacency comparison of benchmarks/graph/bench_graph.py: attrwidgets' graph against circuit-tracer's, nodes
 matched by (kind, layer, position, feature). Both are .npz files with `adjacency` (rows targets, columns
 sources) and node columns node_kind / node_layer / node_position / node_feature / node_activation (the layout
-benchmarks/ct_runner.py writes; graph_bench_runs.graph_child writes ours the same way).
+benchmarks/external/ct_runner.py writes; graph_bench_runs.graph_child writes ours the same way).
 
-    python benchmarks/graph_bench_compare.py OURS.npz CT.npz     # prints one JSON line
+    python benchmarks/graph/graph_bench_compare.py OURS.npz CT.npz     # prints one JSON line
 """
 
 from __future__ import annotations
