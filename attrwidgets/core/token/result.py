@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attrwidgets.core.token.inseq_write import to_inseq
 from attrwidgets.core.token.result_write import (
     attribution_to_dict,
     save_result,
@@ -95,7 +96,7 @@ class Attribution:
             f"{self.n_targets} targets {gen!r}{err_text})"
         )
 
-    # -- persistence and export: implemented in result_io / words ---------------------------------
+    # -- persistence and export: implemented in result_io / inseq_write / words ---------------------
     def to_dict(self) -> dict:
         return attribution_to_dict(self)
 
@@ -112,6 +113,11 @@ class Attribution:
 
     def to_tokenlens(self) -> dict:
         return to_tokenlens(self)
+
+    def to_inseq(self, path=None) -> dict:
+        """Inseq's FeatureAttributionOutput JSON (inseq_write.to_inseq): the dict, written to `path` when given
+        (gzip for a .gz name); inseq.FeatureAttributionOutput.load and aw.load both read the file."""
+        return to_inseq(self, path)
 
     def aggregate_words(self) -> Attribution:
         from attrwidgets.core.token.words import aggregate_words
