@@ -25,13 +25,15 @@ from attrwidgets.core.graph.checkpoint import load_transcoder
 from attrwidgets.core.graph.graph_write import SCHEMA as GRAPH_SCHEMA
 from attrwidgets.core.lig.lig_json import load_layer_attribution, load_lig_json
 from attrwidgets.core.lig.lig_write import LIG_SCHEMA
+from attrwidgets.core.token.inseq_io import GZIP_MAGIC, is_inseq_output, read_inseq
 from attrwidgets.core.token.result_io import load_result
 from attrwidgets.core.token.result_write import SCHEMA as ATTRIBUTION_SCHEMA
 from attrwidgets.errors import AttrWidgetsError
 
 SNIFF_BYTES = 1 << 16  # the writers put "schema" first: no need to parse a large file twice
 ACCEPTED = ("an Attribution, Decomposition, HeadContributions, LayerAttribution, DiffusionAttribution or Graph "
-            "saved by attrwidgets, a TokenLens or LIG-package JSON, or a transcoder folder")
+            "saved by attrwidgets, a TokenLens or LIG-package JSON, an Inseq FeatureAttributionOutput JSON "
+            "(gzipped too), or a transcoder folder")
 _SCHEMA_KEY = re.compile(rb'"schema"\s*:\s*"([^"\\]{1,100})"')
 
 
@@ -45,6 +47,10 @@ def load(path, *, model=None, transcoder=None):
     file = target if target.is_file() else bundle_paths(target)[0]
     if not file.is_file():
         raise AttrWidgetsError(f"Cannot read {path}: no such file or folder. Pass a path given to a result's save().")
+    if _is_gzip(file):
+        # only Inseq's save(compress=True) gives us gzip; the schema sniff below reads raw bytes
+        _no_model("an Inseq file", model, transcoder)
+        return read_inseq(file)
     schema = _sniff_schema(file)
     if schema is None:
         return _external(file, model, transcoder)
@@ -68,19 +74,26 @@ def _sniff_schema(file: Path) -> str | None:
     return match.group(1).decode("utf-8", "replace") if match else None
 
 
+def _is_gzip(file: Path) -> bool:
+    with open(file, "rb") as f:
+        return f.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+
+
 def _external(file: Path, model, transcoder):
-    """A file without our schema: TokenLens (metadata + data) or the LIG package's JSON (tokens, config,
-    layers)."""
+    """A file without our schema: TokenLens (metadata + data), the LIG package's JSON (tokens, config,
+    layers) or Inseq's FeatureAttributionOutput (an `__instance_type__` record)."""
     _no_model("this file", model, transcoder)
     try:
         data = json.loads(file.read_text(encoding="utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
         raise AttrWidgetsError(f"Cannot read {file}: not a JSON file attrwidgets knows ({exc}). "
                                f"aw.load reads {ACCEPTED}.") from None
     if isinstance(data, dict) and "metadata" in data and "data" in data:
         return load_result(file)
     if isinstance(data, dict) and {"tokens", "config", "layers"} <= set(data):
         return load_lig_json(file)
+    if is_inseq_output(data):
+        return read_inseq(file)
     keys = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
     raise AttrWidgetsError(f"Cannot read {file}: no schema and not a layout attrwidgets knows (found {keys}). "
                            f"aw.load reads {ACCEPTED}.")

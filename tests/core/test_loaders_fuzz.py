@@ -22,6 +22,7 @@ from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.testing import tiny_handle, tiny_masked_lm, toy_graph
 from tests.core.graph_reference import random_transcoder
 
+INSEQ_FILES = Path(__file__).parent / "data" / "inseq"
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -49,6 +50,9 @@ def originals(root: str) -> dict:
     out["head contributions"] = (heads.save(root / "hc.json"), aw.load_head_contributions, root / "hc.json")
     random_transcoder(2, 16).save(root / "tc")
     out["transcoder config"] = (root / "tc", aw.load_transcoder, root / "tc" / "config.json")
+    for name, file in (("inseq", "v07.json"), ("inseq 0.6", "v06_ndarray.json"), ("inseq gz", "v07_two.json.gz")):
+        shutil.copy(INSEQ_FILES / file, root / file)  # written by Inseq itself (tests/core/test_inseq_io.py)
+        out[name] = (root / file, aw.load, root / file)
     random_transcoder(2, 16).save(root / "tc_ct", format="circuit-tracer")
     out["transcoder (circuit-tracer) config"] = (root / "tc_ct", aw.load_transcoder, root / "tc_ct" / "config.yaml")
     return out
@@ -78,7 +82,8 @@ def _only_our_error(loader, path):
 
 
 NAMES = ["result", "tokenlens", "graph", "graph tensors", "lig json", "diffusion", "decomposition",
-         "head contributions", "transcoder config", "transcoder (circuit-tracer) config"]
+         "head contributions", "transcoder config", "transcoder (circuit-tracer) config", "inseq", "inseq 0.6",
+         "inseq gz"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -119,7 +124,10 @@ HOSTILE_VALUES = st.sampled_from([
 ])
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("graph tensors", "transcoder (circuit-tracer) config")])
+NOT_JSON = ("graph tensors", "transcoder (circuit-tracer) config", "inseq gz")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in NOT_JSON])
 @FUZZ
 @given(data=st.data())
 def test_wrong_types_nan_and_huge_values_in_the_json(files, name, tmp_path, data):

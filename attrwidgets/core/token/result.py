@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from attrwidgets.core.rendering import PageExport
+from attrwidgets.core.token.inseq_write import to_inseq
 from attrwidgets.core.token.result_write import (
     attribution_to_dict,
     save_result,
@@ -97,7 +98,7 @@ class Attribution(PageExport):
             f"{self.n_targets} targets {gen!r}{err_text})"
         )
 
-    # -- persistence and export: implemented in result_io / words ---------------------------------
+    # -- persistence and export: implemented in result_io / inseq_write / words ---------------------
     def to_dict(self) -> dict:
         """Our schema (`schema`, `version`): every field, arrays as nested lists, null where not computed."""
         return attribution_to_dict(self)
@@ -118,6 +119,11 @@ class Attribution(PageExport):
         if path is not None:
             save_tokenlens(self, path)
         return to_tokenlens(self)
+
+    def to_inseq(self, path=None) -> dict:
+        """Inseq's FeatureAttributionOutput JSON (inseq_write.to_inseq): the dict, written to `path` when given
+        (gzip for a .gz name); inseq.FeatureAttributionOutput.load and aw.load both read the file."""
+        return to_inseq(self, path)
 
     def aggregate_words(self) -> Attribution:
         from attrwidgets.core.token.words import aggregate_words
