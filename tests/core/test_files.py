@@ -38,6 +38,8 @@ WRITERS = {
     "Attribution.save": lambda p: token_result().save(p / "r.json"),
     "Attribution.to_csv": lambda p: token_result().to_csv(p / "r.csv"),
     "save_tokenlens": lambda p: save_tokenlens(token_result(), p / "t.json"),
+    "Attribution.to_inseq": lambda p: token_result().to_inseq(p / "i.json"),
+    "Attribution.to_inseq (gzip)": lambda p: token_result().to_inseq(p / "i.json.gz"),
     "to_html": lambda p: aw.to_html(token_result(), p / "r.html"),
     "Graph.save": lambda p: toy_graph(seed=1).save(p / "g.json"),
     "Graph.to_viewer_json": lambda p: toy_graph(seed=1).to_viewer_json(p / "v.json"),
