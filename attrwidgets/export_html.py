@@ -28,11 +28,11 @@ from attrwidgets.widgets.html_page import (
 from attrwidgets.widgets.serialization import serialize_tensor
 
 VIEW_STATE = ("selected_target", "normalization", "sign_mode", "hide_special")  # TokenMatrix
-HEAD_GRID_VIEW_STATE = ("selected_target", "selected_source", "selected_layer", "selected_head", "statistic",
+HEAD_GRID_VIEW_STATE = ("selected_target", "selected_position", "selected_layer", "selected_head", "statistic",
                         "mode")
-LAYER_FLOW_VIEW_STATE = ("selected_target", "selected_source", "selected_layer", "selected_head", "route",
+LAYER_FLOW_VIEW_STATE = ("selected_target", "selected_position", "selected_layer", "selected_head", "sum_heads", "route",
                          "baseline_layer", "baseline_att", "baseline_mlp", "threshold", "layers", "target_positions")
-DIFFUSION_VIEW_STATE = ("selected_target", "selected_source", "selected_step", "score_kind", "heatmap",
+DIFFUSION_VIEW_STATE = ("selected_target", "selected_position", "selected_step", "score_kind", "heatmap",
                         "normalization")
 # The full (L, H, T, T) patterns are embedded (float16) up to this many values, 32 MB; past it, the page keeps
 # the statistics (one attention row per target) and says why a head's pattern is missing.
@@ -81,7 +81,7 @@ def to_html(result: Any, path: str | Path | None = None, *, title: str | None = 
     A token-level Decomposition shows in the TokenMatrix view (Decomposition.as_attribution).
 
     view (TokenMatrix): initial selected_target, normalization ("row"|"global"), sign_mode
-    ("signed"|"absolute"), hide_special. view (HeadGrid): selected_target, selected_source, selected_layer,
+    ("signed"|"absolute"), hide_special. view (HeadGrid): selected_target, selected_position, selected_layer,
     selected_head, statistic, mode. view (LayerFlow): LAYER_FLOW_VIEW_STATE; (DiffusionTimeline):
     DIFFUSION_VIEW_STATE. A widget passes its own. Writes
     the page to `path` when given; returns it.
@@ -112,8 +112,8 @@ def to_html(result: Any, path: str | Path | None = None, *, title: str | None = 
     require_bundle("token_matrix")
     state = page_state(result, view)
     n = len(state["target_positions"])
-    if n and not 0 <= int(state["selected_target"]) < n:
-        raise AttrWidgetsError(f"selected_target must be in [0, {n}), got {state['selected_target']}.")
+    if n and not -1 <= int(state["selected_target"]) < n:
+        raise AttrWidgetsError(f"selected_target must be -1 (none) or in [0, {n}), got {state['selected_target']}.")
     title = title or f"attrwidgets: {result.method} attribution"
     meta = (
         f"model: {result.model_id or 'unknown'}   method: {result.method}   {result.timestamp}\n"

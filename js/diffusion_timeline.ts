@@ -20,7 +20,7 @@ const SAVE_DEBOUNCE_MS = 150;
 const REDRAW_TRAITS = [
   "tokens", "n_prompt", "n_denoising_steps", "mask_text", "masked", "target_positions", "row_step", "scores",
   "signed_scores", "completeness_error", "flag_error", "layer", "shown_layer", "layer_choices", "selected_target",
-  "selected_source", "selected_step", "score_kind", "heatmap", "normalization", "can_compute", "llm_id",
+  "selected_position", "selected_step", "score_kind", "heatmap", "normalization", "can_compute", "llm_id",
 ] as const;
 
 function select(options: [string, string][], onChange: (value: string) => void): HTMLSelectElement {
@@ -108,11 +108,11 @@ function render({ model, el }: RenderProps<TimelineModel>) {
   const legendText = h("span");
   legend.append(legendText, legendBar);
   const canvas = new TimelineCanvas(tooltip, {
-    source: (p) => write("selected_source", p),
+    source: (p) => write("selected_position", p),
     cell: (k, p) => {
       if (model.get("heatmap") === "rows") goRow(k);
       else goStep(k);
-      if (p >= 0) write("selected_source", p);
+      if (p >= 0) write("selected_position", p);
     },
   });
   const box = h("div", "aw-tl-box");
@@ -147,7 +147,7 @@ function render({ model, el }: RenderProps<TimelineModel>) {
     const inRange = (v: number, m: number) => (Number.isInteger(v) && v >= 0 && v < m ? v : -1);
     const sel = inRange(model.get("selected_target"), nRows);
     const step = inRange(model.get("selected_step"), nSteps);
-    const source = inRange(model.get("selected_source"), t);
+    const source = inRange(model.get("selected_position"), t);
     const j = sel >= 0 ? targets[sel] : -1;
     const selStep = sel >= 0 ? steps[sel] : -1;
     const rowValues = sel >= 0 && values ? row(values, sel) : null;
@@ -235,7 +235,7 @@ function render({ model, el }: RenderProps<TimelineModel>) {
           : newAt.has(p) ? `unmasked at this step (row ${r})` : `unmasked at step ${steps[r]} (row ${r})`;
         return `#${p} ${JSON.stringify(tokLabel(p))} \u00b7 ${what}${selStep === step ? describeValue(p) : ""}`;
       },
-      onRow: goRow, onSource: (p) => write("selected_source", p),
+      onRow: goRow, onSource: (p) => write("selected_position", p),
     }, tooltip);
 
     canvas.draw({

@@ -20,7 +20,7 @@ import { injectStyle } from "./lib/theme";
 const SAVE_DEBOUNCE_MS = 150;
 const DATA_TRAITS = ["tokens", "n_layers", "kinds", "node_columns", "node_data", "node_ids", "node_labels", "edges"] as const;
 const REDRAW_TRAITS = [
-  ...DATA_TRAITS, "summary", "node_threshold", "edge_threshold", "selected_node", "selected_target", "pinned",
+  ...DATA_TRAITS, "summary", "node_threshold", "edge_threshold", "selected_node", "selected_logit", "pinned",
   "pinned_only", "target", "shown_target", "can_rebuild", "llm_id",
 ] as const;
 
@@ -98,7 +98,7 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
   const detail = h("div", "aw-detail aw-graph-detail aw-hidden");
   const canvas = new GraphCanvas(tooltip, {
     pick: (i, e) => pick(i, e.shiftKey),
-    describe: (i) => (current ? describeNode(current.g, i, model.get("tokens") || []) : ""),
+    describe: (i) => (current ? describeNode(current.g, i, tokenTexts()) : ""),
   });
   box.appendChild(canvas.canvas);
   root.append(toolbar.element, errorBanner, warnBanner, info, hint, box, legend, detail, tooltip);
@@ -111,6 +111,9 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
   const unwatch = watchWidth(root, size);
   size();
 
+  // The graph's nodes name their tokens by text (the token records' decoded text, UNTRUSTED: textContent only).
+  const tokenTexts = (): string[] => (model.get("tokens") || []).map((t) => t.clean);
+
   // Decoded data and its layout are rebuilt only when the data traits change, not on a selection.
   let current: { g: GraphData; layout: Layout; from: unknown[] } | null = null;
   let shownTarget: string | null = null;
@@ -118,7 +121,7 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
     const from = DATA_TRAITS.map((k) => model.get(k));
     if (!current || from.some((v, i) => v !== current?.from[i])) {
       const g = decodeGraph(model);
-      const tokens = model.get("tokens") || [];
+      const tokens = tokenTexts();
       current = { g, layout: layoutGraph(g, tokens.length, model.get("n_layers") || 0), from };
       const refit = shownTarget !== model.get("shown_target");
       shownTarget = model.get("shown_target");
@@ -131,7 +134,7 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
     const g = current?.g;
     if (!g || i < 0) {
       write("selected_node", "");
-      write("selected_target", -1);
+      write("selected_logit", -1);
       return;
     }
     const id = g.ids[i];
@@ -142,7 +145,7 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
     }
     const again = model.get("selected_node") === id;
     write("selected_node", again ? "" : id);
-    write("selected_target", again ? -1 : g.logits.indexOf(i));
+    write("selected_logit", again ? -1 : g.logits.indexOf(i));
     // A logit of a graph with several: the kernel rebuilds the graph for this one alone.
     if (!again && kindOf(g, i) === "logit" && g.logits.length > 1 && model.get("can_rebuild")) {
       target.value = logitTarget(g, i);
@@ -152,7 +155,7 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
 
   function draw() {
     const { g } = data();
-    const tokens = model.get("tokens") || [];
+    const tokens = tokenTexts();
     const sid = model.get("selected_node") || "";
     const sel = sid ? g.index.get(sid) ?? -1 : -1;
     const paths = pathsThrough(g, sel);
@@ -206,7 +209,7 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
     const shownPins = pinned.reduce((a, b) => a + b, 0);
     Object.assign(root.dataset, {
       nodes: String(g.n), edges: String(g.e), selectedNode: sid, selectedIndex: String(sel),
-      selectedTarget: String(model.get("selected_target")), upstream: String(paths?.counts.upstream ?? 0),
+      selectedLogit: String(model.get("selected_logit")), upstream: String(paths?.counts.upstream ?? 0),
       downstream: String(paths?.counts.downstream ?? 0), pathEdges: String(paths?.counts.edges ?? 0),
       pinned: String(pinnedIds.length), pinnedShown: String(shownPins), target: typed, shownTarget: shown,
       checksum: checksumFloat32(g.edgeData), canRebuild: String(Boolean(model.get("can_rebuild"))),

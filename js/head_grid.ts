@@ -24,7 +24,7 @@ const STAT_ROW: Partial<Record<HeadStatistic, number>> = { entropy: 0, max_weigh
 const REDRAW_TRAITS = [
   "tokens", "target_positions", "query_positions", "target_labels", "n_layers", "n_heads", "contributions",
   "attention_stats", "thumbnails", "detail_attention", "detail_contribution", "detail_key", "selected_target",
-  "selected_source", "selected_layer", "selected_head", "statistic", "mode", "llm_id", "target_logit",
+  "selected_position", "selected_layer", "selected_head", "statistic", "mode", "llm_id", "target_logit",
   "completeness_error",
 ] as const;
 
@@ -138,7 +138,7 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
     const mode = model.get("mode");
     const inRange = (v: number, n: number) => (Number.isInteger(v) && v >= 0 && v < n ? v : -1);
     const sel = inRange(model.get("selected_target"), targets.length);
-    const source = inRange(model.get("selected_source"), tokens.length);
+    const source = inRange(model.get("selected_position"), tokens.length);
     const layer = inRange(model.get("selected_layer"), nl);
     const head = inRange(model.get("selected_head"), nh);
     const open = layer >= 0 && head >= 0;
@@ -201,7 +201,7 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
     renderTokenText(text, {
       tokens, targetOf: new Map(targets.map((p, i) => [p, i])), values: perSource, scale: srcScale, mode: "signed",
       selectedPosition: sel >= 0 ? targets[sel] : -1, hideSpecial: false, markWhitespace: true,
-      selectedSource: source, onSelect: (r) => write("selected_target", r), onSource: (p) => write("selected_source", p),
+      selectedSource: source, onSelect: (r) => write("selected_target", r), onSource: (p) => write("selected_position", p),
       describe: (p) => `#${p} ${JSON.stringify(tokLabel(p))}` +
         (perSource ? `\ndirect contribution of L${layer} H${head} ${formatValue(perSource[p])}` : ""),
     }, tooltip);

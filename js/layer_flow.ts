@@ -24,8 +24,8 @@ const PARTS: Record<FlowRoute, BaselineRoute[]> = { layer: ["layer"], composed: 
 const REDRAW_TRAITS = [
   "tokens", "target_positions", "n_layers", "n_heads", "layers", "route", "baseline_layer", "baseline_att",
   "baseline_mlp", "baseline_choices", "computed_baselines", "threshold", "values", "shares", "head_values",
-  "completeness", "flag_error", "selected_target", "selected_source", "selected_layer", "selected_head",
-  "can_compute", "llm_id",
+  "completeness", "flag_error", "selected_target", "selected_position", "selected_layer", "selected_head",
+  "sum_heads", "can_compute", "llm_id",
 ] as const;
 
 function select(onChange: (value: string) => void): HTMLSelectElement {
@@ -65,7 +65,12 @@ function render({ model, el }: RenderProps<LayerFlowModel>) {
     layer: labeled("baseline", baseSel.layer), att: labeled("ATT baseline", baseSel.att),
     mlp: labeled("MLP baseline", baseSel.mlp),
   };
-  const headSel = select((v) => write("selected_head", Number(v)));
+  // A head chosen is shown; none chosen (-1) shows the sum over heads (sum_heads).
+  const chooseHead = (hd: number) => {
+    write("selected_head", hd);
+    write("sum_heads", hd < 0);
+  };
+  const headSel = select((v) => chooseHead(Number(v)));
   const headLabel = labeled("head", headSel);
   const slider = h("input");
   Object.assign(slider, { type: "range", min: "0", max: "0.5", step: "0.01" });
@@ -93,7 +98,8 @@ function render({ model, el }: RenderProps<LayerFlowModel>) {
     h("span", "", "+"));
   const flow = new FlowCanvas(tooltip, {
     pick: (r, pos, shift) => pick(r, pos, shift),
-    head: (hd) => write("selected_head", model.get("selected_head") === hd && model.get("route") === "att" ? -1 : hd),
+    head: (hd) => chooseHead(model.get("selected_head") === hd && model.get("route") === "att" && !model.get("sum_heads")
+      ? -1 : hd),
     layer: (r) => write("selected_layer", (model.get("layers") || [])[r] ?? -1),
   });
   const box = h("div", "aw-flow-box");
@@ -115,7 +121,7 @@ function render({ model, el }: RenderProps<LayerFlowModel>) {
     const row = targets.indexOf(pos);
     if (r >= 0) write("selected_layer", layers[Math.min(r, layers.length - 1)] ?? -1);
     if (row >= 0 && !shift) write("selected_target", row);
-    else write("selected_source", pos);
+    else write("selected_position", pos);
   }
 
   function draw() {
@@ -130,10 +136,10 @@ function render({ model, el }: RenderProps<LayerFlowModel>) {
     const inRange = (v: number, m: number) => (Number.isInteger(v) && v >= 0 && v < m ? v : -1);
     const sel = inRange(model.get("selected_target"), targets.length);
     const j = sel >= 0 ? targets[sel] : -1;
-    const source = inRange(model.get("selected_source"), t);
+    const source = inRange(model.get("selected_position"), t);
     const layer = model.get("selected_layer");
     const selRow = layers.indexOf(layer);
-    const head = inRange(model.get("selected_head"), nh);
+    const head = model.get("sum_heads") ? -1 : inRange(model.get("selected_head"), nh);
     const values = decodeTensor(model.get("values"));
     const shares = decodeTensor(model.get("shares"));
     const heads = decodeTensor(model.get("head_values"));
@@ -207,7 +213,7 @@ function render({ model, el }: RenderProps<LayerFlowModel>) {
     renderTokenText(text, {
       tokens, targetOf: new Map(targets.map((p, i) => [p, i])), values: rowShares, scale, mode: "signed",
       selectedPosition: -1, hideSpecial: false, markWhitespace: true, selectedSource: source,
-      onSelect: (r) => write("selected_target", r), onSource: (p) => write("selected_source", p),
+      onSelect: (r) => write("selected_target", r), onSource: (p) => write("selected_position", p),
       describe: (p) => `#${p} ${JSON.stringify(tokLabel(p))}` +
         (rowShares ? `\nshare at L${layers[shown]} ${formatValue(rowShares[p])}` : ""),
     }, tooltip);

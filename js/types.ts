@@ -19,23 +19,34 @@ export interface TokenRecord {
   special: boolean;
 }
 
-export interface Model {
+/** AttrWidget's traits (attrwidgets/widgets/base.py): the selection vocabulary, the same name, type and meaning
+ * in every view (docs/architecture.md, "Selection"), and the status every view shows. */
+export interface ViewBase {
+  selected_position: number; // a position: absolute index into tokens; -1 none; the key linked views share; two-way
+  selected_target: number; // a row: index into target_positions; -1 none; two-way
+  selected_layer: number; // a layer index; -1 none; two-way
+  selected_head: number; // a head of selected_layer; -1 none; two-way
+  selected_node: string; // an attribution-graph node id; '' none; two-way
+  pinned: string[]; // pinned graph node ids, in pin order; two-way
+  busy: boolean; // the kernel is computing
+  busy_estimate: string; // while busy with long work: "about 40 s"
+  error: string; // non-empty: shown in a banner; the view keeps working
+  llm_id: string; // the model's name ("model_id" is taken: ipywidgets uses it for the comm id)
+}
+
+export interface Model extends ViewBase {
   tokens: TokenRecord[]; // (n_positions,): prompt, then generated tokens
   target_positions: number[]; // (n_targets,): index into tokens of each explained target
   scores: TensorDict | null; // (n_targets, n_positions); rows targets, columns sources; NaN = not computed
   target_prob: TensorDict | null; // (n_targets,) p(y_i | prefix)
   target_entropy: TensorDict | null; // (n_targets,) entropy (nats) of the next-token distribution
   completeness_error: TensorDict | number[] | null; // (n_targets,) IG relative error; NaN = not computed
-  selected_target: number; // row index into target_positions; two-way
   method: string; // two-way
   methods: string[]; // methods the selector offers
   n_steps: number; // integrated-gradients steps; two-way
   normalization: "row" | "global";
   sign_mode: "signed" | "absolute";
   hide_special: boolean;
-  busy: boolean; // the kernel is computing
-  error: string; // non-empty: shown in a banner; the view keeps working
-  llm_id: string; // the model's name ("model_id" is taken: ipywidgets uses it for the comm id)
 }
 
 /** The part of anywidget's model API the views use (also implemented by export_html's fake model). */
@@ -55,7 +66,7 @@ export interface RenderProps<T> {
 export type HeadStatistic = "contribution" | "entropy" | "source_weight" | "max_weight";
 
 // Mirrors the synced traits of attrwidgets/widgets/head_grid.py::HeadGrid (L layers, H heads, T tokens).
-export interface HeadGridModel {
+export interface HeadGridModel extends ViewBase {
   tokens: TokenRecord[]; // (T,): prompt, then generated tokens
   target_positions: number[]; // (n_targets,): index into tokens of each target
   query_positions: number[]; // (n_targets,): position whose next-token logit explains row i
@@ -63,20 +74,13 @@ export interface HeadGridModel {
   n_layers: number;
   n_heads: number;
   contributions: TensorDict | null; // (L, H) rows layers, columns heads; DePass share of the target logit; NaN = not computed
-  attention_stats: TensorDict | null; // (3, L, H): [entropy (nats), max weight, weight on selected_source] at the query
+  attention_stats: TensorDict | null; // (3, L, H): [entropy (nats), max weight, weight on selected_position] at the query
   thumbnails: TensorDict | null; // (L, H, S, S) float16: each head's pattern, rows queries, columns keys, max-pooled
   detail_attention: TensorDict | null; // (T, T) float16, on request: the selected head's pattern
   detail_contribution: TensorDict | null; // (T,), on request: the selected head's direct contribution per source
   detail_key: number[]; // [layer, head, target row] the detail traits belong to; [] none
-  selected_target: number; // row index into target_positions; -1 none; two-way
-  selected_source: number; // a position; -1 none; two-way
-  selected_layer: number; // -1 none; two-way
-  selected_head: number; // -1: no head open; two-way
   statistic: HeadStatistic; // what colours the cells; two-way
   mode: "depass" | "attention"; // attention: no DePass (statistic "contribution" unavailable)
-  busy: boolean;
-  error: string;
-  llm_id: string;
   target_logit: number | null; // the real logit of the target; null = not computed
   completeness_error: number | null; // worst relative error of the DePass splits
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import anywidget
 import traitlets
 
 from attrwidgets.core.tokens import SEGMENTS, Token
+from attrwidgets.errors import rename_keywords
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -64,6 +66,15 @@ def unknown_keyword_error(cls: type, key: str, allowed: Iterable[str]) -> TypeEr
 TOKEN_KEYS = ("id", "text", "clean", "segment", "special")
 
 
+# Keywords the views took under other names (one name, one meaning across views).
+RENAMED_VIEW_KEYWORDS = {"selected_source": "selected_position"}
+
+
+def renamed_view_keywords(cls: type, kwargs: dict) -> dict:
+    """A view's constructor keywords with the old names replaced (with a DeprecationWarning)."""
+    return rename_keywords(cls.__name__, kwargs, RENAMED_VIEW_KEYWORDS)
+
+
 def check_tokens(value: list) -> list[dict]:
     """A view's `tokens` trait: Token objects or dicts with every key of Token.to_dict(), checked."""
     out = []
@@ -79,6 +90,12 @@ def check_tokens(value: list) -> list[dict]:
     return out
 
 
+def with_default(name: str, default: Any) -> traitlets.TraitType:
+    """A view's own starting value for one of AttrWidget's shared traits: the same type and help."""
+    shared = AttrWidget.class_traits()[name]
+    return type(shared)(default, help=shared.help).tag(sync=True)
+
+
 class AttrWidget(anywidget.AnyWidget):
     """Base class: rejects unknown constructor keywords with a hint (lonboard's BaseWidget does the same),
     so `TokenMatrix(result, normalisation="global")` fails loudly instead of being ignored."""
@@ -88,9 +105,41 @@ class AttrWidget(anywidget.AnyWidget):
         return [name for name in cls.class_trait_names(sync=True) if not name.startswith("_")]
 
     _live: Any = None  # a live view's worker (widgets/live.py): wait() and close() go through it
+
+    # The selection vocabulary (docs/architecture.md, "Selection"): the same name, type and meaning in every view,
+    # so that views link on them; each view derives its own indices from these and may leave some unused.
+    selected_position = traitlets.Int(
+        -1, help="a position: absolute index into the view's tokens; -1 none. The key linked views share"
+    ).tag(sync=True)
+    selected_target = traitlets.Int(-1, help="a row: index into the view's target_positions; -1 none").tag(sync=True)
+    selected_layer = traitlets.Int(-1, help="a layer index (0 = the first block); -1 none").tag(sync=True)
+    selected_head = traitlets.Int(
+        -1, help="a head of selected_layer; -1 none (a view that sums over heads says so in a trait of its own)"
+    ).tag(sync=True)
+    selected_node = traitlets.Unicode("", help="an attribution-graph node id; '' none").tag(sync=True)
+    pinned = traitlets.List(traitlets.Unicode(), help="pinned graph node ids, in pin order").tag(sync=True)
+
+    # What every view shows besides its data.
+    busy = traitlets.Bool(False, help="the kernel is computing for this view").tag(sync=True)
     busy_estimate = traitlets.Unicode(
         "", help="while busy with work estimated at a few seconds or more: 'about 40 s' (core/estimate.py)"
     ).tag(sync=True)
+    error = traitlets.Unicode("", help="the last error, shown in the view ('' none); the view keeps working").tag(
+        sync=True)
+    llm_id = traitlets.Unicode("", help="the model's name (ipywidgets already uses model_id)").tag(sync=True)
+
+    @property
+    def selected_source(self) -> int:
+        """The old name of selected_position."""
+        warnings.warn(f"{type(self).__name__}.selected_source is renamed selected_position; the old name will be "
+                      "removed.", DeprecationWarning, stacklevel=2)
+        return self.selected_position
+
+    @selected_source.setter
+    def selected_source(self, value: int) -> None:
+        warnings.warn(f"{type(self).__name__}.selected_source is renamed selected_position; the old name will be "
+                      "removed.", DeprecationWarning, stacklevel=2)
+        self.selected_position = value
 
     def __init__(self, **kwargs: Any) -> None:
         allowed = self.public_traits()
@@ -129,7 +178,7 @@ class AttrWidget(anywidget.AnyWidget):
     def selection_in_range(self, name: str, value: Any) -> int:
         """The shared selection traits: -1 (none) or an index below the size the view shows."""
         value = int(value)
-        size = {"selected_target": lambda: len(self.target_positions), "selected_source": lambda: len(self.tokens),
+        size = {"selected_target": lambda: len(self.target_positions), "selected_position": lambda: len(self.tokens),
                 "selected_layer": lambda: self.n_layers, "selected_head": lambda: self.n_heads}
         n = size[name]()  # only the trait asked about: not every view has layers or heads
         if not -1 <= value < n:

@@ -27,7 +27,13 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe, vali
 from attrwidgets.core.dlig.diffusion import RENAMED_OPTIONS
 from attrwidgets.core.dlig.result import DiffusionAttribution
 from attrwidgets.errors import AttrWidgetsError, rename_keywords
-from attrwidgets.widgets.base import AttrWidget, bundle, check_tokens, unknown_keyword_error
+from attrwidgets.widgets.base import (
+    AttrWidget,
+    bundle,
+    check_tokens,
+    renamed_view_keywords,
+    unknown_keyword_error,
+)
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
 
@@ -43,7 +49,7 @@ _DATA_TRAITS = frozenset({
     "signed_scores", "completeness_error", "shown_layer", "layer_choices", "can_compute", "busy", "error",
     "llm_id",
 })
-_SELECTION = ("selected_target", "selected_source", "selected_step")
+_SELECTION = ("selected_target", "selected_position", "selected_step")
 
 
 def _norm(layer: Any) -> str:
@@ -89,7 +95,7 @@ class DiffusionTimeline(AttrWidget):
     Continuing a result, the prompt is its text and the options those it was sampled with; pass prompt=<the
     original chat messages> to recompute a chat prompt exactly (its text was rendered with the chat template).
     Click a token unmasked so far to explain it (the scrubber follows its step); click a mask or prompt token
-    (shift-click any) to pick selected_source; click a heatmap row to jump to that step or token.
+    (shift-click any) to pick selected_position; click a heatmap row to jump to that step or token.
     """
 
     _esm = bundle("diffusion_timeline")
@@ -113,22 +119,18 @@ class DiffusionTimeline(AttrWidget):
     shown_layer = Unicode("", help="the layer of the data shown (differs from layer while computing or failed)"
                           ).tag(sync=True)
     layer_choices = List(Unicode(), help="layer names the view suggests").tag(sync=True)
-    selected_target = Int(-1, help="row index into target_positions; -1 none").tag(sync=True)
-    selected_source = Int(-1, help="a position; -1 none").tag(sync=True)
     selected_step = Int(-1, help="the step shown; -1 = the final sequence").tag(sync=True)
     score_kind = Enum(("l2", "signed"), "l2", help="L2 norm over D, or the signed sum").tag(sync=True)
     heatmap = Enum(("steps", "rows"), "steps", help="steps: each step's rows summed; rows: one per token").tag(
         sync=True)
     normalization = Enum(("row", "global"), "row", help="heatmap colour scale per row or over all").tag(sync=True)
     can_compute = Bool(False, help="live: changing layer recomputes").tag(sync=True)
-    busy = Bool(False).tag(sync=True)
-    error = Unicode("").tag(sync=True)
-    llm_id = Unicode("").tag(sync=True)
 
     _live: LiveValues | None = None
     _result: DiffusionAttribution | None = None
 
     def __init__(self, result: DiffusionAttribution | None = None, **kwargs: Any) -> None:
+        kwargs = renamed_view_keywords(type(self), kwargs)
         kwargs = rename_keywords(type(self).__name__, kwargs, RENAMED_OPTIONS)
         live = {k: kwargs.pop(k) for k in _LIVE_KEYWORDS if k in kwargs}
         compute = live.pop("compute", None)
@@ -262,7 +264,7 @@ class DiffusionTimeline(AttrWidget):
             self._coupling = False
             try:
                 with self.hold_sync():
-                    self.selected_target = self.selected_source = self.selected_step = -1
+                    self.selected_target = self.selected_position = self.selected_step = -1
                     self.tokens = [tok.to_dict() for tok in result.tokens]
                     self.n_prompt, self.n_denoising_steps = int(result.n_prompt), result.n_denoising_steps
                     self.mask_text = result.mask_text
@@ -284,7 +286,7 @@ class DiffusionTimeline(AttrWidget):
         target = int(wanted.get("selected_target", -1))
         first = 0 if self.n_denoising_steps and "selected_target" not in wanted else -1
         step = int(wanted.get("selected_step", first))
-        self.selected_source = int(wanted.get("selected_source", -1))
+        self.selected_position = int(wanted.get("selected_position", -1))
         self.selected_step = step  # validated, also when a target below overrides it
         if target >= 0:
             self.selected_target = target
@@ -323,7 +325,7 @@ class DiffusionTimeline(AttrWidget):
     @validate(*_SELECTION)
     def _valid_selection(self, proposal: dict) -> int:
         name, value = proposal["trait"].name, int(proposal["value"])
-        n = {"selected_target": len(self.target_positions), "selected_source": len(self.tokens),
+        n = {"selected_target": len(self.target_positions), "selected_position": len(self.tokens),
              "selected_step": self.n_denoising_steps}[name]
         if not -1 <= value < n:
             none = "the final sequence" if name == "selected_step" else "none"

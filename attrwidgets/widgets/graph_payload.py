@@ -32,6 +32,16 @@ TARGET_SYNTAX = ('a token as typed (" Paris"), a quoted token ("\\" Paris\\""), 
 _CONTRAST = re.compile(r"\s+-\s+")
 
 
+def graph_tokens(graph: Any) -> list[dict]:
+    """A graph's prompt as the token records every view takes (Token.to_dict()). The graph keeps each token's
+    text and id; which are special is known when its model is attached."""
+    engine = getattr(graph, "engine", None)
+    tokenizer = getattr(getattr(engine, "handle", None), "tokenizer", None)
+    specials = set(getattr(tokenizer, "all_special_ids", None) or ())
+    return [{"id": int(i), "text": str(t), "clean": str(t), "segment": "prompt", "special": int(i) in specials}
+            for t, i in zip(graph.tokens, graph.token_ids)]
+
+
 def kinds() -> tuple[str, ...]:
     from attrwidgets.core.graph.graph import KINDS
 

@@ -21,7 +21,7 @@ import numpy as np
 import traitlets
 from traitlets import Bool, Dict, Float, Int, List, Unicode, observe, validate
 
-from attrwidgets.errors import AttrWidgetsError, renamed_method
+from attrwidgets.errors import AttrWidgetsError, rename_keywords, renamed_method
 from attrwidgets.widgets.base import AttrWidget, bundle, unknown_keyword_error
 from attrwidgets.widgets.graph_payload import (
     NODE_COLUMNS,
@@ -29,6 +29,7 @@ from attrwidgets.widgets.graph_payload import (
     GraphCache,
     GraphEntry,
     Payload,
+    graph_tokens,
     kinds,
     parse_target,
     payload,
@@ -38,8 +39,10 @@ from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
 
 LIVE_CACHE = 64  # pruned graphs kept (threshold settings x targets); each is a few arrays of the shown size
-_VIEW_TRAITS = ("node_threshold", "edge_threshold", "selected_node", "selected_target", "pinned", "pinned_only",
+_VIEW_TRAITS = ("node_threshold", "edge_threshold", "selected_node", "selected_logit", "pinned", "pinned_only",
                 "target")
+# selected_target was the selected logit node's index: in every view it is a row of target_positions now.
+_RENAMED = {"selected_target": "selected_logit"}
 
 
 def _threshold(name: str, value: Any) -> float:
@@ -59,13 +62,15 @@ class GraphView(AttrWidget):
     view.to_viewer_json("graph.json")                           # the public viewer's JSON, with the view's pins
 
     Click a node: its upstream and downstream paths highlight (selected_node); shift-click pins it (pinned);
-    click a logit node: the graph is rebuilt for that logit alone. selected_target is the selected logit node's
-    index among the shown logit nodes (-1 none), so it links with other views' selected_target.
+    click a logit node: the graph is rebuilt for that logit alone. selected_logit is the selected logit node's
+    index among the shown logit nodes (-1 none); selected_position follows the selected node's position, the key
+    linked views share (AttrWidget). A graph explains one position's logits: it has no target rows, and
+    selected_target stays -1.
     """
 
     _esm = bundle("graph_view")
 
-    tokens = List(Unicode(), help="(T,) text of each prompt position (UNTRUSTED)").tag(sync=True)
+    tokens = List(Dict(), help="(T,) every prompt position (Token.to_dict(); text UNTRUSTED)").tag(sync=True)
     n_layers = Int(0, help="the model's layer count: logit nodes sit at layer n_layers").tag(sync=True)
     kinds = List(Unicode(), help="node kind names; node_data's kind row holds codes into it").tag(sync=True)
     node_columns = List(Unicode(), help="names of node_data's rows (graph_payload.NODE_COLUMNS)").tag(sync=True)
@@ -82,21 +87,17 @@ class GraphView(AttrWidget):
                    "completeness_score (None = unknown), prompt, model").tag(sync=True)
     node_threshold = Float(0.8, help="keep nodes up to this fraction of cumulative influence").tag(sync=True)
     edge_threshold = Float(0.98, help="keep edges up to this fraction of cumulative influence").tag(sync=True)
-    selected_node = Unicode("", help="node id; '' none").tag(sync=True)
-    selected_target = Int(-1, help="index of the selected logit node among the shown logit nodes; -1 none"
-                          ).tag(sync=True)
-    pinned = List(Unicode(), help="pinned node ids (exported as the viewer JSON's pinnedIds)").tag(sync=True)
+    selected_logit = Int(-1, help="index of the selected logit node among the shown logit nodes; -1 none").tag(
+        sync=True)
     pinned_only = Bool(False, help="show only the pinned nodes and the edges among them").tag(sync=True)
     target = Unicode("", help=f"the logit target(s) asked for: {TARGET_SYNTAX}").tag(sync=True)
     shown_target = Unicode("", help="the target the shown graph answers ('' = its own logits)").tag(sync=True)
     can_rebuild = Bool(False, help="the graph has its engine (model): other targets can be computed").tag(sync=True)
-    busy = Bool(False).tag(sync=True)
-    error = Unicode("").tag(sync=True)
-    llm_id = Unicode("").tag(sync=True)
 
     _live: LiveValues | None = None
 
     def __init__(self, graph: Any = None, **kwargs: Any) -> None:
+        kwargs = rename_keywords(type(self).__name__, kwargs, _RENAMED)
         if graph is None or not all(hasattr(graph, a) for a in ("nodes", "prune", "tokens")):
             got = "nothing" if graph is None else type(graph).__name__
             raise AttrWidgetsError(f"GraphView expects a Graph, e.g. GraphView(aw.attribution_graph(model, prompt)) "
@@ -113,7 +114,7 @@ class GraphView(AttrWidget):
         meta = dict(getattr(graph, "metadata", None) or {})
         first = {k: kwargs.pop(k) for k in ("node_threshold", "edge_threshold", "pinned") if k in kwargs}
         super().__init__(
-            tokens=[str(t) for t in graph.tokens], n_layers=int(graph.n_layers), kinds=list(kinds()),
+            tokens=graph_tokens(graph), n_layers=int(graph.n_layers), kinds=list(kinds()),
             node_columns=list(NODE_COLUMNS), can_rebuild=getattr(graph, "engine", None) is not None,
             llm_id=str(meta.get("model_id") or meta.get("model") or ""), **first,
         )
@@ -121,7 +122,7 @@ class GraphView(AttrWidget):
         self._lock: threading.RLock = self._live.lock
         try:  # the first graph at once (without the labeler's labels), so the view has something to draw
             self._show(self._prune(self._cache.base, ((), *self._key()[1:]), fetch=False))
-            for key, value in kwargs.items():  # after: selected_target is checked against the shown logits
+            for key, value in kwargs.items():  # after: selected_logit is checked against the shown logits
                 setattr(self, key, value)
         except Exception:
             self._live.close()
@@ -216,20 +217,28 @@ class GraphView(AttrWidget):
             for name, v in value.traits().items():
                 setattr(self, name, v)
             self.shown_target = target_text(value.key[0])
-            self.selected_target = self._target_of(self.selected_node)
+            self.selected_logit = self._logit_of(self.selected_node)
+            self.selected_position = self._position_of(self.selected_node)
             if value.label_error:
                 self.error = value.label_error
 
-    # -- selection: selected_node <-> selected_target -------------------------------------------------------
-    def _target_of(self, node_id: str) -> int:
+    # -- selection: selected_node <-> selected_logit, and the node's position ---------------------------------
+    def _logit_of(self, node_id: str) -> int:
         return self._logit_ids.index(node_id) if node_id in self._logit_ids else -1
+
+    def _position_of(self, node_id: str) -> int:
+        shown = self._shown
+        if shown is None or node_id not in shown.node_ids:
+            return -1
+        return int(shown.node_data[NODE_COLUMNS.index("position"), shown.node_ids.index(node_id)])
 
     @observe("selected_node")
     def _on_node(self, change: dict) -> None:
-        self.selected_target = self._target_of(change["new"])
+        self.selected_logit = self._logit_of(change["new"])
+        self.selected_position = self._position_of(change["new"])
 
-    @observe("selected_target")
-    def _on_target(self, change: dict) -> None:
+    @observe("selected_logit")
+    def _on_logit(self, change: dict) -> None:
         row = int(change["new"])
         if row >= 0 and self.selected_node != self._logit_ids[row]:
             self.selected_node = self._logit_ids[row]
@@ -241,13 +250,17 @@ class GraphView(AttrWidget):
     def _valid_threshold(self, proposal: dict) -> float:
         return _threshold(proposal["trait"].name, proposal["value"])
 
-    @validate("selected_target")
-    def _valid_target_row(self, proposal: dict) -> int:
+    @validate("selected_logit")
+    def _valid_logit(self, proposal: dict) -> int:
         value, n = int(proposal["value"]), len(self._logit_ids)
         if not -1 <= value < n:
-            raise traitlets.TraitError(f"selected_target must be -1 (none) or in [0, {n}) (the shown logit nodes), "
+            raise traitlets.TraitError(f"selected_logit must be -1 (none) or in [0, {n}) (the shown logit nodes), "
                                        f"got {value}.")
         return value
+
+    @validate("selected_position")
+    def _valid_position(self, proposal: dict) -> int:
+        return self.selection_in_range("selected_position", proposal["value"])
 
     @validate("pinned")
     def _valid_pinned(self, proposal: dict) -> list[str]:

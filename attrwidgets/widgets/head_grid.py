@@ -15,12 +15,19 @@ from typing import Any
 
 import numpy as np
 import traitlets
-from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe, validate
+from traitlets import Dict, Enum, Float, Int, List, Unicode, observe, validate
 
 from attrwidgets.core.depass.result import HeadContributions
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
-from attrwidgets.widgets.base import AttrWidget, bundle, check_tokens, unknown_keyword_error
+from attrwidgets.widgets.base import (
+    AttrWidget,
+    bundle,
+    check_tokens,
+    renamed_view_keywords,
+    unknown_keyword_error,
+    with_default,
+)
 from attrwidgets.widgets.head_stats import (
     STATISTICS,
     attention_stats,
@@ -64,7 +71,7 @@ class HeadGrid(AttrWidget):
     n_heads = Int(0).tag(sync=True)
     # (L, H): rows layers, columns heads; DePass contribution to the selected target's logit; NaN = not computed.
     contributions = Tensor(ndim=2).tag(sync=True)
-    # (3, L, H): [entropy (nats), max weight, weight on selected_source] of each head's attention row at the
+    # (3, L, H): [entropy (nats), max weight, weight on selected_position] of each head's attention row at the
     # selected target's query position; NaN where undefined (no target, no source).
     attention_stats = Tensor(ndim=3, shape=(3, None, None)).tag(sync=True)
     # (L, H, S, S), S = min(T, 24): each head's pattern (rows queries, columns keys), max-pooled; float16 wire.
@@ -74,15 +81,9 @@ class HeadGrid(AttrWidget):
     # On request only: (T,) the head's direct contribution through each source token (per_source[l, h]).
     detail_contribution = Tensor(ndim=1).tag(sync=True)
     detail_key = List(Int(), help="[layer, head, target row] the detail traits belong to; [] none").tag(sync=True)
-    selected_target = Int(0, help="row index into target_positions; -1 none").tag(sync=True)
-    selected_source = Int(-1, help="a position; -1 none").tag(sync=True)
-    selected_layer = Int(-1).tag(sync=True)
-    selected_head = Int(-1, help="-1: no head open").tag(sync=True)
+    selected_target = with_default("selected_target", 0)
     statistic = Enum(STATISTICS, "contribution").tag(sync=True)
     mode = Enum(MODES, "depass", help="attention: no DePass, attention statistics only").tag(sync=True)
-    busy = Bool(False).tag(sync=True)
-    error = Unicode("").tag(sync=True)
-    llm_id = Unicode("").tag(sync=True)
     target_logit = Float(None, allow_none=True, help="the real logit of the target; None = not computed").tag(
         sync=True)
     completeness_error = Float(None, allow_none=True, help="worst relative error of the DePass splits").tag(
@@ -94,6 +95,7 @@ class HeadGrid(AttrWidget):
     _attention: np.ndarray | None = None
 
     def __init__(self, result: HeadContributions | None = None, **kwargs: Any) -> None:
+        kwargs = renamed_view_keywords(type(self), kwargs)
         live = {k: kwargs.pop(k) for k in _LIVE_KEYWORDS if k in kwargs}
         if result is not None and live:
             raise AttrWidgetsError(
@@ -174,7 +176,7 @@ class HeadGrid(AttrWidget):
             self._refresh_row()
             self._refresh_stats()
 
-    @observe("selected_source")
+    @observe("selected_position")
     def _on_source(self, change: dict) -> None:
         if self._attention is not None:
             self._refresh_stats()
@@ -233,7 +235,7 @@ class HeadGrid(AttrWidget):
     def _refresh_stats(self) -> None:
         row = int(self.selected_target)
         query = self.query_positions[row] if 0 <= row < len(self.query_positions) else -1
-        self.attention_stats = attention_stats(self._attention, query, int(self.selected_source), self.n_layers,
+        self.attention_stats = attention_stats(self._attention, query, int(self.selected_position), self.n_layers,
                                                self.n_heads)
 
     def _refresh_detail(self) -> None:
@@ -281,7 +283,7 @@ class HeadGrid(AttrWidget):
 
     _view_checks = (("selected_", "_valid_selection"),)
 
-    @validate("selected_target", "selected_source", "selected_layer", "selected_head")
+    @validate("selected_target", "selected_position", "selected_layer", "selected_head")
     def _valid_selection(self, proposal: dict) -> int:
         return self.selection_in_range(proposal["trait"].name, proposal["value"])
 

@@ -22,7 +22,13 @@ from attrwidgets.core.lig.baselines import BASELINES
 from attrwidgets.core.lig.result import FLAG_ERROR, LayerAttribution
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
-from attrwidgets.widgets.base import AttrWidget, bundle, check_tokens, unknown_keyword_error
+from attrwidgets.widgets.base import (
+    AttrWidget,
+    bundle,
+    check_tokens,
+    renamed_view_keywords,
+    unknown_keyword_error,
+)
 from attrwidgets.widgets.flow_rows import PARTS, VIEW_ROUTES, flow_row, signed_shares
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
@@ -52,7 +58,7 @@ class LayerFlow(AttrWidget):
 
     Click a token at any layer: it becomes selected_target and that layer selected_layer. `target_positions`
     (default: every position) says which tokens are targets, so selected_target can index the same rows as a
-    linked HeadGrid or TokenMatrix; a click on any other token picks selected_source.
+    linked HeadGrid or TokenMatrix; a click on any other token picks selected_position.
     """
 
     _esm = bundle("layer_flow")
@@ -79,26 +85,24 @@ class LayerFlow(AttrWidget):
     head_values = Tensor(ndim=2).tag(sync=True)
     completeness = Tensor(ndim=1, help="(n_shown,) relative completeness error of each shown column").tag(sync=True)
     flag_error = Float(FLAG_ERROR, help="columns above this completeness error are flagged").tag(sync=True)
-    selected_target = Int(-1, help="row index into target_positions; -1 none").tag(sync=True)
-    selected_source = Int(-1, help="a position; -1 none").tag(sync=True)
-    selected_layer = Int(-1, help="a layer index; -1 none").tag(sync=True)
-    selected_head = Int(-1, help="att route: the head shown; -1 = sum over heads").tag(sync=True)
+    sum_heads = Bool(True, help="att route: show the sum over heads (True) or selected_head's own column; selecting "
+                     "a head turns it off, selected_head = -1 turns it on").tag(sync=True)
     can_compute = Bool(False, help="live: the kernel computes missing columns").tag(sync=True)
-    busy = Bool(False).tag(sync=True)
-    error = Unicode("").tag(sync=True)
-    llm_id = Unicode("").tag(sync=True)
 
     _live: LiveValues | None = None
     _session: Any = None
     _result: LayerAttribution | None = None
 
     def __init__(self, result: LayerAttribution | None = None, **kwargs: Any) -> None:
+        kwargs = renamed_view_keywords(type(self), kwargs)
         options = _lig_options()
         live = {k: kwargs.pop(k) for k in (*_LIVE_KEYWORDS, *options) if k in kwargs and k not in _SHARED}
         view = [t for t in self.public_traits() if t not in _DATA_TRAITS]
         for key in kwargs:
             if key not in view:
                 raise unknown_keyword_error(type(self), key, [*view, *_LIVE_KEYWORDS, *options])
+        if "selected_head" in kwargs:  # a head asked for is a head shown, unless sum_heads says otherwise
+            kwargs.setdefault("sum_heads", int(kwargs["selected_head"]) < 0)
         self._lock = threading.RLock()
         self._ready = False
         session, result = self._resolve(result, live, kwargs)
@@ -187,11 +191,14 @@ class LayerFlow(AttrWidget):
         if self._ready:  # not during construction: __init__ requests once at the end
             self._request()
 
-    @observe("selected_head")
+    @observe("selected_head", "sum_heads")
     def _on_head(self, change: dict) -> None:
-        if self._ready:
-            with self._lock:
-                self._refresh()
+        if not self._ready:
+            return  # construction sets both as asked
+        if change["name"] == "selected_head":
+            self.sum_heads = int(change["new"]) < 0  # a head chosen is a head shown; none chosen shows their sum
+        with self._lock:
+            self._refresh()
 
     def _baselines(self) -> dict:
         return {"layer": self.baseline_layer, "att": self.baseline_att, "mlp": self.baseline_mlp}
@@ -259,7 +266,8 @@ class LayerFlow(AttrWidget):
         values = np.full((n, t), np.nan)
         heads = np.full((n, nh), np.nan)
         errors = np.full(n, np.nan)
-        j, head, b = self.target_position, int(self.selected_head), self._baselines()
+        j, b = self.target_position, self._baselines()
+        head = -1 if self.sum_heads or self.selected_head < 0 else int(self.selected_head)
         if j >= 0:
             for r, layer in enumerate(self.layers):
                 try:
@@ -311,7 +319,7 @@ class LayerFlow(AttrWidget):
 
     _view_checks = (("selected_", "_valid_selection"), ("baseline_", "_valid_baseline"), ("layers", "_valid_layers"))
 
-    @validate("selected_target", "selected_source", "selected_layer", "selected_head")
+    @validate("selected_target", "selected_position", "selected_layer", "selected_head")
     def _valid_selection(self, proposal: dict) -> int:
         return self.selection_in_range(proposal["trait"].name, proposal["value"])
 

@@ -220,6 +220,8 @@ class LiveRows(_LiveWorker):
             if w.methods and method not in w.methods:
                 w.error = f"Unknown method {method!r}: choose one of {', '.join(w.methods)}."
                 return
+            if not self.session.is_cheap(method) and int(w.selected_target) < 0:
+                return  # no row selected: nothing to compute until one is
             try:
                 rows = None if self.session.is_cheap(method) else [int(w.selected_target)]
             except Exception as exc:  # noqa: BLE001 - the widget reports and keeps working

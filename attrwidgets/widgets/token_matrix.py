@@ -17,7 +17,14 @@ from attrwidgets.core.depass.result import Decomposition
 from attrwidgets.core.token.result import Attribution
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
-from attrwidgets.widgets.base import AttrWidget, bundle, check_tokens, close_match, unknown_keyword_error
+from attrwidgets.widgets.base import (
+    AttrWidget,
+    bundle,
+    check_tokens,
+    close_match,
+    unknown_keyword_error,
+    with_default,
+)
 from attrwidgets.widgets.live import LiveRows, method_defaults
 from attrwidgets.widgets.serialization import Tensor
 
@@ -100,17 +107,14 @@ class TokenMatrix(AttrWidget):
     target_prob = Tensor(ndim=1).tag(sync=True)  # (n_targets,) p(y_i | prefix)
     target_entropy = Tensor(ndim=1).tag(sync=True)  # (n_targets,) entropy of the next-token distribution
     completeness_error = Tensor(ndim=1).tag(sync=True)  # (n_targets,) IG only, NaN = row not computed
-    selected_target = Int(0, help="row of the target explained in the running text").tag(sync=True)
+    selected_target = with_default("selected_target", 0)  # the running text explains this row
     method = Unicode("").tag(sync=True)
     methods = List(Unicode()).tag(sync=True)
     n_steps = Int(DEFAULT_N_STEPS, help="integrated-gradients quadrature steps").tag(sync=True)
     normalization = Enum(("row", "global"), "row").tag(sync=True)
     sign_mode = Enum(("signed", "absolute"), "signed").tag(sync=True)
     hide_special = Bool(False).tag(sync=True)
-    busy = Bool(False).tag(sync=True)
-    error = Unicode("").tag(sync=True)
     # Not "model_id": ipywidgets already uses that name for the widget's comm id.
-    llm_id = Unicode("").tag(sync=True)
 
     _live: LiveRows | None = None
     _static: Attribution | None = None
@@ -260,8 +264,8 @@ class TokenMatrix(AttrWidget):
     @validate("selected_target")
     def _valid_selected(self, proposal: dict) -> int:
         value, n = int(proposal["value"]), len(self.target_positions)
-        if not (0 <= value < n or (n == 0 and value == 0)):
-            raise traitlets.TraitError(f"selected_target must be a row index in [0, {n}), got {value}.")
+        if not (-1 <= value < n or (n == 0 and value == 0)):
+            raise traitlets.TraitError(f"selected_target must be -1 (none) or a row index in [0, {n}), got {value}.")
         return value
 
     @validate("n_steps")

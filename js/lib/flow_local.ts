@@ -114,7 +114,8 @@ export function standalone(model: AnyModel<LayerFlowModel>, data: StandaloneData
     const heads = new Float32Array(n * nh).fill(NaN);
     const errors = new Float32Array(n).fill(NaN);
     layers.forEach((layer, r) => {
-      const got = j >= 0 ? row(route, layer, j, model.get("selected_head"), t) : null;
+      const head = model.get("sum_heads") ? -1 : model.get("selected_head");
+      const got = j >= 0 ? row(route, layer, j, head, t) : null;
       if (!got) return;
       const [v, hv, e] = got;
       let total = 0;
@@ -132,7 +133,9 @@ export function standalone(model: AnyModel<LayerFlowModel>, data: StandaloneData
     model.set("completeness", encodeTensor(errors, [n]));
   }
 
+  // What the kernel does (widgets/layer_flow.py): a head chosen is a head shown, none chosen shows their sum.
+  model.on("change:selected_head", () => model.set("sum_heads", model.get("selected_head") < 0));
   const traits: (keyof LayerFlowModel)[] = ["route", "baseline_layer", "baseline_att", "baseline_mlp", "layers",
-    "selected_target", "selected_head", "target_positions"];
+    "selected_target", "selected_head", "sum_heads", "target_positions"];
   traits.forEach((k) => model.on(`change:${k}`, refresh));
 }

@@ -1,11 +1,11 @@
 // Mirrors the synced traits of attrwidgets/widgets/layer_flow.py::LayerFlow (T tokens, H heads, n shown layers).
 // Kept beside the view's helpers (js/types.ts holds TokenMatrix and HeadGrid); names identical on both sides.
-import type { TensorDict, TokenRecord } from "../types";
+import type { TensorDict, TokenRecord, ViewBase } from "../types";
 
 export type FlowRoute = "layer" | "composed" | "att" | "mlp";
 export type BaselineRoute = "layer" | "att" | "mlp";
 
-export interface LayerFlowModel {
+export interface LayerFlowModel extends ViewBase {
   tokens: TokenRecord[]; // (T,) every position of the text (UNTRUSTED text)
   target_positions: number[]; // (n_targets,) positions that can be targets; selected_target indexes it
   n_layers: number; // the model's block count
@@ -23,12 +23,6 @@ export interface LayerFlowModel {
   head_values: TensorDict | null; // (n, H): per-head totals (att), slices (mlp), terms (composed); null for layer
   completeness: TensorDict | null; // (n,) relative completeness error of each shown column; NaN = not computed
   flag_error: number; // columns above it are flagged
-  selected_target: number; // row index into target_positions; -1 none; two-way
-  selected_source: number; // a position; -1 none; two-way
-  selected_layer: number; // a layer index; -1 none; two-way
-  selected_head: number; // att: the head shown, -1 = sum over heads; two-way
+  sum_heads: boolean; // att: the sum over heads (true) or selected_head's own column; two-way
   can_compute: boolean; // live: the kernel computes missing columns
-  busy: boolean;
-  error: string;
-  llm_id: string;
 }

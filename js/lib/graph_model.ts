@@ -1,7 +1,7 @@
 // Mirrors the synced traits of attrwidgets/widgets/graph_view.py::GraphView (k shown nodes, e kept edges), and
 // decodes them into a GraphData: typed columns, and each node's in- and out-edges sorted by |weight| (CSR), which
 // hover, the detail panel and path highlighting all read.
-import type { TensorDict } from "../types";
+import type { TensorDict, TokenRecord, ViewBase } from "../types";
 import { decodeTensor } from "./tensor";
 
 export interface GraphSummary {
@@ -15,8 +15,8 @@ export interface GraphSummary {
   model?: string;
 }
 
-export interface GraphViewModel {
-  tokens: string[]; // (T,) text of each prompt position (UNTRUSTED)
+export interface GraphViewModel extends ViewBase {
+  tokens: TokenRecord[]; // (T,) every prompt position (UNTRUSTED text)
   n_layers: number; // logit nodes sit at layer n_layers, tokens at -1
   kinds: string[]; // kind names; node_data's kind row holds codes into it
   node_columns: string[]; // names of node_data's rows
@@ -27,16 +27,11 @@ export interface GraphViewModel {
   summary: GraphSummary;
   node_threshold: number; // two-way
   edge_threshold: number; // two-way
-  selected_node: string; // node id, '' none; two-way
-  selected_target: number; // index among the shown logit nodes, -1 none; two-way
-  pinned: string[]; // pinned node ids; two-way
+  selected_logit: number; // index among the shown logit nodes, -1 none; two-way
   pinned_only: boolean; // two-way
   target: string; // the target asked for (typed, or a logit click); two-way
   shown_target: string; // the target the shown graph answers
   can_rebuild: boolean;
-  busy: boolean;
-  error: string;
-  llm_id: string;
   static_page?: boolean; // set only by the standalone page (widgets/graph_html.py): no kernel to re-prune
 }
 

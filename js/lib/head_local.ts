@@ -44,7 +44,7 @@ export function standalone(model: AnyModel<HeadGridModel>, data: StandaloneData)
 
   function stats(): void {
     const row = model.get("selected_target");
-    const source = model.get("selected_source");
+    const source = model.get("selected_position");
     const out = nan(3 * nl * nh);
     if (queryRows && row >= 0 && row < queryRows.shape[0]) {
       for (let i = 0; i < nl * nh; i++) {
@@ -83,6 +83,6 @@ export function standalone(model: AnyModel<HeadGridModel>, data: StandaloneData)
 
   const on = (traits: (keyof HeadGridModel)[], fn: () => void) => traits.forEach((k) => model.on(`change:${k}`, fn));
   on(["selected_target", "mode"], target);
-  on(["selected_source"], stats);
+  on(["selected_position"], stats);
   on(["selected_layer", "selected_head"], detail);
 }

@@ -1,11 +1,11 @@
 // Mirrors the synced traits of attrwidgets/widgets/diffusion_timeline.py::DiffusionTimeline (T positions,
 // n_rows unmasked tokens, n_steps denoising steps), and the arithmetic the view does on them.
-import type { TensorDict, TokenRecord } from "../types";
+import type { TensorDict, TokenRecord, ViewBase } from "../types";
 import type { Tensor } from "./tensor";
 
 export type ScoreKind = "l2" | "signed";
 
-export interface TimelineModel {
+export interface TimelineModel extends ViewBase {
   tokens: TokenRecord[]; // (T,) the final sequence: prompt, then the generated positions (UNTRUSTED text)
   n_prompt: number;
   n_denoising_steps: number;
@@ -20,16 +20,11 @@ export interface TimelineModel {
   layer: string; // two-way; live: changing it recomputes
   shown_layer: string; // the layer of the data shown
   layer_choices: string[];
-  selected_target: number; // row index into target_positions; -1 none; two-way
-  selected_source: number; // a position; -1 none; two-way
   selected_step: number; // the step shown; -1 = the final sequence; two-way
   score_kind: ScoreKind; // two-way
   heatmap: "steps" | "rows"; // two-way
   normalization: "row" | "global"; // two-way
   can_compute: boolean;
-  busy: boolean;
-  error: string;
-  llm_id: string;
 }
 
 /** Rows unmasked at `step`, in unmasking order. */

@@ -32,7 +32,7 @@ def test_graph_html_is_a_standalone_page(tiny_folder, tmp_path):  # noqa: F811
     assert not re.search(r"<script[^>]*\bsrc\s*=|https?://", text.replace("http://www.w3.org", ""), re.IGNORECASE)
     block = re.search(r'<script type="application/json" id="aw-state">(.*?)</script>', text, re.DOTALL).group(1)
     state = json.loads(block)  # the graph itself is in the page: the prompt's tokens and the logit nodes
-    assert "".join(state["tokens"]).endswith("The capital of France is")
+    assert "".join(t["clean"] for t in state["tokens"]).endswith("The capital of France is")
     logits = [node for node in state["node_ids"] if node.startswith(f"{state['n_layers'] + 1}_")]
     assert logits and all(node.endswith(f"_{len(state['tokens']) - 1}") for node in logits)
     assert state["static_page"] is True

@@ -120,7 +120,7 @@ def test_static_traits_and_wire_form():
     np.testing.assert_array_equal(state["signed_scores"], r.signed_scores)
     np.testing.assert_array_equal(state["completeness_error"], r.completeness_error)
     assert (state["layer"], state["shown_layer"], state["layer_choices"]) == ("block 1", "block 1", ["block 1"])
-    assert (w.selected_step, w.selected_target, w.selected_source) == (0, 0, -1)  # step 0 and its first token
+    assert (w.selected_step, w.selected_target, w.selected_position) == (0, 0, -1)  # step 0 and its first token
     assert w.target_position == 5 and w.flag_error == FLAG_ERROR and state["llm_id"] == "fake-diffusion"
     assert "static" in repr(w) and "6 unmasked tokens" in repr(w)
 
@@ -148,13 +148,13 @@ def test_a_row_brings_its_step_and_a_step_its_first_row():
 def test_constructor_selection_is_made_consistent():
     r = make_diffusion_result()
     assert DiffusionTimeline(r, selected_target=5).selected_step == 2
-    w = DiffusionTimeline(r, selected_step=1, selected_source=2, heatmap="rows", score_kind="signed")
-    assert (w.selected_target, w.selected_source, w.heatmap, w.score_kind) == (2, 2, "rows", "signed")
+    w = DiffusionTimeline(r, selected_step=1, selected_position=2, heatmap="rows", score_kind="signed")
+    assert (w.selected_target, w.selected_position, w.heatmap, w.score_kind) == (2, 2, "rows", "signed")
     assert DiffusionTimeline(r, selected_target=-1).selected_step == -1
     assert DiffusionTimeline(r, layer=1).layer == "block 1"  # an int is that block, as aw.dlig reads it
 
 
-@pytest.mark.parametrize(("name", "value"), [("selected_target", 6), ("selected_source", 9), ("selected_step", 3),
+@pytest.mark.parametrize(("name", "value"), [("selected_target", 6), ("selected_position", 9), ("selected_step", 3),
                                              ("selected_step", -2)])
 def test_selection_out_of_range_is_rejected(name, value):
     w = DiffusionTimeline(make_diffusion_result())
@@ -213,7 +213,7 @@ def test_layer_change_recomputes_with_the_same_arguments():
     w = DiffusionTimeline(r, model=model, compute=fake, n_steps=16)
     assert w.can_compute and fake.calls == []  # the result is the cache's first entry
     w.selected_target = 3
-    w.selected_source = 4
+    w.selected_position = 4
     w.layer = "block 0"
     w.wait(10)
     assert len(fake.calls) == 1
@@ -226,7 +226,7 @@ def test_layer_change_recomputes_with_the_same_arguments():
     new = make_diffusion_result("block 0")
     assert (w.shown_layer, w.error, w.busy) == ("block 0", "", False)
     np.testing.assert_array_equal(w.scores, new.scores)
-    assert (w.selected_target, w.selected_step, w.selected_source) == (3, 1, 4)  # same rows: selection kept
+    assert (w.selected_target, w.selected_step, w.selected_position) == (3, 1, 4)  # same rows: selection kept
     w.layer = "block 1"  # cached: no compute
     assert w.shown_layer == "block 1" and len(fake.calls) == 1
     np.testing.assert_array_equal(w.scores, r.scores)

@@ -22,11 +22,11 @@ from .support import HOSTILE, connect_to_widget, open_offline_page
 from .test_diffusion_timeline import MASK_TEXT, FakeCompute, make_diffusion_result
 
 ROOT = ".aw-diffusion-timeline"
-VIEW_TRAITS = ["layer", "selected_target", "selected_source", "selected_step", "score_kind", "heatmap",
+VIEW_TRAITS = ["layer", "selected_target", "selected_position", "selected_step", "score_kind", "heatmap",
                "normalization"]
 KERNEL_TRAITS = ["tokens", "n_prompt", "n_denoising_steps", "mask_text", "masked", "target_positions", "row_step",
                  "scores", "signed_scores", "completeness_error", "shown_layer", "layer", "selected_target",
-                 "selected_source", "selected_step", "error", "busy"]
+                 "selected_position", "selected_step", "error", "busy"]
 
 
 

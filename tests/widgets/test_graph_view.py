@@ -62,7 +62,7 @@ def test_only_the_pruned_graph_crosses_as_buffers():
     np.testing.assert_array_equal(nodes[6], pruned.influence)
     np.testing.assert_array_equal(nodes[7], pruned.cumulative)
     np.testing.assert_array_equal(state["edges"], np.stack([pruned.edge_source, pruned.edge_target, pruned.edge_weight]))
-    assert state["node_ids"] == pruned.node_ids and state["tokens"] == g.tokens and state["n_layers"] == 3
+    assert state["node_ids"] == pruned.node_ids and [t["clean"] for t in state["tokens"]] == g.tokens and state["n_layers"] == 3
     assert state["node_labels"] == g.labels(idx)  # the labeler's, fetched on the worker
     assert state["node_labels"][0].startswith("feature L")
     s = state["summary"]
@@ -119,23 +119,23 @@ def test_bad_construction_says_what_to_do():
         GraphView(toy_graph(0), edge_threshold=2)
 
 
-def test_selected_node_and_selected_target_move_together():
+def test_selected_node_and_selected_logit_move_together():
     g = toy_graph(0, n_logits=3)
     view = GraphView(g).wait(10)
     logits = [i for i, k in zip(view.node_ids, view.node_data[0]) if KINDS[int(k)] == "logit"]
     assert len(logits) == 3
-    view.selected_target = 2
+    view.selected_logit = 2
     assert view.selected_node == logits[2]
     view.selected_node = logits[0]
-    assert view.selected_target == 0
+    assert view.selected_logit == 0
     view.selected_node = view.node_ids[0]  # a feature: no logit selected
-    assert view.selected_target == -1 and view.selected_node == view.node_ids[0]
-    with pytest.raises(traitlets.TraitError, match="selected_target must be -1"):
-        view.selected_target = 3
+    assert view.selected_logit == -1 and view.selected_node == view.node_ids[0]
+    with pytest.raises(traitlets.TraitError, match="selected_logit must be -1"):
+        view.selected_logit = 3
     other = GraphView(g, selected_node=logits[1]).wait(10)
-    assert other.selected_target == 1
-    ipywidgets.link((view, "selected_target"), (other, "selected_target"))
-    view.selected_target = 2
+    assert other.selected_logit == 1
+    ipywidgets.link((view, "selected_logit"), (other, "selected_logit"))
+    view.selected_logit = 2
     assert other.selected_node == logits[2]
     view.close()
     other.close()
@@ -367,7 +367,7 @@ def test_real_engine_rebuilds_for_a_clicked_logit(tiny_llama):
     view.wait(60)
     assert view.error == "" and view.shown_target == f"#{vocab}" and view.graph.n_logits == 1
     assert [n for n, k in zip(view.node_ids, view.node_data[0]) if KINDS[int(k)] == "logit"] == [logits[1]]
-    assert view.selected_node == logits[1] and view.selected_target == 0
+    assert view.selected_node == logits[1] and view.selected_logit == 0
     view.target = ""
-    assert view.graph is g and view.selected_target == 1
+    assert view.graph is g and view.selected_logit == 1
     view.close()

@@ -28,9 +28,9 @@ from .graph_support import ancestors, descendants, graph_with_engine
 from .support import HOSTILE, connect_to_widget, open_offline_page
 from .test_graph_view import big_graph
 
-VIEW_TRAITS = ["node_threshold", "edge_threshold", "selected_node", "selected_target", "pinned", "pinned_only",
+VIEW_TRAITS = ["node_threshold", "edge_threshold", "selected_node", "selected_logit", "pinned", "pinned_only",
                "target"]
-DATA_TRAITS = ["node_data", "edges", "node_ids", "node_labels", "summary", "shown_target", "selected_target",
+DATA_TRAITS = ["node_data", "edges", "node_ids", "node_labels", "summary", "shown_target", "selected_logit",
                "selected_node", "error", "busy"]
 ROOT_SEL = ".aw-graph-view"
 ROOT = Path(__file__).resolve().parents[2]

@@ -94,9 +94,9 @@ def test_constructor_rejects_unknown_and_data_keywords_with_hints():
         HeadGrid(model=object())
     with pytest.raises(traitlets.TraitError, match="statistic"):
         HeadGrid(hc, statistic="variance")
-    w = HeadGrid(hc, statistic="entropy", selected_source=2)
-    assert w.statistic == "entropy" and w.selected_source == 2
-    for name, bad in (("selected_layer", 3), ("selected_head", 4), ("selected_source", 8), ("selected_target", 1)):
+    w = HeadGrid(hc, statistic="entropy", selected_position=2)
+    assert w.statistic == "entropy" and w.selected_position == 2
+    for name, bad in (("selected_layer", 3), ("selected_head", 4), ("selected_position", 8), ("selected_target", 1)):
         with pytest.raises(traitlets.TraitError, match=name):
             setattr(w, name, bad)
 
@@ -120,7 +120,7 @@ def test_attention_statistics_at_the_query_of_the_selected_target():
     np.testing.assert_allclose(w.attention_stats[0], entropy, rtol=1e-5)
     np.testing.assert_allclose(w.attention_stats[1], rows.max(-1), rtol=1e-6)
     assert np.isnan(w.attention_stats[2]).all()  # no source selected
-    w.selected_source = 3
+    w.selected_position = 3
     np.testing.assert_allclose(w.attention_stats[2], rows[..., 3], rtol=1e-6)
     assert (w.attention_stats[0, :, 0] == 0).all()  # head 0 is one-hot (previous token): entropy 0, not -0
     w.selected_target = -1
@@ -141,7 +141,7 @@ def test_detail_only_on_request_and_only_the_pattern_of_a_new_head(monkeypatch):
     assert dtypes["detail_attention"] == "float16" and dtypes["detail_contribution"] == "float32"
     assert sum("detail_attention" in s for s in sent) == 1
     sent.clear()
-    w.selected_source = 1  # statistics change; the open head's pattern is not resent
+    w.selected_position = 1  # statistics change; the open head's pattern is not resent
     assert not any("detail_attention" in s for s in sent)
     w.selected_head = -1  # Escape / close button
     assert w.detail_attention is None and w.detail_contribution is None and w.detail_key == []
@@ -248,7 +248,7 @@ def test_attention_mode_never_runs_depass():
     s = FakeHeadSession()
     w = HeadGrid(session=s, mode="attention")
     w.selected_target = 2
-    w.selected_source = 1
+    w.selected_position = 1
     w.wait(10)
     assert s.calls == [] and w.busy is False
     np.testing.assert_allclose(w.attention_stats[2], s.attention[:, :, 6, 1], rtol=1e-6)

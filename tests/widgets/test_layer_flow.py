@@ -139,7 +139,7 @@ def test_constructor_and_validation_errors_have_hints():
         LayerFlow(r, baseline_mlp="self_input_token")
     w = LayerFlow(r, layers=[2, 0], threshold=0.2, route="att")
     assert w.layers == [0, 2] and w.values.shape == (2, 6)
-    for name, bad in (("selected_layer", 3), ("selected_head", 4), ("selected_source", 6), ("selected_target", 6),
+    for name, bad in (("selected_layer", 3), ("selected_head", 4), ("selected_position", 6), ("selected_target", 6),
                       ("layers", [3]), ("layers", []), ("route", "z2z"), ("threshold", 1.5),
                       ("target_positions", [0, 0])):
         with pytest.raises(traitlets.TraitError):

@@ -73,8 +73,11 @@ def test_trait_validation(result):
         w.target_prob = np.zeros(2)
     with pytest.raises(traitlets.TraitError, match="row index"):
         w.selected_target = 3
-    with pytest.raises(traitlets.TraitError, match="row index"):
-        w.selected_target = -1
+    with pytest.raises(traitlets.TraitError, match=r"-1 \(none\) or a row index"):
+        w.selected_target = -2
+    w.selected_target = -1  # none selected: the same meaning as in every view (AttrWidget)
+    assert w.selected_target == -1
+    w.selected_target = 0
     with pytest.raises(traitlets.TraitError, match="at least 1"):
         w.n_steps = 0
     with pytest.raises(traitlets.TraitError):
@@ -126,17 +129,3 @@ def test_imports_and_shows_message_without_bundle():
 
 def test_repr_is_cheap_and_informative(result):
     assert repr(TokenMatrix(result)).startswith("TokenMatrix(method='integrated_gradients', 8 tokens, 3 targets")
-
-
-def test_types_ts_mirrors_python_traits():
-    """js/types.ts's Model interface names exactly the synced traits (docs/architecture.md, house style 2)."""
-    import re
-    from pathlib import Path
-
-    from attrwidgets.widgets.base import AttrWidget
-
-    source = (Path(__file__).resolve().parents[2] / "js" / "types.ts").read_text()
-    body = re.search(r"export interface Model \{(.*?)\n\}", source, re.DOTALL).group(1)
-    ts_names = set(re.findall(r"^\s+(\w+):", body, re.MULTILINE))
-    py_names = set(TokenMatrix.public_traits()) - set(AttrWidget.public_traits())
-    assert ts_names == py_names
