@@ -20,6 +20,7 @@ from attrwidgets.core.dlig import DiffusionAttribution, dlig, load_diffusion
 from attrwidgets.core.estimate import Estimate, estimate
 from attrwidgets.core.lig import LayerAttribution, lig, load_layer_attribution, load_lig_json
 from attrwidgets.core.rendering import register_page_writer
+from attrwidgets.core.source import Source
 from attrwidgets.core.token.catalog import list_methods
 from attrwidgets.core.token.result import Attribution
 from attrwidgets.core.token.session import AttributionSession, attribute, layer_ig
@@ -44,6 +45,7 @@ __all__ = [
     "LayerFlow",
     "ModelHandle",
     "NonFiniteGradientError",
+    "Source",
     "TokenMatrix",
     "Transcoder",
     "attribute",

@@ -158,7 +158,10 @@ def greedy_continue(handle, ids: list[int], max_new_tokens: int) -> list[int]:
 
 def prepare_sequence(handle, prompt, *, max_new_tokens: int = 8, target: str | None = None,
                      min_new_tokens: int = 1) -> PreparedSequence:
-    """min_new_tokens=0 lets max_new_tokens=0 mean "the prompt alone" (DePass decomposes any sequence)."""
+    """min_new_tokens=0 lets max_new_tokens=0 mean "the prompt alone" (DePass decomposes any sequence). A
+    PreparedSequence is taken as it is: an aw.Source generated it once for every view that shares it."""
+    if isinstance(prompt, PreparedSequence):
+        return prompt
     tokenizer = handle.tokenizer
     ids, segments, text = encode_prompt(tokenizer, prompt)
     if target is not None:

@@ -16,6 +16,7 @@ selecting a row moves the scrubber there, and scrubbing to a step selects that s
 from __future__ import annotations
 
 import inspect
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -36,9 +37,10 @@ from attrwidgets.widgets.base import (
 )
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
+from attrwidgets.widgets.sources import live_source
 
 FLAG_ERROR = 0.02  # rows above this relative completeness error are flagged (the LIG/DLIG authors' threshold)
-_LIVE_KEYWORDS = ("model", "prompt", "compute")
+_LIVE_KEYWORDS = ("source", "model", "prompt", "compute")
 # aw.dlig's keywords besides layer, progress and cancel (tests check this against its signature): what a static
 # view rejects with a hint, and what a live one takes from a result it continues.
 DLIG_OPTIONS = ("gen_length", "denoising_steps", "block_length", "remasking", "temperature", "n_steps", "baseline",
@@ -127,6 +129,7 @@ class DiffusionTimeline(AttrWidget):
     can_compute = Bool(False, help="live: changing layer recomputes").tag(sync=True)
 
     _live: LiveValues | None = None
+    _source: Any = None  # an aw.Source shared with other views, when given
     _result: DiffusionAttribution | None = None
 
     def __init__(self, result: DiffusionAttribution | None = None, **kwargs: Any) -> None:
@@ -146,6 +149,8 @@ class DiffusionTimeline(AttrWidget):
         if result is not None:
             check_result(result)
         model, prompt = live.pop("model", None), live.pop("prompt", None)
+        if live.get("source") is not None:
+            model, prompt = self._from_source(live.pop("source"), model, prompt)
         if model is None:
             if result is None:
                 raise AttrWidgetsError("DiffusionTimeline needs a DiffusionAttribution, e.g. DiffusionTimeline("
@@ -163,7 +168,8 @@ class DiffusionTimeline(AttrWidget):
         super().__init__(**kwargs, can_compute=model is not None, layer=_norm(layer if layer is not None else (
             result.layer if result is not None else "")))
         if model is not None:
-            self._live = LiveValues(self, self._on_ready, name="attrwidgets-DiffusionTimeline")
+            self._live = LiveValues(self, self._on_ready, name="attrwidgets-DiffusionTimeline", source=self._source,
+                                    cache_name=("dlig", json.dumps(self._options, sort_keys=True, default=repr)))
             self._lock = self._live.lock
             self.layer_choices = self._choices(model)
         if result is not None:
@@ -177,6 +183,17 @@ class DiffusionTimeline(AttrWidget):
             self._static_layer()
 
     # -- construction ----------------------------------------------------------------------------------
+    def _from_source(self, source: Any, model: Any, prompt: Any) -> tuple[Any, Any]:
+        """An aw.Source shared with other views lends its model, its prompt and its worker thread. The sampler
+        makes the continuation it explains, so the source must have generated none."""
+        if model is not None or prompt is not None:
+            raise AttrWidgetsError("DiffusionTimeline(source=...) takes no model or prompt: the source has them.")
+        self._source = source = live_source("DiffusionTimeline", {"source": source})
+        if len(source.tokens) > source.n_prompt:
+            raise AttrWidgetsError("DiffusionTimeline samples its own continuation: make its aw.Source with "
+                                   "max_new_tokens=0.")
+        return source.handle, source.prompt
+
     def _live_options(self, result, options: dict, prompt) -> tuple[dict, Any]:
         """A result to continue lends its prompt and the options it was sampled with (mask id included)."""
         if result is None:

@@ -37,6 +37,7 @@ from attrwidgets.widgets.graph_payload import (
 )
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
+from attrwidgets.widgets.sources import live_source
 
 LIVE_CACHE = 64  # pruned graphs kept (threshold settings x targets); each is a few arrays of the shown size
 _VIEW_TRAITS = ("node_threshold", "edge_threshold", "selected_node", "selected_logit", "pinned", "pinned_only",
@@ -96,8 +97,15 @@ class GraphView(AttrWidget):
 
     _live: LiveValues | None = None
 
-    def __init__(self, graph: Any = None, **kwargs: Any) -> None:
+    def __init__(self, graph: Any = None, *, source: Any = None, **kwargs: Any) -> None:
+        """source: an aw.Source shared with other views: the graph of its prompt (built here, once per source)
+        and its worker thread."""
         kwargs = rename_keywords(type(self).__name__, kwargs, _RENAMED)
+        if source is not None:
+            if graph is not None:
+                raise AttrWidgetsError("GraphView takes a graph or source=..., not both.")
+            source = live_source("GraphView", {"source": source})
+            graph = source.session("graph")
         if graph is None or not all(hasattr(graph, a) for a in ("nodes", "prune", "tokens")):
             got = "nothing" if graph is None else type(graph).__name__
             raise AttrWidgetsError(f"GraphView expects a Graph, e.g. GraphView(aw.attribution_graph(model, prompt)) "
@@ -118,7 +126,7 @@ class GraphView(AttrWidget):
             node_columns=list(NODE_COLUMNS), can_rebuild=getattr(graph, "engine", None) is not None,
             llm_id=str(meta.get("model_id") or meta.get("model") or ""), **first,
         )
-        self._live = LiveValues(self, self._on_ready, name="attrwidgets-GraphView")
+        self._live = LiveValues(self, self._on_ready, name="attrwidgets-GraphView", source=source)
         self._lock: threading.RLock = self._live.lock
         try:  # the first graph at once (without the labeler's labels), so the view has something to draw
             self._show(self._prune(self._cache.base, ((), *self._key()[1:]), fetch=False))

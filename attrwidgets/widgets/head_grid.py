@@ -37,9 +37,10 @@ from attrwidgets.widgets.head_stats import (
 )
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
+from attrwidgets.widgets.sources import live_source
 
 MODES = ("depass", "attention")
-_LIVE_KEYWORDS = ("model", "prompt", "session", "max_new_tokens", "target", "mlp_rule", "temperature")
+_LIVE_KEYWORDS = ("source", "model", "prompt", "session", "max_new_tokens", "target", "mlp_rule", "temperature")
 # Traits filled from the result or the session, never from constructor keywords.
 _DATA_TRAITS = frozenset({
     "tokens", "target_positions", "query_positions", "target_labels", "n_layers", "n_heads", "contributions",
@@ -138,14 +139,10 @@ class HeadGrid(AttrWidget):
         self._static, self._attention = result, attention
 
     def _start_live(self, live: dict, kwargs: dict) -> None:
-        session = live.pop("session", None)
+        session, source = live.pop("session", None), None
         if session is None:
-            if "model" not in live or "prompt" not in live:
-                raise AttrWidgetsError("Live HeadGrid needs model=<ModelHandle> and prompt='...' (or session=...).")
-            from attrwidgets.core.depass.heads import HeadSession
-
-            handle = live.pop("model")
-            session = HeadSession(handle, live.pop("prompt"), **live)
+            source = live_source("HeadGrid", live)
+            session = source.session("heads", **live)  # mlp_rule=, temperature=, when given
         elif live:
             raise AttrWidgetsError(f"With session=..., do not pass {sorted(live)}: the session has them.")
         tokens = [t.to_dict() if isinstance(t, Token) else dict(t) for t in session.tokens]
@@ -166,7 +163,8 @@ class HeadGrid(AttrWidget):
             self._can_cancel = "cancel" in inspect.signature(session.contributions).parameters
         except (TypeError, ValueError):
             self._can_cancel = False
-        self._live = LiveValues(self, self._on_ready, name="attrwidgets-HeadGrid")
+        self._live = LiveValues(self, self._on_ready, name="attrwidgets-HeadGrid", source=source,
+                                cache_name=("heads", id(session)))
         self._grid_lock = self._live.lock
 
     # -- selection -> what the view needs ----------------------------------------------------------------

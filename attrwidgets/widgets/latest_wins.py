@@ -1,5 +1,6 @@
 """One worker thread for a live view, and request ids: the newest request is the one shown (widgets/live.py
-keeps the caches and decides what a stale job may still do)."""
+keeps the caches and decides what a stale job may still do). Views of one aw.Source share its worker thread
+(core/source.py): their jobs run one at a time, and each view's request ids stay its own."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ log = logging.getLogger("attrwidgets.widgets.live")
 class LatestWins:
     """One worker thread, request ids, a busy flag and a way to wait for idle."""
 
-    def __init__(self, on_busy: Callable[[bool], None], name: str = "attrwidgets") -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    def __init__(self, on_busy: Callable[[bool], None], name: str = "attrwidgets",
+                 executor: ThreadPoolExecutor | None = None, release: Callable[[], None] | None = None) -> None:
+        """executor: a shared worker thread (an aw.Source's), given back with `release()` on shutdown."""
+        self._owned = executor is None
+        self._release = release
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._futures: set[Future] = set()
         self._on_busy = on_busy
         self._cond = threading.Condition()
         self._latest = 0
@@ -35,9 +41,14 @@ class LatestWins:
             if self._pending == 1:
                 self._on_busy(True)
         # The done callback also runs for futures cancelled by shutdown(), so wait() never hangs.
-        self._executor.submit(job, request_id).add_done_callback(self._done)
+        future = self._executor.submit(job, request_id)
+        with self._cond:
+            self._futures.add(future)
+        future.add_done_callback(self._done)
 
     def _done(self, future: Future) -> None:
+        with self._cond:
+            self._futures.discard(future)
         if not future.cancelled() and future.exception() is not None:
             log.error("attrwidgets worker job failed", exc_info=future.exception())
         with self._cond:
@@ -54,4 +65,12 @@ class LatestWins:
     def shutdown(self) -> None:
         with self._cond:
             self._latest += 1  # whatever is still running is no longer shown
-        self._executor.shutdown(wait=False, cancel_futures=True)
+            queued = list(self._futures)
+        if self._owned:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        else:  # a shared worker goes on for the other views: only this view's queued jobs are dropped
+            for future in queued:
+                future.cancel()
+            if self._release is not None:
+                self._release, release = None, self._release
+                release()

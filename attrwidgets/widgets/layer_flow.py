@@ -32,8 +32,9 @@ from attrwidgets.widgets.base import (
 from attrwidgets.widgets.flow_rows import PARTS, VIEW_ROUTES, flow_row, signed_shares
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
+from attrwidgets.widgets.sources import live_source
 
-_LIVE_KEYWORDS = ("model", "text", "session", "live")
+_LIVE_KEYWORDS = ("source", "model", "text", "session", "live")
 _SHARED = ("layers", "baseline_layer", "baseline_att", "baseline_mlp")  # view traits and lig options alike
 # Traits filled from the result or the session, never from constructor keywords.
 _DATA_TRAITS = frozenset({
@@ -90,6 +91,7 @@ class LayerFlow(AttrWidget):
     can_compute = Bool(False, help="live: the kernel computes missing columns").tag(sync=True)
 
     _live: LiveValues | None = None
+    _source: Any = None  # an aw.Source shared with other views, when given
     _session: Any = None
     _result: LayerAttribution | None = None
 
@@ -110,7 +112,8 @@ class LayerFlow(AttrWidget):
         defaults = self._defaults(result, kwargs)
         super().__init__(**defaults)
         if session is not None:
-            self._live = LiveValues(self, self._on_ready, name="attrwidgets-LayerFlow")
+            self._live = LiveValues(self, self._on_ready, name="attrwidgets-LayerFlow", source=self._source,
+                                    cache_name=("lig", id(session)))
             self._lock = self._live.lock
         self._ready = True
         self._request()
@@ -122,8 +125,16 @@ class LayerFlow(AttrWidget):
             hint = " It looks like a model handle: use LayerFlow(model=handle, text='...')." if hasattr(
                 result, "tokenizer") else ""
             raise AttrWidgetsError(f"LayerFlow expects a LayerAttribution (aw.lig), got {type(result).__name__}.{hint}")
-        session = live.pop("session", None)
+        session, source = live.pop("session", None), live.pop("source", None)
         model, text = live.pop("model", None), live.pop("text", None)
+        if source is not None:  # shared with other views: the source's tokens (prompt and generated) are the text
+            if session is not None or model is not None or text is not None or want_live is False:
+                raise AttrWidgetsError("LayerFlow(source=...) takes no model, text or session: the source has them.")
+            self._source = source = live_source("LayerFlow", {"source": source})  # checks it is one
+            session = source.session("lig", **live)
+            if result is not None and result is not session.result:
+                session.result.adopt(result)
+            return session, session.result
         if result is None and session is None:
             live.update({k: view[k] for k in _SHARED if k in view})  # shown, and the session's defaults
         if session is None and model is None:

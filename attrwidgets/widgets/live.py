@@ -102,6 +102,18 @@ class CacheEntry:
 SHOW_ESTIMATE_FROM = 3.0  # seconds: shorter work shows the spinner alone
 
 
+def shared_parts(live: Any, source: Any, cache_name: Any, name: str = "") -> tuple[threading.RLock, dict, LatestWins]:
+    """The lock, cache and worker of a live view: its own, or those of the aw.Source it shares (one lock for the
+    shared cache, one worker thread for every view of the source, request ids per view)."""
+    name = name or f"attrwidgets-{type(live.widget).__name__}"
+    if source is None:
+        return threading.RLock(), {}, LatestWins(on_busy=live._set_busy, name=name)
+    cache = source.cache(cache_name) if cache_name is not None else {}
+    worker = LatestWins(on_busy=live._set_busy, name=name, executor=source.acquire_worker(),
+                        release=source.release_worker)
+    return source.lock, cache, worker
+
+
 class _LiveWorker:
     """What LiveRows and LiveValues share: a lock, the jobs in flight (each with a cancel event), a worker, the
     busy flag and the estimate shown with it."""
@@ -167,15 +179,13 @@ class LiveRows(_LiveWorker):
     registry defaults name them; `n_steps` goes to methods that take it.
     """
 
-    def __init__(self, widget: Any, session: Any, options: dict) -> None:
+    def __init__(self, widget: Any, session: Any, options: dict, source: Any = None) -> None:
         self.widget = widget
         self.session = session
         self.options = dict(options)
-        self.lock = threading.RLock()
-        self.cache: dict[Key, CacheEntry] = {}
         self.inflight: list[_Job] = []
         self.shown: tuple | None = None
-        self.worker = LatestWins(on_busy=self._set_busy, name=f"attrwidgets-{type(widget).__name__}")
+        self.lock, self.cache, self.worker = shared_parts(self, source, ("rows", id(session)))
         try:
             self.can_cancel = "cancel" in inspect.signature(session.compute).parameters
         except (TypeError, ValueError):
@@ -303,14 +313,15 @@ class LiveValues(_LiveWorker):
     of the current request goes to `widget.error`; the cache keeps everything computed before.
     """
 
-    def __init__(self, widget: Any, on_ready: Callable[[Any, Any], None], name: str = "") -> None:
+    def __init__(self, widget: Any, on_ready: Callable[[Any, Any], None], name: str = "", source: Any = None,
+                 cache_name: Any = None) -> None:
+        """source: an aw.Source whose lock, worker thread and cache `cache_name` this view shares with the other
+        views of that source (core/source.py); None: its own."""
         self.widget = widget
         self.on_ready = on_ready
-        self.lock = threading.RLock()
-        self.cache: dict[Any, Any] = {}
         self.inflight: list[_Pending] = []
         self.current: Any = None
-        self.worker = LatestWins(on_busy=self._set_busy, name=name or f"attrwidgets-{type(widget).__name__}")
+        self.lock, self.cache, self.worker = shared_parts(self, source, cache_name, name)
 
     def request(self, key: Any, compute: Callable[[threading.Event], Any],
                 estimate: Callable[[], Any] | None = None) -> None:

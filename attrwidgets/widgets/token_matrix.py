@@ -27,11 +27,12 @@ from attrwidgets.widgets.base import (
 )
 from attrwidgets.widgets.live import LiveRows, method_defaults
 from attrwidgets.widgets.serialization import Tensor
+from attrwidgets.widgets.sources import live_source
 
 # The contract's methods, used when neither the session nor the package can list them.
 DEFAULT_METHODS = ["attention", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients", "saliency"]
 DEFAULT_N_STEPS = 32
-_LIVE_KEYWORDS = ("model", "prompt", "session", "max_new_tokens", "target", "contrast")
+_LIVE_KEYWORDS = ("source", "model", "prompt", "session", "max_new_tokens", "target", "contrast")
 _LIVE_STATE = ("method", "methods", "n_steps")  # traits a live widget may be given
 # Traits filled from the result or the session, never from constructor keywords.
 _DATA_TRAITS = frozenset({
@@ -180,14 +181,10 @@ class TokenMatrix(AttrWidget):
 
     # -- live ------------------------------------------------------------------------------------
     def _start_live(self, live: dict, options: dict, kwargs: dict) -> None:
-        session = live.pop("session", None)
+        session, source = live.pop("session", None), None
         if session is None:
-            if "model" not in live or "prompt" not in live:
-                raise AttrWidgetsError("Live TokenMatrix needs model=<ModelHandle> and prompt='...' (or session=...).")
-            from attrwidgets.core.token.session import AttributionSession
-
-            handle = live.pop("model")
-            session = AttributionSession(handle, live.pop("prompt"), **live)
+            source = live_source("TokenMatrix", live)
+            session = source.session("token", **live)  # contrast=, when given
         elif live:
             raise AttrWidgetsError(f"With session=..., do not pass {sorted(live)}: the session has them.")
         handle = getattr(session, "handle", None)
@@ -207,7 +204,7 @@ class TokenMatrix(AttrWidget):
             llm_id=str(getattr(handle, "model_id", "") or getattr(session, "model_id", "")),
             **kwargs,
         )
-        self._live = LiveRows(self, session, options)
+        self._live = LiveRows(self, session, options, source=source)
         self._live.request()
 
     @observe("selected_target", "method", "n_steps")
