@@ -13,7 +13,7 @@ import anywidget
 import traitlets
 
 from attrwidgets.core.tokens import SEGMENTS, Token
-from attrwidgets.errors import rename_keywords
+from attrwidgets.errors import AttrWidgetsError, rename_keywords
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -88,6 +88,20 @@ def check_tokens(value: list) -> list[dict]:
         out.append({"id": int(d["id"]), "text": str(d["text"]), "clean": str(d["clean"]),
                     "segment": str(d["segment"]), "special": bool(d["special"])})
     return out
+
+
+def split_static_live(view: str, result: Any, kwargs: dict, live_keywords: Iterable[str], result_type: str,
+                      example: str, live_example: str) -> dict:
+    """Pops the live keywords from `kwargs`: a view shows a result (static) or computes (live), never both, and
+    needs one of them. Returns the live keywords."""
+    live = {k: kwargs.pop(k) for k in live_keywords if k in kwargs}
+    if result is not None and live:
+        raise AttrWidgetsError(f"{view} got a result and live arguments {sorted(live)}: pass either {result_type} "
+                               "(static) or model=..., prompt=... (live), not both.")
+    if result is None and not live:
+        raise AttrWidgetsError(f"{view} needs {result_type}, e.g. {view}({example}), or live arguments: "
+                               f"{view}({live_example}).")
+    return live
 
 
 def with_default(name: str, default: Any) -> traitlets.TraitType:

@@ -25,6 +25,7 @@ from attrwidgets.widgets.base import (
     bundle,
     check_tokens,
     renamed_view_keywords,
+    split_static_live,
     unknown_keyword_error,
     with_default,
 )
@@ -97,17 +98,8 @@ class HeadGrid(AttrWidget):
 
     def __init__(self, result: HeadContributions | None = None, **kwargs: Any) -> None:
         kwargs = renamed_view_keywords(type(self), kwargs)
-        live = {k: kwargs.pop(k) for k in _LIVE_KEYWORDS if k in kwargs}
-        if result is not None and live:
-            raise AttrWidgetsError(
-                f"HeadGrid got a result and live arguments {sorted(live)}: pass either a HeadContributions "
-                "(static) or model=..., prompt=... (live), not both."
-            )
-        if result is None and not live:
-            raise AttrWidgetsError(
-                "HeadGrid needs a HeadContributions, e.g. HeadGrid(attrwidgets.head_contributions(handle, "
-                "prompt)), or live arguments: HeadGrid(model=handle, prompt='...')."
-            )
+        live = split_static_live("HeadGrid", result, kwargs, _LIVE_KEYWORDS, "a HeadContributions",
+                                 "attrwidgets.head_contributions(handle, prompt)", "model=handle, prompt='...'")
         view = [t for t in self.public_traits() if t not in _DATA_TRAITS]
         accepted = view if result is not None else [*view, *_LIVE_KEYWORDS]
         for key in kwargs:

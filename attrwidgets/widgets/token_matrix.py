@@ -22,6 +22,7 @@ from attrwidgets.widgets.base import (
     bundle,
     check_tokens,
     close_match,
+    split_static_live,
     unknown_keyword_error,
     with_default,
 )
@@ -123,17 +124,9 @@ class TokenMatrix(AttrWidget):
     def __init__(self, result: Attribution | None = None, **kwargs: Any) -> None:
         if isinstance(result, Decomposition):  # DePass's token view (core/depass/token_view.py)
             result = result.as_attribution()
-        live = {k: kwargs.pop(k) for k in _LIVE_KEYWORDS if k in kwargs}
-        if result is not None and live:
-            raise AttrWidgetsError(
-                f"TokenMatrix got a result and live arguments {sorted(live)}: pass either an Attribution "
-                "(static) or model=..., prompt=... (live), not both."
-            )
-        if result is None and not live:
-            raise AttrWidgetsError(
-                "TokenMatrix needs an Attribution, e.g. TokenMatrix(attrwidgets.attribute(handle, prompt, "
-                "method='saliency')), or live arguments: TokenMatrix(model=handle, prompt='...', method='saliency')."
-            )
+        live = split_static_live("TokenMatrix", result, kwargs, _LIVE_KEYWORDS, "an Attribution",
+                                 "attrwidgets.attribute(handle, prompt, method='saliency')",
+                                 "model=handle, prompt='...', method='saliency'")
         view = [t for t in self.public_traits() if t not in _DATA_TRAITS]
         if result is not None:
             for key in kwargs:
