@@ -58,7 +58,7 @@ cells = [
        "target's column. Click a token at any layer to make it the target: the kernel computes the missing "
        "columns (the last click wins). Switch the route (direct, composed, one head, MLP) and the baseline; "
        "the completeness of each shown column sits beside its row (flagged above 2%)."),
-    code("flow = aw.LayerFlow(model=minilm, text=text, layers=[0, 1, 2, 3, 4, 5], target_tokens=[j], n_steps=16)\n"
+    code("flow = aw.LayerFlow(model=minilm, prompt=text, layers=[0, 1, 2, 3, 4, 5], target_tokens=[j], n_steps=16)\n"
          "flow"),
     code("flow.selected_target = 2  # what a click does\nflow.wait()\n"
          "print(flow.selected_target, flow.result.route(\"layer\", 5).has(2))"),

@@ -21,7 +21,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe, vali
 from attrwidgets.core.lig.baselines import BASELINES
 from attrwidgets.core.lig.result import FLAG_ERROR, LayerAttribution
 from attrwidgets.core.tokens import Token
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.errors import AttrWidgetsError, rename_keywords
 from attrwidgets.widgets.base import (
     AttrWidget,
     bundle,
@@ -34,7 +34,9 @@ from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
 from attrwidgets.widgets.sources import live_source
 
-_LIVE_KEYWORDS = ("source", "model", "text", "session", "live")
+_LIVE_KEYWORDS = ("source", "model", "prompt", "session", "live")
+# `text=` was the live prompt's name here; `prompt=` is every view's.
+_RENAMED = {"text": "prompt"}
 _SHARED = ("layers", "baseline_layer", "baseline_att", "baseline_mlp")  # view traits and lig options alike
 # Traits filled from the result or the session, never from constructor keywords.
 _DATA_TRAITS = frozenset({
@@ -54,7 +56,7 @@ class LayerFlow(AttrWidget):
 
     LayerFlow(result)                                   # a LayerAttribution; live if it still has its session
     LayerFlow(result, model=handle)                     # live: computes what the selection lacks
-    LayerFlow(model=handle, text="...", n_steps=32)     # live, any aw.lig option (layers=[...], baselines, ...)
+    LayerFlow(model=handle, prompt="...", n_steps=32)   # live, any aw.lig option (layers=[...], baselines, ...)
     LayerFlow(result, live=False)                       # static even if the result has a session
 
     Click a token at any layer: it becomes selected_target and that layer selected_layer. `target_positions`
@@ -96,7 +98,7 @@ class LayerFlow(AttrWidget):
     _result: LayerAttribution | None = None
 
     def __init__(self, result: LayerAttribution | None = None, **kwargs: Any) -> None:
-        kwargs = renamed_view_keywords(type(self), kwargs)
+        kwargs = rename_keywords(type(self).__name__, renamed_view_keywords(type(self), kwargs), _RENAMED)
         options = _lig_options()
         live = {k: kwargs.pop(k) for k in (*_LIVE_KEYWORDS, *options) if k in kwargs and k not in _SHARED}
         view = [t for t in self.public_traits() if t not in _DATA_TRAITS]
@@ -122,25 +124,22 @@ class LayerFlow(AttrWidget):
     def _resolve(self, result: Any, live: dict, view: dict) -> tuple[Any, LayerAttribution]:
         want_live = live.pop("live", None)
         if result is not None and not isinstance(result, LayerAttribution):
-            hint = " It looks like a model handle: use LayerFlow(model=handle, text='...')." if hasattr(
+            hint = " It looks like a model handle: use LayerFlow(model=handle, prompt='...')." if hasattr(
                 result, "tokenizer") else ""
             raise AttrWidgetsError(f"LayerFlow expects a LayerAttribution (aw.lig), got {type(result).__name__}.{hint}")
         session, source = live.pop("session", None), live.pop("source", None)
-        model, text = live.pop("model", None), live.pop("text", None)
-        if source is not None:  # shared with other views: the source's tokens (prompt and generated) are the text
-            if session is not None or model is not None or text is not None or want_live is False:
-                raise AttrWidgetsError("LayerFlow(source=...) takes no model, text or session: the source has them.")
-            self._source = source = live_source("LayerFlow", {"source": source})  # checks it is one
-            session = source.session("lig", **live)
-            if result is not None and result is not session.result:
-                session.result.adopt(result)
-            return session, session.result
+        model, text = live.pop("model", None), live.pop("prompt", None)
         if result is None and session is None:
             live.update({k: view[k] for k in _SHARED if k in view})  # shown, and the session's defaults
+        if source is not None:  # shared with other views: the source's tokens (prompt and generated) are the text
+            if session is not None or model is not None or text is not None or want_live is False:
+                raise AttrWidgetsError("LayerFlow(source=...) takes no model, prompt or session: the source has them.")
+            self._source = live_source("LayerFlow", {"source": source})  # checks it is one
+            return self._adopt(self._source.session("lig", **live), result)
         if session is None and model is None:
             if result is None:
-                raise AttrWidgetsError("LayerFlow needs a LayerAttribution, e.g. LayerFlow(aw.lig(handle, text)), "
-                                       "or live arguments: LayerFlow(model=handle, text='...').")
+                raise AttrWidgetsError("LayerFlow needs a LayerAttribution, e.g. LayerFlow(aw.lig(handle, prompt)), "
+                                       "or live arguments: LayerFlow(model=handle, prompt='...').")
             if live:
                 raise AttrWidgetsError(f"LayerFlow got lig options {sorted(live)} without a model: pass model=... "
                                        "to compute, or leave them out.")
@@ -152,17 +151,23 @@ class LayerFlow(AttrWidget):
             same = getattr(getattr(result, "session", None), "handle", None) is model
             if result is not None and same and not live:
                 return result.session, result
-            from attrwidgets.core.lig.compute import DEFAULTS, LigSession
+            from attrwidgets.core.lig.compute import DEFAULTS
 
             if result is not None:  # how it integrates; which layers, targets and routes the view asks for itself
                 keep = set(DEFAULTS) - {"layers", "target_tokens", "target_head", "granularity"}
                 live = {**{k: v for k, v in result.options.items() if k in keep}, **live}
                 text = result.text if text is None else text
             if text is None:
-                raise AttrWidgetsError("Live LayerFlow needs text='...' (or a LayerAttribution to continue).")
-            session = LigSession(model, text, **live)
+                raise AttrWidgetsError("Live LayerFlow needs prompt='...' (or a LayerAttribution to continue).")
+            self._source = live_source("LayerFlow", {"model": model, "prompt": text, "max_new_tokens": 0})
+            session = self._source.session("lig", **live)
         elif live or model is not None or text is not None:
-            raise AttrWidgetsError("With session=..., do not pass model, text or lig options: the session has them.")
+            raise AttrWidgetsError("With session=..., do not pass model, prompt or lig options: the session has them.")
+        return self._adopt(session, result)
+
+    @staticmethod
+    def _adopt(session: Any, result: LayerAttribution | None) -> tuple[Any, LayerAttribution]:
+        """A result to continue lends its computed columns to the session's."""
         if result is not None and result is not session.result:
             session.result.adopt(result)
         return session, session.result

@@ -32,7 +32,7 @@ LAYER_FLOW = """
 import attrwidgets as aw
 from attrwidgets.testing import tiny_handle
 
-w = aw.LayerFlow(model=tiny_handle("llama"), text="the cat sat on the mat", n_steps=8)
+w = aw.LayerFlow(model=tiny_handle("llama"), prompt="the cat sat on the mat", n_steps=8)
 """
 DIFFUSION_TIMELINE = """
 import attrwidgets as aw

@@ -26,7 +26,7 @@ import attrwidgets as aw
 from attrwidgets.testing import tiny_handle
 
 tiny = tiny_handle("llama")
-flow = aw.LayerFlow(model=tiny, text="the cat sat on the mat", n_steps=8)
+flow = aw.LayerFlow(model=tiny, prompt="the cat sat on the mat", n_steps=8)
 flow
 """,
 ]

@@ -133,7 +133,7 @@ def test_constructor_and_validation_errors_have_hints():
         LayerFlow({"columns": {}})
     with pytest.raises(AttrWidgetsError, match="without a model"):
         LayerFlow(r, n_steps=8)
-    with pytest.raises(AttrWidgetsError, match="text="):
+    with pytest.raises(AttrWidgetsError, match="prompt="):
         LayerFlow(model=object())
     with pytest.raises(traitlets.TraitError, match="baseline_mlp must be one of zero, att_itb_a0"):
         LayerFlow(r, baseline_mlp="self_input_token")
@@ -237,7 +237,7 @@ def test_a_stale_result_never_overwrites_a_newer_selection():
 def test_live_on_tiny_models(arch):
     from attrwidgets.testing import tiny_handle
 
-    w = LayerFlow(model=tiny_handle(arch), text=TEXT, n_steps=4, layers=[1]).wait(60)
+    w = LayerFlow(model=tiny_handle(arch), prompt=TEXT, n_steps=4, layers=[1]).wait(60)
     assert w.error == "" and w.can_compute and isinstance(w.session, LigSession)
     j = w.target_position
     np.testing.assert_allclose(np.abs(w.shares[0]), w.result.shares("layer", 1, j), rtol=1e-5, atol=1e-7)

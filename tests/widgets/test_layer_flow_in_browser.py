@@ -30,7 +30,7 @@ def flow_bundle(built_bundle):
 
 
 def test_click_a_token_at_a_layer_computes_in_the_kernel_and_redraws(browser, flow_bundle, tiny, tmp_path):
-    flow = LayerFlow(model=tiny, text="the cat sat on the mat", n_steps=4, layers=[0, 1]).wait(60)
+    flow = LayerFlow(model=tiny, prompt="the cat sat on the mat", n_steps=4, layers=[0, 1]).wait(60)
     first = flow.target_position
     assert first >= 3 and flow.error == ""
     assert not flow.result.columns[("layer", "self_input_token", 0)].has(2)  # the click must compute it

@@ -50,7 +50,7 @@ def _head_grid():
 
 
 def _layer_flow():
-    view = aw.LayerFlow(model=tiny_handle("llama"), text="the cat sat on the mat", n_steps=4, layers=[1]).wait(120)
+    view = aw.LayerFlow(model=tiny_handle("llama"), prompt="the cat sat on the mat", n_steps=4, layers=[1]).wait(120)
     _burst(view, "selected_target", [1 + k % 4 for k in range(N - 1)] + [3])
     view.wait(300)
     assert view.selected_target == 3
@@ -207,7 +207,7 @@ def test_bad_input_in_a_live_view_shows_in_the_view_and_loses_nothing():
     assert dt.error == "" and dt.shown_layer == "block 1"
     dt.close()
 
-    lf = aw.LayerFlow(model=handle, text="the cat sat on the mat", n_steps=4, layers=[1]).wait(120)
+    lf = aw.LayerFlow(model=handle, prompt="the cat sat on the mat", n_steps=4, layers=[1]).wait(120)
     shares = np.array(lf.shares)
     import traitlets
 

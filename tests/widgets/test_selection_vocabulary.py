@@ -59,6 +59,12 @@ def test_old_names_still_work_and_warn():
     with pytest.warns(DeprecationWarning, match="renamed selected_position"):
         assert flow.selected_source == 2
     flow.close()
+    from attrwidgets.testing import tiny_handle
+
+    with pytest.warns(DeprecationWarning, match="text= is renamed prompt="):  # every view's prompt is prompt=
+        flow = LayerFlow(model=tiny_handle("llama"), text="the cat sat", n_steps=2, layers=[0]).wait(60)
+    assert [t["clean"] for t in flow.tokens][-1] == " sat" and flow.error == ""
+    flow.close()
 
 
 def test_selected_head_means_none_and_the_sum_is_a_mode_of_its_own():

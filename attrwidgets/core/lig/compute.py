@@ -187,16 +187,16 @@ class LigSession:
                 cols.expected[at], cols.error[at] = itb.expected[at], itb.error[at]  # column sums are kept
 
 
-def lig(model, text, **options) -> LayerAttribution:
-    """Layer-wise integrated gradients of `text` at every requested block (see DEFAULTS for the options).
-    `text` is a string, chat messages or token ids, as every compute function's prompt.
+def lig(model, prompt, **options) -> LayerAttribution:
+    """Layer-wise integrated gradients of `prompt` at every requested block (see DEFAULTS for the options).
+    `prompt` is a string, chat messages or token ids, as every compute function's.
 
     granularity: "all" | "layer" (z->z) | "att" (z->u per head) | "mlp" (u->z), or a list of them.
     Returns a LayerAttribution; its `session` computes further columns on demand (LayerFlow uses it).
     """
     from tqdm.auto import tqdm
 
-    session = LigSession(model, text, **options)
+    session = LigSession(model, prompt, **options)
     opts = session.options
     heads = [opts["target_head"]] if opts["target_head"] is not None else None
     n_rows = len(opts["target_tokens"]) * len(opts["layers"])
