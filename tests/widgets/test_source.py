@@ -22,8 +22,8 @@ def handle():
     return tiny_handle("llama")
 
 
-def _threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith("attrwidgets")}
+def _threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("attrwidgets")}
 
 
 def test_views_of_one_source_generate_once_and_show_the_same_tokens(handle, monkeypatch):
@@ -73,9 +73,10 @@ def test_one_worker_thread_for_every_view_and_none_left_after_close(handle):
     views = [aw.TokenMatrix(source=source, method="saliency"), aw.HeadGrid(source=source)]
     for view in views:
         view.wait(60)
-    assert _threads() - before == {"attrwidgets-source_0"}
+    new = _threads() - before
+    assert [t.name for t in new] == ["attrwidgets-source_0"]  # one thread for both views
     views[0].close()
-    assert _threads() - before == {"attrwidgets-source_0"}  # the other view still computes on it
+    assert _threads() - before == new  # the other view still computes on it
     views[1].close()
     deadline = time.monotonic() + 10
     while _threads() - before and time.monotonic() < deadline:
