@@ -6,23 +6,23 @@
 import type { RenderProps } from "./types";
 import { checksumFloat32 } from "./lib/checksum";
 import { legendGradient } from "./lib/colour";
-import { debounce, h, onCommit } from "./lib/dom";
+import { h, onCommit } from "./lib/dom";
 import { GraphCanvas } from "./lib/graph_canvas";
 import { describeNode, renderDetail } from "./lib/graph_detail";
 import { layoutGraph, type Layout } from "./lib/graph_layout";
 import { decodeGraph, kindOf, logitTarget, nodeName, type GraphData, type GraphViewModel } from "./lib/graph_model";
 import { pathsThrough } from "./lib/graph_paths";
 import { injectGraphStyle } from "./lib/graph_style";
-import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
-import { busyIndicator, listen, viewStatus } from "./lib/status";
-import { injectStyle } from "./lib/theme";
+import { labeled } from "./lib/layout";
+import { createView, drawWidth, type View } from "./lib/view_base";
 
-const SAVE_DEBOUNCE_MS = 150;
 const DATA_TRAITS = ["tokens", "n_layers", "kinds", "node_columns", "node_data", "node_ids", "node_labels", "edges"] as const;
 const REDRAW_TRAITS = [
   ...DATA_TRAITS, "summary", "node_threshold", "edge_threshold", "selected_node", "selected_logit", "pinned",
   "pinned_only", "target", "shown_target", "can_rebuild", "llm_id",
 ] as const;
+
+type Graph = View<GraphViewModel>;
 
 function slider(min: number, step: number, onInput: (v: number) => void): [HTMLInputElement, HTMLOutputElement] {
   const input = h("input");
@@ -34,19 +34,12 @@ function slider(min: number, step: number, onInput: (v: number) => void): [HTMLI
 
 const score = (v: number | null | undefined) => (typeof v === "number" ? v.toFixed(3) : "\u2014");
 
-function render({ model, el }: RenderProps<GraphViewModel>) {
-  const root = h("div", "aw-root aw-graph-view");
-  if (el.closest(".aw-standalone-host")) root.classList.add("aw-standalone");
-  root.dataset.lmSuppressShortcuts = "true"; // keys on the canvas (+, -, 0, Esc) belong to the graph
-  injectStyle(root);
-  injectGraphStyle(root);
-  const save = debounce(() => model.save_changes(), SAVE_DEBOUNCE_MS);
-  function write<K extends keyof GraphViewModel>(key: K, value: GraphViewModel[K]): void {
-    if (JSON.stringify(model.get(key)) === JSON.stringify(value)) return;
-    model.set(key, value);
-    save();
-  }
+// The graph's nodes name their tokens by text (the token records' decoded text, UNTRUSTED: textContent only).
+const tokenTexts = (model: Graph["model"]): string[] => (model.get("tokens") || []).map((t) => t.clean);
 
+/** The toolbar: the logit target in the row; the thresholds, pinned-only and fit in the menu when narrow. */
+function controls(view: Graph, fit: () => void) {
+  const { write } = view;
   const target = h("input");
   Object.assign(target, { type: "text", placeholder: '" Paris", #1234, Paris - London', spellcheck: false });
   onCommit(target, () => write("target", target.value));
@@ -76,16 +69,22 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
   const fitButton = h("button", "", "fit");
   fitButton.type = "button";
   fitButton.title = "show the whole graph (key 0)";
-  fitButton.addEventListener("click", () => canvas.fit());
-  const busy = busyIndicator();
-  const toolbar = responsiveToolbar(root, {
-    primary: [targetLabel],
-    secondary: [nodeLabel, edgeLabel, labeled("pinned only", pinnedOnly), fitButton], status: [busy],
+  fitButton.addEventListener("click", fit);
+  const bar = view.toolbar({
+    primary: [targetLabel], secondary: [nodeLabel, edgeLabel, labeled("pinned only", pinnedOnly), fitButton],
   });
+  return { bar, target, own, nodeSlider, nodeOut, edgeSlider, edgeOut, titles, pinnedOnly };
+}
 
-  const tooltip = h("div", "aw-tooltip");
-  const status = viewStatus(root, model, () => draw(), tooltip);
-  const { errorBanner, warnBanner } = status;
+type Parts = ReturnType<typeof controls> & {
+  view: Graph; info: HTMLDivElement; detail: HTMLDivElement; canvas: GraphCanvas; data: () => GraphData;
+  pick: (i: number, shift: boolean) => void;
+};
+
+function render({ model, el }: RenderProps<GraphViewModel>) {
+  // keys: those on the canvas (+, -, 0, Esc) belong to the graph
+  const view = createView(model, el, { className: "aw-graph-view", keys: true, styles: [injectGraphStyle] });
+  const { root, tooltip } = view;
   const info = h("div", "aw-info");
   const hint = h("div", "aw-hint", "Click a node: its paths \u00b7 shift-click: pin \u00b7 click a logit: explain it " +
     "alone \u00b7 drag: pan \u00b7 wheel: zoom \u00b7 0: fit \u00b7 Esc: clear");
@@ -97,126 +96,137 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
   const box = h("div", "aw-graph-box");
   const detail = h("div", "aw-detail aw-graph-detail aw-hidden");
   const canvas = new GraphCanvas(tooltip, {
-    pick: (i, e) => pick(i, e.shiftKey),
-    describe: (i) => (current ? describeNode(current.g, i, tokenTexts()) : ""),
+    pick: (i, e) => parts.pick(i, e.shiftKey),
+    describe: (i) => (current ? describeNode(current.g, i, tokenTexts(model)) : ""),
   });
   box.appendChild(canvas.canvas);
-  root.append(toolbar.element, errorBanner, warnBanner, info, hint, box, legend, detail, tooltip);
-  el.appendChild(root);
-
-  const size = () => {
-    const w = Math.max(160, (root.clientWidth || 640) - 14);
-    canvas.resize(w, root.classList.contains("aw-narrow") ? 340 : Math.min(560, Math.max(320, Math.round(w * 0.55))));
-  };
-  const unwatch = watchWidth(root, size);
-  size();
-
-  // The graph's nodes name their tokens by text (the token records' decoded text, UNTRUSTED: textContent only).
-  const tokenTexts = (): string[] => (model.get("tokens") || []).map((t) => t.clean);
+  const bar = controls(view, () => canvas.fit());
 
   // Decoded data and its layout are rebuilt only when the data traits change, not on a selection.
   let current: { g: GraphData; layout: Layout; from: unknown[] } | null = null;
   let shownTarget: string | null = null;
-  function data(): { g: GraphData; layout: Layout } {
+  function data(): GraphData {
     const from = DATA_TRAITS.map((k) => model.get(k));
     if (!current || from.some((v, i) => v !== current?.from[i])) {
       const g = decodeGraph(model);
-      const tokens = tokenTexts();
+      const tokens = tokenTexts(model);
       current = { g, layout: layoutGraph(g, tokens.length, model.get("n_layers") || 0), from };
       const refit = shownTarget !== model.get("shown_target");
       shownTarget = model.get("shown_target");
       canvas.setData(g, current.layout, tokens, refit);
     }
-    return current;
+    return current.g;
   }
+  const parts: Parts = {
+    ...bar, view, info, detail, canvas, data, pick: (i, shift) => pick(parts, current?.g, i, shift),
+  };
+  const size = () => {
+    const w = drawWidth(root, 160);
+    canvas.resize(w, root.classList.contains("aw-narrow") ? 340 : Math.min(560, Math.max(320, Math.round(w * 0.55))));
+  };
+  exposeForTests(root, canvas);
+  return view.start({
+    top: [bar.bar.element], body: [info, hint, box, legend, detail], traits: REDRAW_TRAITS, draw: () => draw(parts),
+    resize: size, // sized before the first draw, and again on each change of width
+  });
+}
 
-  function pick(i: number, shift: boolean): void {
-    const g = current?.g;
-    if (!g || i < 0) {
-      write("selected_node", "");
-      write("selected_logit", -1);
-      return;
-    }
-    const id = g.ids[i];
-    if (shift) {
-      const pins = model.get("pinned") || [];
-      write("pinned", pins.includes(id) ? pins.filter((p) => p !== id) : [...pins, id]);
-      return;
-    }
-    const again = model.get("selected_node") === id;
-    write("selected_node", again ? "" : id);
-    write("selected_logit", again ? -1 : g.logits.indexOf(i));
-    // A logit of a graph with several: the kernel rebuilds the graph for this one alone.
-    if (!again && kindOf(g, i) === "logit" && g.logits.length > 1 && model.get("can_rebuild")) {
-      target.value = logitTarget(g, i);
-      write("target", target.value);
-    }
+/** A click on node i (-1: on nothing): select it, or with shift pin it; a click on a logit of a graph with several
+ * asks the kernel to rebuild the graph for that one alone. */
+function pick(p: Parts, g: GraphData | undefined, i: number, shift: boolean): void {
+  const { model, write } = p.view;
+  if (!g || i < 0) {
+    write("selected_node", "");
+    write("selected_logit", -1);
+    return;
   }
-
-  function draw() {
-    const { g } = data();
-    const tokens = tokenTexts();
-    const sid = model.get("selected_node") || "";
-    const sel = sid ? g.index.get(sid) ?? -1 : -1;
-    const paths = pathsThrough(g, sel);
-    const pinnedIds = model.get("pinned") || [];
-    const pinned = new Uint8Array(g.n);
-    for (const id of pinnedIds) {
-      const i = g.index.get(id);
-      if (i !== undefined) pinned[i] = 1;
-    }
-    const only = Boolean(model.get("pinned_only")) && pinnedIds.length > 0;
-    canvas.setSelection({ paths, selected: sel, pinned, visible: only ? pinned : null });
-
-    const typed = model.get("target") || "";
-    const shown = model.get("shown_target") || "";
-    if (document.activeElement !== target) target.value = typed;
-    const isStatic = Boolean(model.get("static_page"));
-    own.disabled = !typed && !shown;
-    target.disabled = !model.get("can_rebuild");
-    target.title = model.get("can_rebuild") ? 'other logit target(s): a token (" Paris"), a vocab id (#1234), ' +
-      "or a contrast (Paris - London); Enter computes" : isStatic ? "a static page: other targets need the kernel"
-      : "this graph has no model attached: it cannot be recomputed";
-    for (const [s, title] of titles) {
-      s.disabled = isStatic;
-      s.title = isStatic ? "a static page: re-pruning needs the kernel (open the graph in a notebook)" : title;
-    }
-    nodeSlider.value = String(model.get("node_threshold"));
-    edgeSlider.value = String(model.get("edge_threshold"));
-    nodeOut.textContent = model.get("node_threshold").toFixed(2);
-    edgeOut.textContent = model.get("edge_threshold").toFixed(2);
-    pinnedOnly.checked = Boolean(model.get("pinned_only"));
-    toolbar.setModelId(model.get("llm_id") || "");
-
-    const s = model.get("summary") || {};
-    info.textContent = `${g.n} of ${s.n_nodes ?? "?"} nodes \u00b7 ${g.e} of ${s.n_edges ?? "?"} edges \u00b7 ` +
-      `replacement ${score(s.replacement_score)} \u00b7 completeness ${score(s.completeness_score)} \u00b7 target: ` +
-      (shown || `own logits (${g.logits.map((i) => JSON.stringify(nodeName(g, i, tokens))).join(", ")})`);
-    const warnings: string[] = [];
-    if (typed !== shown && model.get("busy")) warnings.push(`computing the graph for target ${typed || "own logits"}\u2026`);
-    if (sid && sel < 0) {
-      warnings.push(`node ${sid} is not in the pruned graph at these thresholds: raise the node threshold, or pin it.`);
-    }
-    if (model.get("pinned_only") && !pinnedIds.length) warnings.push("no pinned nodes yet: shift-click nodes to pin them.");
-    warnBanner.textContent = warnings.join("\n");
-
-    renderDetail(detail, sel < 0 ? null : {
-      g, node: sel, tokens, pinned: pinned[sel] === 1,
-      onSelect: (j) => pick(j, false),
-      onPin: () => pick(sel, true),
-      onClose: () => pick(-1, false),
-    });
-    const shownPins = pinned.reduce((a, b) => a + b, 0);
-    Object.assign(root.dataset, {
-      nodes: String(g.n), edges: String(g.e), selectedNode: sid, selectedIndex: String(sel),
-      selectedLogit: String(model.get("selected_logit")), upstream: String(paths?.counts.upstream ?? 0),
-      downstream: String(paths?.counts.downstream ?? 0), pathEdges: String(paths?.counts.edges ?? 0),
-      pinned: String(pinnedIds.length), pinnedShown: String(shownPins), target: typed, shownTarget: shown,
-      checksum: checksumFloat32(g.edgeData), canRebuild: String(Boolean(model.get("can_rebuild"))),
-    });
+  const id = g.ids[i];
+  if (shift) {
+    const pins = model.get("pinned") || [];
+    write("pinned", pins.includes(id) ? pins.filter((q) => q !== id) : [...pins, id]);
+    return;
   }
+  const again = model.get("selected_node") === id;
+  write("selected_node", again ? "" : id);
+  write("selected_logit", again ? -1 : g.logits.indexOf(i));
+  if (!again && kindOf(g, i) === "logit" && g.logits.length > 1 && model.get("can_rebuild")) {
+    p.target.value = logitTarget(g, i);
+    write("target", p.target.value);
+  }
+}
 
-  // For tests and the curious: where a node is drawn, in canvas and in page coordinates.
+/** The toolbar follows the model; a static page (no kernel) disables what needs one. */
+function showControls(p: Parts, typed: string, shown: string): void {
+  const { model } = p.view;
+  if (document.activeElement !== p.target) p.target.value = typed;
+  const isStatic = Boolean(model.get("static_page"));
+  p.own.disabled = !typed && !shown;
+  p.target.disabled = !model.get("can_rebuild");
+  p.target.title = model.get("can_rebuild") ? 'other logit target(s): a token (" Paris"), a vocab id (#1234), ' +
+    "or a contrast (Paris - London); Enter computes" : isStatic ? "a static page: other targets need the kernel"
+    : "this graph has no model attached: it cannot be recomputed";
+  for (const [s, title] of p.titles) {
+    s.disabled = isStatic;
+    s.title = isStatic ? "a static page: re-pruning needs the kernel (open the graph in a notebook)" : title;
+  }
+  p.nodeSlider.value = String(model.get("node_threshold"));
+  p.edgeSlider.value = String(model.get("edge_threshold"));
+  p.nodeOut.textContent = model.get("node_threshold").toFixed(2);
+  p.edgeOut.textContent = model.get("edge_threshold").toFixed(2);
+  p.pinnedOnly.checked = Boolean(model.get("pinned_only"));
+  p.bar.setModelId(model.get("llm_id") || "");
+}
+
+function draw(p: Parts): void {
+  const { model, root } = p.view;
+  const g = p.data();
+  const tokens = tokenTexts(model);
+  const sid = model.get("selected_node") || "";
+  const sel = sid ? g.index.get(sid) ?? -1 : -1;
+  const paths = pathsThrough(g, sel);
+  const pinnedIds = model.get("pinned") || [];
+  const pinned = new Uint8Array(g.n);
+  for (const id of pinnedIds) {
+    const i = g.index.get(id);
+    if (i !== undefined) pinned[i] = 1;
+  }
+  const only = Boolean(model.get("pinned_only")) && pinnedIds.length > 0;
+  p.canvas.setSelection({ paths, selected: sel, pinned, visible: only ? pinned : null });
+
+  const typed = model.get("target") || "";
+  const shown = model.get("shown_target") || "";
+  showControls(p, typed, shown);
+
+  const s = model.get("summary") || {};
+  p.info.textContent = `${g.n} of ${s.n_nodes ?? "?"} nodes \u00b7 ${g.e} of ${s.n_edges ?? "?"} edges \u00b7 ` +
+    `replacement ${score(s.replacement_score)} \u00b7 completeness ${score(s.completeness_score)} \u00b7 target: ` +
+    (shown || `own logits (${g.logits.map((i) => JSON.stringify(nodeName(g, i, tokens))).join(", ")})`);
+  const warnings: string[] = [];
+  if (typed !== shown && model.get("busy")) warnings.push(`computing the graph for target ${typed || "own logits"}\u2026`);
+  if (sid && sel < 0) {
+    warnings.push(`node ${sid} is not in the pruned graph at these thresholds: raise the node threshold, or pin it.`);
+  }
+  if (model.get("pinned_only") && !pinnedIds.length) warnings.push("no pinned nodes yet: shift-click nodes to pin them.");
+  p.view.status.warnBanner.textContent = warnings.join("\n");
+
+  renderDetail(p.detail, sel < 0 ? null : {
+    g, node: sel, tokens, pinned: pinned[sel] === 1,
+    onSelect: (j) => p.pick(j, false),
+    onPin: () => p.pick(sel, true),
+    onClose: () => p.pick(-1, false),
+  });
+  const shownPins = pinned.reduce((a, b) => a + b, 0);
+  Object.assign(root.dataset, {
+    nodes: String(g.n), edges: String(g.e), selectedNode: sid, selectedIndex: String(sel),
+    selectedLogit: String(model.get("selected_logit")), upstream: String(paths?.counts.upstream ?? 0),
+    downstream: String(paths?.counts.downstream ?? 0), pathEdges: String(paths?.counts.edges ?? 0),
+    pinned: String(pinnedIds.length), pinnedShown: String(shownPins), target: typed, shownTarget: shown,
+    checksum: checksumFloat32(g.edgeData), canRebuild: String(Boolean(model.get("can_rebuild"))),
+  });
+}
+
+/** For tests and the curious: where a node is drawn, in canvas and in page coordinates. */
+function exposeForTests(root: HTMLElement, canvas: GraphCanvas): void {
   Object.assign(root, {
     awGraph: {
       screenOf(id: string) {
@@ -229,8 +239,6 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
       redraw: () => canvas.redraw(),
     },
   });
-
-  return listen(model, REDRAW_TRAITS, status, () => save.cancel(), unwatch, () => toolbar.dispose());
 }
 
 export default { render };

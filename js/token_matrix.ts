@@ -2,21 +2,22 @@
 // legend, controls. Python side: attrwidgets/widgets/token_matrix.py (same trait names, see types.ts).
 import type { Model, RenderProps, TokenRecord } from "./types";
 import { checksumFloat32 } from "./lib/checksum";
-import { formatValue, legendGradient, normalise, rowScales } from "./lib/colour";
-import { debounce, h, onCommit, showWhitespace } from "./lib/dom";
+import { formatValue, legendGradient, normalise, rowScales, type SignMode } from "./lib/colour";
+import { h, onCommit } from "./lib/dom";
 import { renderHeatmap, type RowStat } from "./lib/heatmap";
-import { labeled, responsiveToolbar, watchWidth } from "./lib/layout";
+import { labeled } from "./lib/layout";
 import { decodeTensor, decodeVector, row, type Tensor } from "./lib/tensor";
-import { busyIndicator, listen, viewStatus } from "./lib/status";
-import { injectStyle } from "./lib/theme";
-import { displayText, renderTokenText } from "./lib/token_text";
+import { renderTokenText, tokenLabel } from "./lib/token_text";
+import { createView, inRange, type View } from "./lib/view_base";
 
 const COMPLETENESS_WARN = 0.05; // docs/methods/lig.md: LIG authors warn at 2%; the view flags clear failures
-const SAVE_DEBOUNCE_MS = 150;
 const REDRAW_TRAITS = [
   "tokens", "target_positions", "scores", "target_prob", "target_entropy", "completeness_error",
   "selected_target", "method", "methods", "n_steps", "normalization", "sign_mode", "hide_special", "llm_id",
 ] as const;
+const P_TITLE = "probability of the target token";
+const H_TITLE = "entropy of the next-token distribution (nats)";
+const IG_TITLE = "IG completeness error |sum IG - (f(x) - f(x'))| / |f(x) - f(x')|";
 
 function selectOf(options: string[], value: string, onChange: (v: string) => void): HTMLSelectElement {
   const sel = h("select");
@@ -32,20 +33,11 @@ function fillSelect(sel: HTMLSelectElement, options: string[], value: string): v
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(x < 0.01 ? 2 : 1)}%`;
+const formatProb = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : "\u2013");
+const formatNum = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "\u2013");
 
-function render({ model, el }: RenderProps<Model>) {
-  const root = h("div", "aw-root aw-token-matrix");
-  if (el.closest(".aw-standalone-host")) root.classList.add("aw-standalone");
-  injectStyle(root);
-  const save = debounce(() => model.save_changes(), SAVE_DEBOUNCE_MS);
-  // Local set first so the view answers at once; the kernel hears the last value after the debounce.
-  function write<K extends keyof Model>(key: K, value: Model[K]): void {
-    if (model.get(key) === value) return;
-    model.set(key, value);
-    save();
-  }
-
-  // Toolbar: one row at any width (narrow: the secondary controls move into a menu, see lib/layout.ts).
+/** The toolbar: one row at any width (narrow: the secondary controls move into a menu, see lib/layout.ts). */
+function controls({ write, toolbar }: View<Model>) {
   const methodSel = selectOf([], "", (v) => write("method", v));
   const steps = h("input");
   steps.type = "number";
@@ -60,16 +52,25 @@ function render({ model, el }: RenderProps<Model>) {
   const hide = h("input");
   hide.type = "checkbox";
   hide.addEventListener("change", () => write("hide_special", hide.checked));
-  const busy = busyIndicator();
-  const toolbar = responsiveToolbar(root, {
+  const bar = toolbar({
     primary: [labeled("method", methodSel)],
     secondary: [stepsLabel, labeled("normalise", normSel), labeled("sign", signSel), labeled("hide special tokens", hide)],
-    status: [busy],
   });
+  return { bar, methodSel, steps, stepsLabel, normSel, signSel, hide };
+}
 
-  const tooltip = h("div", "aw-tooltip");
-  const status = viewStatus(root, model, () => draw(), tooltip);
-  const { errorBanner, warnBanner } = status;
+interface Parts extends ReturnType<typeof controls> {
+  view: View<Model>;
+  info: HTMLDivElement;
+  text: HTMLDivElement;
+  legendBar: HTMLSpanElement;
+  legendLo: HTMLSpanElement;
+  legendHi: HTMLSpanElement;
+  hmScroll: HTMLDivElement;
+}
+
+function render({ model, el }: RenderProps<Model>) {
+  const view = createView(model, el, { className: "aw-token-matrix" });
   const info = h("div", "aw-info");
   const text = h("div", "aw-text");
   const legend = h("div", "aw-legend");
@@ -78,130 +79,136 @@ function render({ model, el }: RenderProps<Model>) {
   const legendHi = h("span");
   legend.append(h("span", "", "colour:"), legendLo, legendBar, legendHi);
   const hmScroll = h("div", "aw-hm-scroll");
-  root.append(toolbar.element, errorBanner, warnBanner, info, text, legend, hmScroll, tooltip);
-  el.appendChild(root);
-  const unwatch = watchWidth(root);
+  const parts: Parts = { ...controls(view), view, info, text, legendBar, legendLo, legendHi, hmScroll };
+  return view.start({
+    top: [parts.bar.element], body: [info, text, legend, hmScroll], traits: REDRAW_TRAITS,
+    draw: () => draw(parts),
+  });
+}
 
-  function draw() {
-    const tokens: TokenRecord[] = model.get("tokens") || [];
-    const targets: number[] = model.get("target_positions") || [];
-    const scores: Tensor | null = decodeTensor(model.get("scores"));
-    const prob = decodeVector(model.get("target_prob"));
-    const entropy = decodeVector(model.get("target_entropy"));
-    const compl = decodeVector(model.get("completeness_error"));
-    const method = model.get("method") || "";
-    const signMode = model.get("sign_mode") === "absolute" ? "absolute" : "signed";
-    const norm = model.get("normalization") === "global" ? "global" : "row";
-    const hideSpecial = Boolean(model.get("hide_special"));
-    let sel = model.get("selected_target");
-    if (!(Number.isInteger(sel) && sel >= 0 && sel < targets.length)) sel = -1;
-    root.dataset.selectedTarget = String(sel);
-    root.dataset.method = method;
+/** What one draw works from: the model's traits, decoded, the selection in range. */
+function frame(model: View<Model>["model"]) {
+  const tokens: TokenRecord[] = model.get("tokens") || [];
+  const targets: number[] = model.get("target_positions") || [];
+  const scores: Tensor | null = decodeTensor(model.get("scores"));
+  return {
+    tokens, targets, scores,
+    prob: decodeVector(model.get("target_prob")),
+    entropy: decodeVector(model.get("target_entropy")),
+    compl: decodeVector(model.get("completeness_error")),
+    method: model.get("method") || "",
+    signMode: (model.get("sign_mode") === "absolute" ? "absolute" : "signed") as SignMode,
+    norm: model.get("normalization") === "global" ? "global" as const : "row" as const,
+    hideSpecial: Boolean(model.get("hide_special")),
+    sel: inRange(model.get("selected_target"), targets.length),
+    tokLabel: tokenLabel(tokens),
+  };
+}
+type Frame = ReturnType<typeof frame>;
 
-    fillSelect(methodSel, model.get("methods") || [], method);
-    steps.value = String(model.get("n_steps") ?? "");
-    stepsLabel.classList.toggle("aw-hidden", method !== "integrated_gradients");
-    normSel.value = norm;
-    signSel.value = signMode;
-    hide.checked = hideSpecial;
-    toolbar.setModelId(model.get("llm_id") || "");
+function draw(p: Parts): void {
+  const { model, root, tooltip, write } = p.view;
+  const f = frame(model);
+  const { tokens, targets, scores, prob, entropy, compl, method, signMode, norm, hideSpecial, sel, tokLabel } = f;
+  root.dataset.selectedTarget = String(sel);
+  root.dataset.method = method;
 
-    if (scores && (scores.shape[0] !== targets.length || scores.shape[1] !== tokens.length)) {
-      throw new Error(`scores shape [${scores.shape}] does not match ${targets.length} targets x ${tokens.length} tokens`);
-    }
-    const selRow = scores && sel >= 0 ? row(scores, sel) : null;
-    root.dataset.checksum = selRow ? checksumFloat32(selRow) : "";
+  fillSelect(p.methodSel, model.get("methods") || [], method);
+  p.steps.value = String(model.get("n_steps") ?? "");
+  p.stepsLabel.classList.toggle("aw-hidden", method !== "integrated_gradients");
+  p.normSel.value = norm;
+  p.signSel.value = signMode;
+  p.hide.checked = hideSpecial;
+  p.bar.setModelId(model.get("llm_id") || "");
 
-    const visible = (p: number) => !(hideSpecial && tokens[p]?.special);
-    const cols = tokens.map((_, p) => p).filter(visible);
-    const rows = targets.map((_, i) => i).filter((i) => visible(targets[i]));
-    const scales = scores ? rowScales(scores, rows, cols, norm) : new Float64Array(targets.length);
-    const selScale = sel >= 0 ? scales[sel] : 0;
-    const targetOf = new Map<number, number>(targets.map((p, i) => [p, i]));
-    const tokLabel = (p: number) => (tokens[p] ? showWhitespace(displayText(tokens[p])) : "?");
-    const onSelect = (r: number) => write("selected_target", r);
-
-    // Warnings: completeness error (IG), rows not computed yet.
-    const warnings: string[] = [];
-    let worst = -1;
-    if (compl) compl.forEach((v, i) => { if (Number.isFinite(v) && (worst < 0 || v > compl[worst])) worst = i; });
-    if (compl && worst >= 0 && compl[worst] > COMPLETENESS_WARN) {
-      warnings.push(
-        `\u26a0 completeness error ${pct(compl[worst])} for target #${worst} ${JSON.stringify(tokLabel(targets[worst]))} ` +
-          `is above ${pct(COMPLETENESS_WARN)}: the scores do not add up to f(x) \u2212 f(baseline); increase n_steps.`,
-      );
-    }
-    root.dataset.completenessWarning = String(warnings.length > 0);
-    if (selRow && selRow.every((v) => Number.isNaN(v))) {
-      warnings.push(model.get("busy") ? "this target is being computed\u2026" : "this target has not been computed.");
-    }
-    warnBanner.textContent = warnings.join("\n");
-
-    // Info line for the selected target.
-    if (sel >= 0) {
-      const parts = [`target #${sel} ${JSON.stringify(tokLabel(targets[sel]))} at position ${targets[sel]}`];
-      if (prob && Number.isFinite(prob[sel])) parts.push(`p=${prob[sel].toFixed(3)}`);
-      if (entropy && Number.isFinite(entropy[sel])) parts.push(`entropy=${entropy[sel].toFixed(2)} nats`);
-      if (compl && Number.isFinite(compl[sel])) parts.push(`completeness error ${pct(compl[sel])}`);
-      info.textContent = parts.join(" \u00b7 ");
-    } else {
-      info.textContent = targets.length ? "no target selected" : "no targets";
-    }
-
-    const describe = (r: number, p: number) => {
-      const v = scores ? scores.data[r * tokens.length + p] : NaN;
-      const n = normalise(v, scales[r], signMode);
-      return (
-        `source #${p} ${JSON.stringify(tokLabel(p))}\n` +
-        `target #${r} ${JSON.stringify(tokLabel(targets[r]))}\n` +
-        `score ${formatValue(v)}` + (Number.isFinite(n) ? `  (${n.toFixed(2)} of ${norm} max)` : "")
-      );
-    };
-
-    renderTokenText(text, {
-      tokens, targetOf, values: selRow, scale: selScale, mode: signMode,
-      selectedPosition: sel >= 0 ? targets[sel] : -1, hideSpecial, onSelect, markWhitespace: true,
-      describe: (p) => (sel >= 0 ? describe(sel, p) : `source #${p} ${JSON.stringify(tokLabel(p))}`),
-    }, tooltip);
-
-    legendBar.style.background = legendGradient(signMode);
-    const shown = norm === "row" ? selScale : scales[0] ?? 0;
-    legendLo.textContent = signMode === "absolute" ? "0" : formatValue(-shown);
-    legendHi.textContent = formatValue(shown) + (norm === "row" ? " (selected row max)" : " (global max)");
-
-    if (!scores || targets.length === 0) {
-      hmScroll.replaceChildren(h("div", "aw-notice", tokens.length ? "no scores yet" : "no data"));
-      return;
-    }
-    const statHeaders: [string, string][] = [
-      ["p", "probability of the target token"], ["H", "entropy of the next-token distribution (nats)"],
-    ];
-    if (compl) statHeaders.push(["IG err", "IG completeness error |sum IG - (f(x) - f(x'))| / |f(x) - f(x')|"]);
-    renderHeatmap(hmScroll, {
-      scores, rows, cols, scales, mode: signMode, selected: sel, statHeaders, describe, onSelect,
-      rowLabel: (r) => `${r}: ${tokLabel(targets[r])}`,
-      colLabel: tokLabel,
-      rowStats: (r) => {
-        const s: RowStat[] = [
-          { text: prob ? formatProb(prob[r]) : "\u2013", title: "probability of the target token" },
-          { text: entropy ? formatNum(entropy[r]) : "\u2013", title: "entropy of the next-token distribution (nats)" },
-        ];
-        if (compl) {
-          const v = compl[r];
-          s.push({
-            text: Number.isFinite(v) ? pct(v) : "\u2013", bad: v > COMPLETENESS_WARN,
-            title: "IG completeness error |sum IG - (f(x) - f(x'))| / |f(x) - f(x')|",
-          });
-        }
-        return s;
-      },
-    }, tooltip);
+  if (scores && (scores.shape[0] !== targets.length || scores.shape[1] !== tokens.length)) {
+    throw new Error(`scores shape [${scores.shape}] does not match ${targets.length} targets x ${tokens.length} tokens`);
   }
+  const selRow = scores && sel >= 0 ? row(scores, sel) : null;
+  root.dataset.checksum = selRow ? checksumFloat32(selRow) : "";
 
-  const formatProb = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : "\u2013");
-  const formatNum = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "\u2013");
+  const visible = (q: number) => !(hideSpecial && tokens[q]?.special);
+  const cols = tokens.map((_, q) => q).filter(visible);
+  const rows = targets.map((_, i) => i).filter((i) => visible(targets[i]));
+  const scales = scores ? rowScales(scores, rows, cols, norm) : new Float64Array(targets.length);
+  const selScale = sel >= 0 ? scales[sel] : 0;
+  const targetOf = new Map<number, number>(targets.map((q, i) => [q, i]));
+  const onSelect = (r: number) => write("selected_target", r);
 
-  return listen(model, REDRAW_TRAITS, status, () => save.cancel(), unwatch, () => toolbar.dispose());
+  p.view.status.warnBanner.textContent = warnings(p, f, selRow).join("\n");
+  p.info.textContent = infoLine(f);
+
+  const describe = (r: number, q: number) => {
+    const v = scores ? scores.data[r * tokens.length + q] : NaN;
+    const n = normalise(v, scales[r], signMode);
+    return (
+      `source #${q} ${JSON.stringify(tokLabel(q))}\n` +
+      `target #${r} ${JSON.stringify(tokLabel(targets[r]))}\n` +
+      `score ${formatValue(v)}` + (Number.isFinite(n) ? `  (${n.toFixed(2)} of ${norm} max)` : "")
+    );
+  };
+
+  renderTokenText(p.text, {
+    tokens, targetOf, values: selRow, scale: selScale, mode: signMode,
+    selectedPosition: sel >= 0 ? targets[sel] : -1, hideSpecial, onSelect, markWhitespace: true,
+    describe: (q) => (sel >= 0 ? describe(sel, q) : `source #${q} ${JSON.stringify(tokLabel(q))}`),
+  }, tooltip);
+
+  p.legendBar.style.background = legendGradient(signMode);
+  const shown = norm === "row" ? selScale : scales[0] ?? 0;
+  p.legendLo.textContent = signMode === "absolute" ? "0" : formatValue(-shown);
+  p.legendHi.textContent = formatValue(shown) + (norm === "row" ? " (selected row max)" : " (global max)");
+
+  if (!scores || targets.length === 0) {
+    p.hmScroll.replaceChildren(h("div", "aw-notice", tokens.length ? "no scores yet" : "no data"));
+    return;
+  }
+  const statHeaders: [string, string][] = [["p", P_TITLE], ["H", H_TITLE]];
+  if (compl) statHeaders.push(["IG err", IG_TITLE]);
+  renderHeatmap(p.hmScroll, {
+    scores, rows, cols, scales, mode: signMode, selected: sel, statHeaders, describe, onSelect,
+    rowLabel: (r) => `${r}: ${tokLabel(targets[r])}`,
+    colLabel: tokLabel,
+    rowStats: (r) => {
+      const s: RowStat[] = [
+        { text: prob ? formatProb(prob[r]) : "\u2013", title: P_TITLE },
+        { text: entropy ? formatNum(entropy[r]) : "\u2013", title: H_TITLE },
+      ];
+      if (compl) {
+        const v = compl[r];
+        s.push({ text: Number.isFinite(v) ? pct(v) : "\u2013", bad: v > COMPLETENESS_WARN, title: IG_TITLE });
+      }
+      return s;
+    },
+  }, tooltip);
+}
+
+/** The completeness error (IG) of the worst row, and a selected row not computed yet. */
+function warnings(p: Parts, { compl, targets, tokLabel }: Frame, selRow: Float32Array | null): string[] {
+  const out: string[] = [];
+  let worst = -1;
+  if (compl) compl.forEach((v, i) => { if (Number.isFinite(v) && (worst < 0 || v > compl[worst])) worst = i; });
+  if (compl && worst >= 0 && compl[worst] > COMPLETENESS_WARN) {
+    out.push(
+      `\u26a0 completeness error ${pct(compl[worst])} for target #${worst} ${JSON.stringify(tokLabel(targets[worst]))} ` +
+        `is above ${pct(COMPLETENESS_WARN)}: the scores do not add up to f(x) \u2212 f(baseline); increase n_steps.`,
+    );
+  }
+  p.view.root.dataset.completenessWarning = String(out.length > 0);
+  if (selRow && selRow.every((v) => Number.isNaN(v))) {
+    out.push(p.view.model.get("busy") ? "this target is being computed\u2026" : "this target has not been computed.");
+  }
+  return out;
+}
+
+/** The info line for the selected target. */
+function infoLine({ sel, targets, prob, entropy, compl, tokLabel }: Frame): string {
+  if (sel < 0) return targets.length ? "no target selected" : "no targets";
+  const parts = [`target #${sel} ${JSON.stringify(tokLabel(targets[sel]))} at position ${targets[sel]}`];
+  if (prob && Number.isFinite(prob[sel])) parts.push(`p=${prob[sel].toFixed(3)}`);
+  if (entropy && Number.isFinite(entropy[sel])) parts.push(`entropy=${entropy[sel].toFixed(2)} nats`);
+  if (compl && Number.isFinite(compl[sel])) parts.push(`completeness error ${pct(compl[sel])}`);
+  return parts.join(" \u00b7 ");
 }
 
 export default { render };

@@ -29,6 +29,11 @@ export function displayText(t: TokenRecord): string {
   return t.clean !== "" ? t.clean : t.text;
 }
 
+/** A token's label in the views' info lines and tooltips: whitespace made visible; "?" past the end. */
+export function tokenLabel(tokens: TokenRecord[]): (position: number) => string {
+  return (p) => (tokens[p] ? showWhitespace(displayText(tokens[p])) : "?");
+}
+
 export function renderTokenText(container: HTMLElement, spec: TextSpec, tooltip: HTMLElement): void {
   container.replaceChildren();
   let block: HTMLElement | null = null;
