@@ -167,9 +167,10 @@ function draw(p: Parts, width: number): void {
   if (sel >= 0) {
     parts.push(`target #${sel} ${targetName(sel)} predicted at position ${queries[sel]}`);
     const logit = model.get("target_logit");
-    const ce = model.get("completeness_error");
+    const errors = decodeVector(model.get("completeness_error"));
+    const ce = errors && sel < errors.length ? errors[sel] : NaN;
     if (logit != null) parts.push(`logit ${formatValue(logit)}`);
-    if (ce != null) parts.push(`completeness error ${(100 * ce).toPrecision(2)}%`);
+    if (!Number.isNaN(ce)) parts.push(`completeness error ${(100 * ce).toPrecision(2)}%`);
   }
   if (source >= 0) parts.push(`source #${source} ${JSON.stringify(tokLabel(source))}`);
   p.info.textContent = parts.join(" \u00b7 ");

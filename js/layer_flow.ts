@@ -22,7 +22,7 @@ const PARTS: Record<FlowRoute, BaselineRoute[]> = { layer: ["layer"], composed: 
 const REDRAW_TRAITS = [
   "tokens", "target_positions", "n_layers", "n_heads", "layers", "route", "baseline_layer", "baseline_att",
   "baseline_mlp", "baseline_choices", "computed_baselines", "threshold", "values", "shares", "head_values",
-  "completeness", "flag_error", "selected_target", "selected_position", "selected_layer", "selected_head",
+  "completeness_error", "flag_error", "selected_target", "selected_position", "selected_layer", "selected_head",
   "sum_heads", "can_compute", "llm_id",
 ] as const;
 
@@ -156,9 +156,9 @@ function draw(p: Parts, width: number): void {
   const values = decodeTensor(model.get("values"));
   const shares = decodeTensor(model.get("shares"));
   const heads = decodeTensor(model.get("head_values"));
-  const compl = decodeTensor(model.get("completeness"));
+  const compl = decodeTensor(model.get("completeness_error"));
   for (const [name, tensor, size] of [["values", values, n * t], ["shares", shares, n * t], ["head_values", heads, n * nh],
-    ["completeness", compl, n]] as const) {
+    ["completeness_error", compl, n]] as const) {
     if (tensor && tensor.data.length !== size) throw new Error(`${name} shape [${tensor.shape}] does not match ${n} layers`);
   }
   const flag = model.get("flag_error");

@@ -22,6 +22,7 @@ export interface TokenRecord {
 /** AttrWidget's traits (attrwidgets/widgets/base.py): the selection vocabulary, the same name, type and meaning
  * in every view (docs/architecture.md, "Selection"), and the status every view shows. */
 export interface ViewBase {
+  tokens: TokenRecord[]; // (T,) every position the view shows (UNTRUSTED text)
   selected_position: number; // a position: absolute index into tokens; -1 none; the key linked views share; two-way
   selected_target: number; // a row: index into target_positions; -1 none; two-way
   selected_layer: number; // a layer index; -1 none; two-way
@@ -35,7 +36,6 @@ export interface ViewBase {
 }
 
 export interface Model extends ViewBase {
-  tokens: TokenRecord[]; // (n_positions,): prompt, then generated tokens
   target_positions: number[]; // (n_targets,): index into tokens of each explained target
   scores: TensorDict | null; // (n_targets, n_positions); rows targets, columns sources; NaN = not computed
   target_prob: TensorDict | null; // (n_targets,) p(y_i | prefix)
@@ -67,7 +67,6 @@ export type HeadStatistic = "contribution" | "entropy" | "source_weight" | "max_
 
 // Mirrors the synced traits of attrwidgets/widgets/head_grid.py::HeadGrid (L layers, H heads, T tokens).
 export interface HeadGridModel extends ViewBase {
-  tokens: TokenRecord[]; // (T,): prompt, then generated tokens
   target_positions: number[]; // (n_targets,): index into tokens of each target
   query_positions: number[]; // (n_targets,): position whose next-token logit explains row i
   target_labels: string[]; // (n_targets,): text of each explained token (UNTRUSTED)
@@ -82,5 +81,5 @@ export interface HeadGridModel extends ViewBase {
   statistic: HeadStatistic; // what colours the cells; two-way
   mode: "depass" | "attention"; // attention: no DePass (statistic "contribution" unavailable)
   target_logit: number | null; // the real logit of the target; null = not computed
-  completeness_error: number | null; // worst relative error of the DePass splits
+  completeness_error: TensorDict | null; // (n_targets,) each row's worst DePass split error; NaN = not computed
 }

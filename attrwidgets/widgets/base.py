@@ -131,6 +131,8 @@ class AttrWidget(anywidget.AnyWidget):
         -1, help="a head of selected_layer; -1 none (a view that sums over heads says so in a trait of its own)"
     ).tag(sync=True)
     selected_node = traitlets.Unicode("", help="an attribution-graph node id; '' none").tag(sync=True)
+    tokens = traitlets.List(traitlets.Dict(), help="(T,) every position the view shows, one structure in every view: "
+                            "Token.to_dict() (id, text, clean, segment, special; text UNTRUSTED)").tag(sync=True)
     pinned = traitlets.List(traitlets.Unicode(), help="pinned graph node ids, in pin order").tag(sync=True)
 
     # What every view shows besides its data.
@@ -141,6 +143,10 @@ class AttrWidget(anywidget.AnyWidget):
     error = traitlets.Unicode("", help="the last error, shown in the view ('' none); the view keeps working").tag(
         sync=True)
     llm_id = traitlets.Unicode("", help="the model's name (ipywidgets already uses model_id)").tag(sync=True)
+
+    @traitlets.validate("tokens")
+    def _valid_tokens(self, proposal: dict) -> list[dict]:
+        return check_tokens(proposal["value"])
 
     @property
     def selected_source(self) -> int:

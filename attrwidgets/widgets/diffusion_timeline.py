@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import traitlets
-from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe, validate
+from traitlets import Bool, Enum, Float, Int, List, Unicode, observe, validate
 
 from attrwidgets.core.dlig.diffusion import RENAMED_OPTIONS
 from attrwidgets.core.dlig.result import DiffusionAttribution
@@ -31,7 +31,6 @@ from attrwidgets.errors import AttrWidgetsError, rename_keywords
 from attrwidgets.widgets.base import (
     AttrWidget,
     bundle,
-    check_tokens,
     renamed_view_keywords,
     unknown_keyword_error,
 )
@@ -102,7 +101,6 @@ class DiffusionTimeline(AttrWidget):
 
     _esm = bundle("diffusion_timeline")
 
-    tokens = List(Dict(), help="(T,) the final sequence: prompt, then the generated positions").tag(sync=True)
     n_prompt = Int(0).tag(sync=True)
     n_denoising_steps = Int(0, help="denoising steps (aw.dlig's denoising_steps)").tag(sync=True)
     mask_text = Unicode("[MASK]").tag(sync=True)
@@ -329,10 +327,6 @@ class DiffusionTimeline(AttrWidget):
         self.selected_target = self.first_row(step) if step >= 0 else -1
 
     # -- validation at the boundary ----------------------------------------------------------------------
-    @validate("tokens")
-    def _valid_tokens(self, proposal: dict) -> list[dict]:
-        return check_tokens(proposal["value"])
-
     _view_checks = (("selected_", "_valid_selection"),)
 
     @validate("layer")

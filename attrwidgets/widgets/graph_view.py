@@ -71,7 +71,6 @@ class GraphView(AttrWidget):
 
     _esm = bundle("graph_view")
 
-    tokens = List(Dict(), help="(T,) every prompt position (Token.to_dict(); text UNTRUSTED)").tag(sync=True)
     n_layers = Int(0, help="the model's layer count: logit nodes sit at layer n_layers").tag(sync=True)
     kinds = List(Unicode(), help="node kind names; node_data's kind row holds codes into it").tag(sync=True)
     node_columns = List(Unicode(), help="names of node_data's rows (graph_payload.NODE_COLUMNS)").tag(sync=True)

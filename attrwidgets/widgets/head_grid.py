@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import traitlets
-from traitlets import Dict, Enum, Float, Int, List, Unicode, observe, validate
+from traitlets import Enum, Float, Int, List, Unicode, observe, validate
 
 from attrwidgets.core.depass.result import HeadContributions
 from attrwidgets.core.tokens import Token
@@ -23,7 +23,6 @@ from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import (
     AttrWidget,
     bundle,
-    check_tokens,
     renamed_view_keywords,
     split_static_live,
     unknown_keyword_error,
@@ -64,7 +63,6 @@ class HeadGrid(AttrWidget):
 
     _esm = bundle("head_grid")
 
-    tokens = List(Dict(), help="every position: prompt, then generated tokens (Token.to_dict())").tag(sync=True)
     target_positions = List(Int(), help="(n_targets,) index into tokens of each target").tag(sync=True)
     query_positions = List(Int(), help="(n_targets,) position whose next-token logit explains row i").tag(
         sync=True)
@@ -88,8 +86,9 @@ class HeadGrid(AttrWidget):
     mode = Enum(MODES, "depass", help="attention: no DePass, attention statistics only").tag(sync=True)
     target_logit = Float(None, allow_none=True, help="the real logit of the target; None = not computed").tag(
         sync=True)
-    completeness_error = Float(None, allow_none=True, help="worst relative error of the DePass splits").tag(
-        sync=True)
+    # (n_targets,) each row's worst relative error of the DePass splits; NaN = not computed (as in every view:
+    # completeness_error has one value per row the view shows).
+    completeness_error = Tensor(ndim=1).tag(sync=True)
 
     _live: LiveValues | None = None
     _static: HeadContributions | None = None
@@ -213,13 +212,17 @@ class HeadGrid(AttrWidget):
         with self._grid_lock, self.hold_sync():
             if result is None:
                 self.contributions = np.full((self.n_layers, self.n_heads), np.nan, np.float32)
-                self.target_logit = self.completeness_error = None
+                self.target_logit = None
             else:
                 self.contributions = result.contributions
                 self.target_logit = finite_or_none(result.logit)
-                self.completeness_error = finite_or_none(result.completeness_error)
                 if not self.llm_id and result.model_id:
                     self.llm_id = result.model_id
+            errors = np.full(len(self.target_positions), np.nan, np.float32)
+            for row, done in self.computed_rows().items():
+                if 0 <= row < errors.size:
+                    errors[row] = done.completeness_error
+            self.completeness_error = errors
             self._refresh_detail()
 
     def _refresh_stats(self) -> None:
@@ -249,10 +252,6 @@ class HeadGrid(AttrWidget):
             self._detail_shown = key
 
     # -- validation at the boundary ----------------------------------------------------------------------
-    @validate("tokens")
-    def _valid_tokens(self, proposal: dict) -> list[dict]:
-        return check_tokens(proposal["value"])
-
     @validate("target_positions", "query_positions")
     def _valid_positions(self, proposal: dict) -> list[int]:
         n = len(self.tokens)

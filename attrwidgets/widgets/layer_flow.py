@@ -25,7 +25,6 @@ from attrwidgets.errors import AttrWidgetsError, rename_keywords
 from attrwidgets.widgets.base import (
     AttrWidget,
     bundle,
-    check_tokens,
     renamed_view_keywords,
     unknown_keyword_error,
 )
@@ -40,7 +39,7 @@ _RENAMED = {"text": "prompt"}
 _SHARED = ("layers", "baseline_layer", "baseline_att", "baseline_mlp")  # view traits and lig options alike
 # Traits filled from the result or the session, never from constructor keywords.
 _DATA_TRAITS = frozenset({
-    "tokens", "n_layers", "n_heads", "values", "shares", "head_values", "completeness", "baseline_choices",
+    "tokens", "n_layers", "n_heads", "values", "shares", "head_values", "completeness_error", "baseline_choices",
     "computed_baselines", "can_compute", "flag_error", "busy", "error", "llm_id",
 })
 
@@ -66,7 +65,6 @@ class LayerFlow(AttrWidget):
 
     _esm = bundle("layer_flow")
 
-    tokens = List(Dict(), help="(T,) every position of the text (Token.to_dict())").tag(sync=True)
     target_positions = List(Int(), help="(n_targets,) positions that can be targets; selected_target indexes it"
                             ).tag(sync=True)
     n_layers = Int(0, help="the model's block count").tag(sync=True)
@@ -86,7 +84,8 @@ class LayerFlow(AttrWidget):
     shares = Tensor(ndim=2).tag(sync=True)
     # (n_shown, H): att each head's total, mlp the per-head slice of u->z, composed each head's term; else None.
     head_values = Tensor(ndim=2).tag(sync=True)
-    completeness = Tensor(ndim=1, help="(n_shown,) relative completeness error of each shown column").tag(sync=True)
+    completeness_error = Tensor(ndim=1, help="(n_shown,) relative completeness error of each shown column").tag(
+        sync=True)
     flag_error = Float(FLAG_ERROR, help="columns above this completeness error are flagged").tag(sync=True)
     sum_heads = Bool(True, help="att route: show the sum over heads (True) or selected_head's own column; selecting "
                      "a head turns it off, selected_head = -1 turns it on").tag(sync=True)
@@ -299,14 +298,10 @@ class LayerFlow(AttrWidget):
             self.values = values
             self.shares = signed_shares(values)
             self.head_values = None if self.route == "layer" else heads
-            self.completeness = errors
+            self.completeness_error = errors
             self.computed_baselines = {r: sorted({k[1] for k in self._result.columns if k[0] == r}) for r in BASELINES}
 
     # -- validation at the boundary ----------------------------------------------------------------------
-    @validate("tokens")
-    def _valid_tokens(self, proposal: dict) -> list[dict]:
-        return check_tokens(proposal["value"])
-
     @validate("target_positions")
     def _valid_targets(self, proposal: dict) -> list[int]:
         n = len(self.tokens)

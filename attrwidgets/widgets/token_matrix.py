@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import traitlets
-from traitlets import Bool, Dict, Enum, Int, List, Unicode, observe, validate
+from traitlets import Bool, Enum, Int, List, Unicode, observe, validate
 
 from attrwidgets.core.depass.result import Decomposition
 from attrwidgets.core.token.result import Attribution
@@ -20,7 +20,6 @@ from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import (
     AttrWidget,
     bundle,
-    check_tokens,
     close_match,
     split_static_live,
     unknown_keyword_error,
@@ -102,7 +101,6 @@ class TokenMatrix(AttrWidget):
 
     _esm = bundle("token_matrix")
 
-    tokens = List(Dict(), help="every position: prompt, then generated tokens (Token.to_dict())").tag(sync=True)
     target_positions = List(Int(), help="(n_targets,) index into tokens of each target").tag(sync=True)
     # (n_targets, n_positions): rows are targets, columns are sources; NaN = not computed (yet).
     scores = Tensor(ndim=2).tag(sync=True)
@@ -218,10 +216,6 @@ class TokenMatrix(AttrWidget):
             setattr(self, name, fixed[name])
 
     # -- validation at the boundary ----------------------------------------------------------------
-    @validate("tokens")
-    def _valid_tokens(self, proposal: dict) -> list[dict]:
-        return check_tokens(proposal["value"])
-
     @validate("target_positions")
     def _valid_targets(self, proposal: dict) -> list[int]:
         n = len(self.tokens)

@@ -1,5 +1,5 @@
 // Standalone page only (attrwidgets.to_html of a LayerAttribution or a LayerFlow): there is no kernel, so this
-// fills the traits the kernel would (values, shares, head_values, completeness) from the columns embedded in
+// fills the traits the kernel would (values, shares, head_values, completeness_error) from the columns embedded in
 // the page, for any route, baseline, target and head. The numbers follow widgets/flow_rows.py flow_row().
 import type { AnyModel, TensorDict } from "../types";
 import type { BaselineRoute, FlowRoute, LayerFlowModel } from "./flow_model";
@@ -130,7 +130,7 @@ export function standalone(model: AnyModel<LayerFlowModel>, data: StandaloneData
     model.set("values", encodeTensor(values, [n, t]));
     model.set("shares", encodeTensor(shares, [n, t]));
     model.set("head_values", route === "layer" ? null : encodeTensor(heads, [n, nh]));
-    model.set("completeness", encodeTensor(errors, [n]));
+    model.set("completeness_error", encodeTensor(errors, [n]));
   }
 
   // What the kernel does (widgets/layer_flow.py): a head chosen is a head shown, none chosen shows their sum.

@@ -1,12 +1,11 @@
 // Mirrors the synced traits of attrwidgets/widgets/layer_flow.py::LayerFlow (T tokens, H heads, n shown layers).
 // Kept beside the view's helpers (js/types.ts holds TokenMatrix and HeadGrid); names identical on both sides.
-import type { TensorDict, TokenRecord, ViewBase } from "../types";
+import type { TensorDict, ViewBase } from "../types";
 
 export type FlowRoute = "layer" | "composed" | "att" | "mlp";
 export type BaselineRoute = "layer" | "att" | "mlp";
 
 export interface LayerFlowModel extends ViewBase {
-  tokens: TokenRecord[]; // (T,) every position of the text (UNTRUSTED text)
   target_positions: number[]; // (n_targets,) positions that can be targets; selected_target indexes it
   n_layers: number; // the model's block count
   n_heads: number;
@@ -21,7 +20,7 @@ export interface LayerFlowModel extends ViewBase {
   values: TensorDict | null; // (n, T): row r = layers[r], columns sources; signed attribution; NaN = not computed
   shares: TensorDict | null; // (n, T): values / sum |values| per row (circle area |share|, colour its sign)
   head_values: TensorDict | null; // (n, H): per-head totals (att), slices (mlp), terms (composed); null for layer
-  completeness: TensorDict | null; // (n,) relative completeness error of each shown column; NaN = not computed
+  completeness_error: TensorDict | null; // (n,) relative completeness error of each shown column; NaN = not computed
   flag_error: number; // columns above it are flagged
   sum_heads: boolean; // att: the sum over heads (true) or selected_head's own column; two-way
   can_compute: boolean; // live: the kernel computes missing columns

@@ -1,7 +1,7 @@
 // Mirrors the synced traits of attrwidgets/widgets/graph_view.py::GraphView (k shown nodes, e kept edges), and
 // decodes them into a GraphData: typed columns, and each node's in- and out-edges sorted by |weight| (CSR), which
 // hover, the detail panel and path highlighting all read.
-import type { TensorDict, TokenRecord, ViewBase } from "../types";
+import type { TensorDict, ViewBase } from "../types";
 import { decodeTensor } from "./tensor";
 
 export interface GraphSummary {
@@ -16,7 +16,6 @@ export interface GraphSummary {
 }
 
 export interface GraphViewModel extends ViewBase {
-  tokens: TokenRecord[]; // (T,) every prompt position (UNTRUSTED text)
   n_layers: number; // logit nodes sit at layer n_layers, tokens at -1
   kinds: string[]; // kind names; node_data's kind row holds codes into it
   node_columns: string[]; // names of node_data's rows

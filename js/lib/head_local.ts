@@ -37,7 +37,11 @@ export function standalone(model: AnyModel<HeadGridModel>, data: StandaloneData)
     const row = current();
     model.set("contributions", encodeTensor(row?.c?.data.slice() ?? nan(nl * nh), [nl, nh]));
     model.set("target_logit", row?.r.logit ?? null);
-    model.set("completeness_error", row?.r.completeness_error ?? null);
+    const errors = nan(model.get("target_positions").length);  // one per row, as the kernel sends it
+    rows.forEach((r, i) => {
+      if (i >= 0 && i < errors.length && r.r.completeness_error != null) errors[i] = r.r.completeness_error;
+    });
+    model.set("completeness_error", encodeTensor(errors, [errors.length]));
     stats();
     detail();
   }

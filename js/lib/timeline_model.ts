@@ -1,12 +1,11 @@
 // Mirrors the synced traits of attrwidgets/widgets/diffusion_timeline.py::DiffusionTimeline (T positions,
 // n_rows unmasked tokens, n_steps denoising steps), and the arithmetic the view does on them.
-import type { TensorDict, TokenRecord, ViewBase } from "../types";
+import type { TensorDict, ViewBase } from "../types";
 import type { Tensor } from "./tensor";
 
 export type ScoreKind = "l2" | "signed";
 
 export interface TimelineModel extends ViewBase {
-  tokens: TokenRecord[]; // (T,) the final sequence: prompt, then the generated positions (UNTRUSTED text)
   n_prompt: number;
   n_denoising_steps: number;
   mask_text: string; // how a masked position is shown (UNTRUSTED text)

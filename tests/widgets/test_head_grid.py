@@ -37,7 +37,8 @@ from .support import HOSTILE, FakeSession, wait_until
 PROMPT = "The capital of France is"
 
 
-TENSORS = ("contributions", "attention_stats", "thumbnails", "detail_attention", "detail_contribution")
+TENSORS = ("contributions", "attention_stats", "thumbnails", "detail_attention", "detail_contribution",
+           "completeness_error")
 
 
 def wire(widget) -> tuple[dict, dict]:
@@ -61,8 +62,9 @@ def test_static_traits_shapes_and_wire_form():
     assert w.target_positions == [5] and w.query_positions == [4] and w.target_labels == [" sat"]
     assert w.selected_target == 0 and w.selected_head == -1 and w.mode == "depass"
     np.testing.assert_array_equal(state["contributions"], hc.contributions)
-    assert state["target_logit"] == pytest.approx(hc.logit) and state["completeness_error"] == pytest.approx(1e-6)
-    assert dtypes == {"contributions": "float32", "attention_stats": "float32", "thumbnails": "float16"}
+    assert state["target_logit"] == pytest.approx(hc.logit) and np.testing.assert_allclose(state["completeness_error"], [1e-6]) is None
+    assert dtypes == {"contributions": "float32", "attention_stats": "float32", "thumbnails": "float16",
+                      "completeness_error": "float32"}
     assert state["thumbnails"].shape == (N_LAYERS, N_HEADS, 8, 8)  # T = 8 < 24: the patterns themselves
     np.testing.assert_allclose(state["thumbnails"], hc.attention, atol=1e-3)
     assert state["detail_attention"] is None and state["detail_contribution"] is None  # only on request

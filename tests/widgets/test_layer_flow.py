@@ -30,7 +30,7 @@ from .flow_support import FLAGGED, N_HEADS, FakeLigSession, make_flow_result
 from .head_support import make_head_result
 from .support import HOSTILE, wait_until
 
-TENSORS = ("values", "shares", "head_values", "completeness")
+TENSORS = ("values", "shares", "head_values", "completeness_error")
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = "the cat sat on the mat"
 
@@ -67,7 +67,7 @@ def test_static_traits_and_wire_form():
     for layer in range(3):
         np.testing.assert_allclose(np.abs(state["shares"][layer]), r.shares("layer", layer, 5), rtol=1e-6)
     assert state["head_values"] is None and state["shares"][:, 5].all()
-    np.testing.assert_allclose(state["completeness"], [0.001, 0.002, 0.05])
+    np.testing.assert_allclose(state["completeness_error"], [0.001, 0.002, 0.05])
     assert state["flag_error"] == 0.02 and state["baseline_choices"]["mlp"] == ["zero", "att_itb_a0"]
     assert state["computed_baselines"]["att"] == ["itb_map_ratio", "self_input_token"]
     assert "static" in repr(w)
@@ -80,7 +80,7 @@ def test_routes_heads_and_baselines_match_the_result():
     z2u = np.stack([r.z2u[layer][3] for layer in range(3)])  # (L, H, T)
     np.testing.assert_allclose(w.values, z2u.sum(1), rtol=1e-6)  # no head: the sum over heads
     np.testing.assert_allclose(w.head_values, z2u.sum(2), rtol=1e-6)
-    np.testing.assert_allclose(w.completeness, [0.001, 0.002, 0.003])
+    np.testing.assert_allclose(w.completeness_error, [0.001, 0.002, 0.003])
     w.selected_head = 2
     np.testing.assert_array_equal(w.values, z2u[:, 2])
     np.testing.assert_allclose(np.abs(w.shares[1]), r.shares("att", 1, 3, head=2), rtol=1e-6)
@@ -105,9 +105,9 @@ def test_uncomputed_target_is_nan_and_flags_are_sent():
     w.selected_target = 1  # never computed: NaN rows, no error, no computation
     for k in TENSORS[:2]:
         assert np.isnan(getattr(w, k)).all()
-    assert np.isnan(w.completeness).all() and w.error == "" and not w.busy
+    assert np.isnan(w.completeness_error).all() and w.error == "" and not w.busy
     w.selected_target = FLAGGED[1]
-    assert w.completeness[FLAGGED[0]] > w.flag_error
+    assert w.completeness_error[FLAGGED[0]] > w.flag_error
 
 
 def test_flow_row_and_shares_helpers():
@@ -241,7 +241,7 @@ def test_live_on_tiny_models(arch):
     assert w.error == "" and w.can_compute and isinstance(w.session, LigSession)
     j = w.target_position
     np.testing.assert_allclose(np.abs(w.shares[0]), w.result.shares("layer", 1, j), rtol=1e-5, atol=1e-7)
-    assert np.isfinite(w.completeness).all()
+    assert np.isfinite(w.completeness_error).all()
     w.route = "composed"
     w.selected_target = 1
     w.wait(60)
@@ -307,7 +307,7 @@ const model = { get: (k) => s[k], set: (k, v) => { s[k] = v; (listeners.get("cha
   on: (e, f) => listeners.set(e, [...(listeners.get(e) || []), f]), off: () => {}, save_changes: () => {} };
 standalone(model, decode(extra));
 const arr = (t) => (t ? Array.from(new Float32Array(t.buffer.buffer, t.buffer.byteOffset, t.buffer.byteLength / 4), (x) => (Number.isNaN(x) ? null : x)) : null);
-const out = steps.map(([k, v]) => { model.set(k, v); return ["values", "shares", "head_values", "completeness"].map((n) => arr(s[n])); });
+const out = steps.map(([k, v]) => { model.set(k, v); return ["values", "shares", "head_values", "completeness_error"].map((n) => arr(s[n])); });
 console.log(JSON.stringify(out));
 """
 STEPS = [("route", "att"), ("selected_head", 2), ("selected_target", 3), ("route", "mlp"), ("route", "composed"),

@@ -20,7 +20,7 @@ from .support import connect_to_widget, open_offline_page
 
 VIEW_TRAITS = ["route", "baseline_layer", "baseline_att", "baseline_mlp", "layers", "threshold", "selected_target",
                "selected_position", "selected_layer", "selected_head"]
-DATA_TRAITS = ["values", "shares", "head_values", "completeness", "computed_baselines", "error", "busy"]
+DATA_TRAITS = ["values", "shares", "head_values", "completeness_error", "computed_baselines", "error", "busy"]
 
 
 
