@@ -104,6 +104,11 @@ def split_static_live(view: str, result: Any, kwargs: dict, live_keywords: Itera
     return live
 
 
+# What bounds each index of the selection vocabulary, in the views that have it.
+SELECTION_SIZES = {"selected_target": "target_positions", "selected_position": "tokens", "selected_layer": "n_layers",
+                   "selected_head": "n_heads"}
+
+
 def with_default(name: str, default: Any) -> traitlets.TraitType:
     """A view's own starting value for one of AttrWidget's shared traits: the same type and help."""
     shared = AttrWidget.class_traits()[name]
@@ -195,14 +200,19 @@ class AttrWidget(anywidget.AnyWidget):
                 raise AttrWidgetsError(str(exc)) from exc
         return out
 
+    @traitlets.validate(*SELECTION_SIZES)
+    def _valid_selection(self, proposal: dict) -> int:
+        return self.selection_in_range(proposal["trait"].name, proposal["value"])
+
     def selection_in_range(self, name: str, value: Any) -> int:
-        """The shared selection traits: -1 (none) or an index below the size the view shows."""
+        """The shared selection traits: -1 (none) or an index below the size the view shows. A view without that
+        size (a TokenMatrix has no layers) keeps the index for the views it links to, checking only -1."""
         value = int(value)
-        size = {"selected_target": lambda: len(self.target_positions), "selected_position": lambda: len(self.tokens),
-                "selected_layer": lambda: self.n_layers, "selected_head": lambda: self.n_heads}
-        n = size[name]()  # only the trait asked about: not every view has layers or heads
-        if not -1 <= value < n:
-            raise traitlets.TraitError(f"{name} must be -1 (none) or in [0, {n}), got {value}.")
+        size = getattr(self, SELECTION_SIZES[name], None)
+        n = None if size is None else len(size) if isinstance(size, (list, tuple)) else int(size)
+        if value < -1 or (n is not None and value >= n and not (n == 0 and value == 0)):  # 0: a starting value
+            bound = "" if n is None else f" or in [0, {n})"
+            raise traitlets.TraitError(f"{name} must be -1 (none){bound}, got {value}.")
         return value
 
     def wait(self, timeout: float | None = None):

@@ -265,10 +265,6 @@ class GraphView(AttrWidget):
                                        f"got {value}.")
         return value
 
-    @validate("selected_position")
-    def _valid_position(self, proposal: dict) -> int:
-        return self.selection_in_range("selected_position", proposal["value"])
-
     @validate("pinned")
     def _valid_pinned(self, proposal: dict) -> list[str]:
         return list(dict.fromkeys(str(p) for p in proposal["value"]))  # once each, in pin order

@@ -272,10 +272,6 @@ class HeadGrid(AttrWidget):
 
     _view_checks = (("selected_", "_valid_selection"),)
 
-    @validate("selected_target", "selected_position", "selected_layer", "selected_head")
-    def _valid_selection(self, proposal: dict) -> int:
-        return self.selection_in_range(proposal["trait"].name, proposal["value"])
-
     # -- Python API --------------------------------------------------------------------------------------
     @property
     def session(self) -> Any:

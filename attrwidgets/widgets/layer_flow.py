@@ -330,10 +330,6 @@ class LayerFlow(AttrWidget):
 
     _view_checks = (("selected_", "_valid_selection"), ("baseline_", "_valid_baseline"), ("layers", "_valid_layers"))
 
-    @validate("selected_target", "selected_position", "selected_layer", "selected_head")
-    def _valid_selection(self, proposal: dict) -> int:
-        return self.selection_in_range(proposal["trait"].name, proposal["value"])
-
     # -- Python API --------------------------------------------------------------------------------------
     @property
     def result(self) -> LayerAttribution:

@@ -245,13 +245,6 @@ class TokenMatrix(AttrWidget):
             )
         return value
 
-    @validate("selected_target")
-    def _valid_selected(self, proposal: dict) -> int:
-        value, n = int(proposal["value"]), len(self.target_positions)
-        if not (-1 <= value < n or (n == 0 and value == 0)):
-            raise traitlets.TraitError(f"selected_target must be -1 (none) or a row index in [0, {n}), got {value}.")
-        return value
-
     @validate("n_steps")
     def _valid_steps(self, proposal: dict) -> int:
         if int(proposal["value"]) < 1:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import traitlets
 
 from attrwidgets.widgets.base import AttrWidget
 from attrwidgets.widgets.diffusion_timeline import DiffusionTimeline
@@ -78,3 +79,19 @@ def test_selected_head_means_none_and_the_sum_is_a_mode_of_its_own():
     flow.sum_heads = True  # the sum again, with head 1 still the selection other views see
     assert flow.selected_head == 1 and (flow.values == summed).all()
     flow.close()
+
+
+def test_one_check_bounds_every_index_in_every_view():
+    from tests.widgets.head_support import make_head_result
+    from tests.widgets.support import make_result
+
+    grid, matrix = HeadGrid(make_head_result(position=4)), TokenMatrix(make_result())
+    with pytest.raises(traitlets.TraitError, match=r"selected_layer must be -1 \(none\) or in \[0, "):
+        grid.selected_layer = grid.n_layers
+    with pytest.raises(traitlets.TraitError, match=r"selected_position must be -1 \(none\) or in \[0, 8\)"):
+        matrix.selected_position = 8
+    matrix.selected_layer = 30  # a TokenMatrix has no layers: it keeps the index for the views it links to
+    with pytest.raises(traitlets.TraitError, match=r"selected_layer must be -1 \(none\), got -2"):
+        matrix.selected_layer = -2
+    grid.close()
+    matrix.close()

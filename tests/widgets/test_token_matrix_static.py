@@ -71,9 +71,9 @@ def test_trait_validation(result):
         w.scores = np.zeros(24)
     with pytest.raises(traitlets.TraitError, match="one value per target"):
         w.target_prob = np.zeros(2)
-    with pytest.raises(traitlets.TraitError, match="row index"):
+    with pytest.raises(traitlets.TraitError, match=r"selected_target must be -1 \(none\) or in \[0, 3\)"):
         w.selected_target = 3
-    with pytest.raises(traitlets.TraitError, match=r"-1 \(none\) or a row index"):
+    with pytest.raises(traitlets.TraitError, match=r"-1 \(none\) or in \[0, 3\)"):
         w.selected_target = -2
     w.selected_target = -1  # none selected: the same meaning as in every view (AttrWidget)
     assert w.selected_target == -1
