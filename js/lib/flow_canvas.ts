@@ -7,7 +7,7 @@ import { colourFor } from "./colour";
 import { clearCanvas, cssVar } from "./dom";
 import { hideTooltip, showTooltip } from "./tooltip";
 import { paintCircles, paintPaths } from "./flow_paint";
-import { redrawOnScroll } from "./layout";
+import { keyboardCanvas, redrawOnScroll } from "./layout";
 
 export const LABEL_W = 54; // "L31" over "12.3% !"
 const TOP = 6;
@@ -77,9 +77,7 @@ export class FlowCanvas {
         this.on.pick(hit.row, hit.pos, e.shiftKey);
       }
     });
-    c.addEventListener("keydown", (e) => this.key(e));
-    c.addEventListener("focus", () => this.redraw());
-    c.addEventListener("blur", () => this.redraw());
+    keyboardCanvas(c, (e) => this.key(e), () => this.redraw());
   }
 
   /** Keep the layer labels and the head bars in view while `box` scrolls sideways (redrawn at its offset). */

@@ -1,11 +1,8 @@
 // LayerFlow's own styles, added after theme.ts's shared ones (same variables, same narrow rules).
+import { appendStyle, wideToolbarRules } from "./theme";
+
 const CSS = `
-.aw-layer-flow .aw-toolbar { gap: 4px 10px; }
-.aw-layer-flow .aw-toolbar label { white-space: nowrap; }
-.aw-layer-flow .aw-model-id { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.aw-layer-flow .aw-text { max-height: 140px; overflow: auto; }
-.aw-layer-flow .aw-legend-bar { width: 120px; flex: 0 1 120px; }
-.aw-flow-threshold input[type=range] { width: 90px; min-width: 50px; }
+${wideToolbarRules("aw-layer-flow", 140)}.aw-flow-threshold input[type=range] { width: 90px; min-width: 50px; }
 .aw-flow-threshold output { font-family: var(--aw-mono); min-width: 3.5em; }
 .aw-flow-box { overflow: auto; max-height: 640px; border: 1px solid var(--aw-border); border-radius: 3px;
   width: max-content; max-width: 100%; }
@@ -16,7 +13,5 @@ const CSS = `
 `;
 
 export function injectFlowStyle(el: HTMLElement): void {
-  const style = document.createElement("style");
-  style.textContent = CSS;
-  el.appendChild(style);
+  appendStyle(el, CSS);
 }

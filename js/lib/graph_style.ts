@@ -1,4 +1,6 @@
 // GraphView's own styles, added after theme.ts's shared ones (same variables, same narrow rules).
+import { appendStyle } from "./theme";
+
 const CSS = `
 .aw-graph-view .aw-toolbar { gap: 4px 10px; }
 .aw-graph-view .aw-toolbar label { white-space: nowrap; }
@@ -33,7 +35,5 @@ const CSS = `
 `;
 
 export function injectGraphStyle(el: HTMLElement): void {
-  const style = document.createElement("style");
-  style.textContent = CSS;
-  el.appendChild(style);
+  appendStyle(el, CSS);
 }

@@ -5,7 +5,7 @@ import { colourFor, normalise, type SignMode } from "./colour";
 import { clearCanvas, cssVar } from "./dom";
 import { hideTooltip, showTooltip } from "./tooltip";
 import type { Tensor } from "./tensor";
-import { redrawOnScroll } from "./layout";
+import { keyboardCanvas, redrawOnScroll } from "./layout";
 
 export const LABEL_W = 34; // room for "L31"
 export const HEADER_H = 16; // room for head numbers
@@ -103,9 +103,7 @@ export class HeadCanvas {
       this.cursor = cell;
       this.on.open(cell[0], cell[1]);
     });
-    c.addEventListener("keydown", (e) => this.key(e));
-    c.addEventListener("focus", () => this.redraw());
-    c.addEventListener("blur", () => this.redraw());
+    keyboardCanvas(c, (e) => this.key(e), () => this.redraw());
   }
 
   /** Keep the layer and head numbers in view while `box` (the canvas's scrolling parent) scrolls: they are

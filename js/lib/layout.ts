@@ -99,6 +99,13 @@ export function labeled(text: string, control: HTMLElement): HTMLLabelElement {
 
 /** Call `redraw` at most once per animation frame while `box` scrolls: canvas views repaint their pinned
  * labels at the scroll offset, as CSS `position: sticky` would place them. */
+/** A keyboard-driven canvas: its keys go to `key`, and focus and blur redraw it (the focus ring is drawn). */
+export function keyboardCanvas(c: HTMLCanvasElement, key: (e: KeyboardEvent) => void, redraw: () => void): void {
+  c.addEventListener("keydown", key);
+  c.addEventListener("focus", redraw);
+  c.addEventListener("blur", redraw);
+}
+
 export function redrawOnScroll(box: HTMLElement, redraw: () => void): void {
   let queued = false;
   box.addEventListener("scroll", () => {

@@ -130,8 +130,23 @@ const CSS = `
   border: 1px solid var(--aw-border); border-radius: 3px; cursor: pointer; padding: 0 8px; }
 ${NARROW}`;
 
-export function injectStyle(el: HTMLElement): void {
+/** A <style> holding `css` at the end of `el`: the shared rules first, then each view's own. */
+export function appendStyle(el: HTMLElement, css: string): void {
   const style = document.createElement("style");
-  style.textContent = CSS;
+  style.textContent = css;
   el.appendChild(style);
+}
+
+/** The toolbar, model id, text and legend rules of the views with a wide toolbar (LayerFlow, DiffusionTimeline). */
+export function wideToolbarRules(viewClass: string, textMaxHeight: number): string {
+  return `.${viewClass} .aw-toolbar { gap: 4px 10px; }
+.${viewClass} .aw-toolbar label { white-space: nowrap; }
+.${viewClass} .aw-model-id { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.${viewClass} .aw-text { max-height: ${textMaxHeight}px; overflow: auto; }
+.${viewClass} .aw-legend-bar { width: 120px; flex: 0 1 120px; }
+`;
+}
+
+export function injectStyle(el: HTMLElement): void {
+  appendStyle(el, CSS);
 }

@@ -1,11 +1,8 @@
 // DiffusionTimeline's own styles, added after theme.ts's shared ones (same variables, same narrow rules).
+import { appendStyle, wideToolbarRules } from "./theme";
+
 const CSS = `
-.aw-diffusion-timeline .aw-toolbar { gap: 4px 10px; }
-.aw-diffusion-timeline .aw-toolbar label { white-space: nowrap; }
-.aw-diffusion-timeline .aw-model-id { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.aw-diffusion-timeline .aw-text { max-height: 160px; overflow: auto; }
-.aw-diffusion-timeline .aw-legend-bar { width: 120px; flex: 0 1 120px; }
-.aw-tl-layer input { width: 11em; min-width: 4em; }
+${wideToolbarRules("aw-diffusion-timeline", 160)}.aw-tl-layer input { width: 11em; min-width: 4em; }
 .aw-tl-scrub { display: flex; align-items: center; gap: 6px; margin: 4px 0; }
 .aw-tl-scrub input[type=range] { flex: 1 1 auto; min-width: 60px; max-width: 480px; }
 .aw-tl-scrub button { font: inherit; line-height: 1.2; color: var(--aw-fg); background: var(--aw-bg-alt);
@@ -23,7 +20,5 @@ const CSS = `
 `;
 
 export function injectTimelineStyle(el: HTMLElement): void {
-  const style = document.createElement("style");
-  style.textContent = CSS;
-  el.appendChild(style);
+  appendStyle(el, CSS);
 }
