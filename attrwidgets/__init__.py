@@ -57,6 +57,7 @@ __all__ = [
     "head_contributions",
     "layer_ig",
     "lig",
+    "link",
     "list_methods",
     "load",
     "load_decomposition",
@@ -128,6 +129,10 @@ def __getattr__(name):
         from attrwidgets.widgets.diffusion_timeline import DiffusionTimeline
 
         return DiffusionTimeline
+    if name == "link":
+        from attrwidgets.widgets.linking import link
+
+        return link
     if name == "to_html":
         from attrwidgets.export_html import to_html
 

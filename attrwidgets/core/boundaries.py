@@ -24,6 +24,7 @@ import threading
 
 import torch
 
+from attrwidgets.core.hooks import own_thread
 from attrwidgets.errors import AttrWidgetsError
 
 SITES = ("input", "attn", "mid", "mlp", "output")
@@ -129,12 +130,12 @@ class Boundaries:
 
         with contextlib.ExitStack() as stack:
             for layer in range(self.n_layers):
-                hooks = [self.block(layer).register_forward_pre_hook(pre_block(layer), with_kwargs=True),
-                         self.block(layer).register_forward_hook(post_block(layer)),
-                         self.module("attn", layer).register_forward_hook(module_out("attn", layer)),
-                         self.module("mlp", layer).register_forward_hook(module_out("mlp", layer))]
+                hooks = [self.block(layer).register_forward_pre_hook(own_thread(pre_block(layer)), with_kwargs=True),
+                         self.block(layer).register_forward_hook(own_thread(post_block(layer))),
+                         self.module("attn", layer).register_forward_hook(own_thread(module_out("attn", layer))),
+                         self.module("mlp", layer).register_forward_hook(own_thread(module_out("mlp", layer)))]
                 if not a.post_norm:
-                    hooks.append(self.module("norm_mlp", layer).register_forward_pre_hook(mid_pre(layer)))
+                    hooks.append(self.module("norm_mlp", layer).register_forward_pre_hook(own_thread(mid_pre(layer))))
                 for h in hooks:
                     stack.callback(h.remove)
             ids = self.input_ids.to(self.handle.device).unsqueeze(0)
@@ -181,7 +182,7 @@ class Boundaries:
         def stop(mod, args, out=None):
             raise _Stop(_first(out) if kind == "output" else args[0])
 
-        hook = module.register_forward_hook(stop) if kind == "output" else module.register_forward_pre_hook(stop)
+        hook = module.register_forward_hook(own_thread(stop)) if kind == "output" else module.register_forward_pre_hook(own_thread(stop))
         return self._until(layer, x, hook, "the MLP's input")
 
     def _until(self, layer: int, x: torch.Tensor, hook, what: str) -> torch.Tensor:
@@ -205,7 +206,7 @@ class Boundaries:
         def stop(mod, args):
             raise _Stop(args[0])
 
-        context = self._until(layer, x, o_proj.register_forward_pre_hook(stop), "its output projection")
+        context = self._until(layer, x, o_proj.register_forward_pre_hook(own_thread(stop)), "its output projection")
         weight = o_proj.weight
         if type(o_proj).__name__ == "Conv1D":  # GPT-2 stores (in, out)
             weight = weight.t()
@@ -228,7 +229,7 @@ class Boundaries:
         if impl != "eager":
             self.model.set_attn_implementation("eager")  # sdpa returns no weights (docs/architecture.md)
         inner = attn.self if hasattr(attn, "self") else attn  # BERT nests the weights one level down
-        hook = inner.register_forward_hook(keep)
+        hook = inner.register_forward_hook(own_thread(keep))
         try:
             with torch.no_grad():
                 self.run_block(layer, self.state("input", layer).unsqueeze(0))

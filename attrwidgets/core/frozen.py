@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from attrwidgets.core.hooks import own_thread
 from attrwidgets.errors import AttrWidgetsError
 
 SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")
@@ -175,11 +176,11 @@ class FrozenForward:
         with contextlib.ExitStack() as stack:
             for layer in range(self.n_layers):
                 for name, path in (("x_in", a.norm_attn), ("mid", a.norm_mlp), ("values", a.mlp_out)):
-                    hooks.append(self._module(path, layer).register_forward_pre_hook(keep_input(name, layer)))
+                    hooks.append(self._module(path, layer).register_forward_pre_hook(own_thread(keep_input(name, layer))))
                 for name, path in (("attn_out", a.attn), ("mlp_out", a.mlp), ("preact", a.mlp_in)):
-                    hooks.append(self._module(path, layer).register_forward_hook(keep_output(name, layer)))
+                    hooks.append(self._module(path, layer).register_forward_hook(own_thread(keep_output(name, layer))))
             final = a.get(model, a.final_norm)
-            hooks.append(final.register_forward_pre_hook(keep_input("final_in", 0)))
+            hooks.append(final.register_forward_pre_hook(own_thread(keep_input("final_in", 0))))
             for h in hooks:
                 stack.callback(h.remove)
             ids = self.input_ids.to(self.handle.device).unsqueeze(0)

@@ -233,16 +233,28 @@ class GraphView(AttrWidget):
     def _logit_of(self, node_id: str) -> int:
         return self._logit_ids.index(node_id) if node_id in self._logit_ids else -1
 
-    def _position_of(self, node_id: str) -> int:
+    def _column(self, node_id: str, name: str) -> int | None:
         shown = self._shown
         if shown is None or node_id not in shown.node_ids:
-            return -1
-        return int(shown.node_data[NODE_COLUMNS.index("position"), shown.node_ids.index(node_id)])
+            return None
+        return int(shown.node_data[NODE_COLUMNS.index(name), shown.node_ids.index(node_id)])
+
+    def _position_of(self, node_id: str) -> int:
+        position = self._column(node_id, "position")
+        return -1 if position is None else position
 
     @observe("selected_node")
     def _on_node(self, change: dict) -> None:
-        self.selected_logit = self._logit_of(change["new"])
-        self.selected_position = self._position_of(change["new"])
+        """A node selects what it is in the vocabulary every view shares: its position, and for a node inside a
+        layer (a feature, head, MLP or error node) that layer, and for a head node its head."""
+        node = change["new"]
+        layer, kind = self._column(node, "layer"), self._column(node, "kind")
+        inside = layer is not None and 0 <= layer < self.n_layers
+        with self.hold_trait_notifications():
+            self.selected_logit = self._logit_of(node)
+            self.selected_position = self._position_of(node)
+            self.selected_layer = layer if inside else -1
+            self.selected_head = self._column(node, "feature") if inside and kinds()[kind] == "attention" else -1
 
     @observe("selected_logit")
     def _on_logit(self, change: dict) -> None:

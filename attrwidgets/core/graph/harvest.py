@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from attrwidgets.core.hooks import own_thread
 from attrwidgets.core.sequence import eos_ids
 from attrwidgets.errors import AttrWidgetsError
 
@@ -85,8 +86,8 @@ class _Recorder:
         for layer in range(self.n_layers):
             norm = adapter.get(model, adapter.norm_mlp, block=layer)
             mlp = adapter.get(model, adapter.mlp, block=layer)
-            self.hooks.append(norm.register_forward_hook(self._hook(layer, self.calls_in)))
-            self.hooks.append(mlp.register_forward_hook(self._hook(layer, self.calls_out)))
+            self.hooks.append(norm.register_forward_hook(own_thread(self._hook(layer, self.calls_in))))
+            self.hooks.append(mlp.register_forward_hook(own_thread(self._hook(layer, self.calls_out))))
 
     def _hook(self, layer, calls):
         def record(module, args, output):

@@ -19,6 +19,7 @@ import torch
 
 from attrwidgets.core.frozen_ops import apply_norm, attention_step, head_outputs
 from attrwidgets.core.graph.graph import KINDS
+from attrwidgets.core.hooks import own_thread
 from attrwidgets.errors import AttrWidgetsError
 
 
@@ -154,12 +155,12 @@ def _real_hooks(rep, iv: _Interventions):
         for layer in range(rep.n_layers):
             mlp = a.get(f.model, a.mlp, block=layer)
             if tc is not None:
-                hooks.append(mlp.register_forward_hook(replace_mlp(layer)))
+                hooks.append(mlp.register_forward_hook(own_thread(replace_mlp(layer))))
                 continue
             if iv.parsed.get(("mlp", layer)):
-                hooks.append(mlp.register_forward_hook(force_mlp(layer)))
+                hooks.append(mlp.register_forward_hook(own_thread(force_mlp(layer))))
             if iv.parsed.get(("attention", layer)):
-                hooks.append(a.get(f.model, a.o_proj, block=layer).register_forward_hook(force_heads(layer)))
+                hooks.append(a.get(f.model, a.o_proj, block=layer).register_forward_hook(own_thread(force_heads(layer))))
         yield
     finally:
         for h in hooks:

@@ -18,6 +18,7 @@ import torch
 from attrwidgets.core.boundaries import Boundaries
 from attrwidgets.core.dlig.layers import LayerSpec, resolve_layer
 from attrwidgets.core.forward import TargetFunction
+from attrwidgets.core.hooks import own_thread
 from attrwidgets.core.token.methods.integrated_gradients import integrate_path
 from attrwidgets.core.token.registry import MethodOutput, register
 from attrwidgets.errors import AttrWidgetsError
@@ -58,7 +59,7 @@ class LayerTargetFunction(TargetFunction):
             def keep(module, args, out):  # returns None: a forward hook's return value replaces the output
                 seen["h"] = _first(out)[0].detach()
 
-            hook = self.module.register_forward_hook(keep)
+            hook = self.module.register_forward_hook(own_thread(keep))
             try:
                 self.adapter.base(self.model)(input_ids=ids.to(self.device).unsqueeze(0), use_cache=False)
             finally:
@@ -78,7 +79,7 @@ class LayerTargetFunction(TargetFunction):
         def replace(module, args, out):  # any other module: substitute its output in a whole forward
             return (x.to(_first(out).dtype),) + tuple(out[1:]) if isinstance(out, tuple) else x.to(out.dtype)
 
-        hook = self.module.register_forward_hook(replace)
+        hook = self.module.register_forward_hook(own_thread(replace))
         try:
             ids = self.input_ids.unsqueeze(0).expand(x.shape[0], -1)
             hidden = self.adapter.base(self.model)(input_ids=ids, use_cache=False).last_hidden_state
