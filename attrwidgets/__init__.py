@@ -37,6 +37,7 @@ __all__ = [
     "DiffusionAttribution",
     "DiffusionTimeline",
     "Estimate",
+    "Explorer",
     "Graph",
     "GraphView",
     "HeadContributions",
@@ -54,6 +55,7 @@ __all__ = [
     "describe_boundaries",
     "dlig",
     "estimate",
+    "explore",
     "head_contributions",
     "layer_ig",
     "lig",
@@ -129,6 +131,10 @@ def __getattr__(name):
         from attrwidgets.widgets.diffusion_timeline import DiffusionTimeline
 
         return DiffusionTimeline
+    if name in ("explore", "Explorer"):
+        from attrwidgets.widgets import explorer
+
+        return getattr(explorer, name)
     if name == "link":
         from attrwidgets.widgets.linking import link
 

@@ -1,0 +1,57 @@
+"""aw.explore in real JupyterLab + Chromium on a tiny random model (fixtures: conftest.py): one panel draws every
+view from its own widget model (anywidget's host composition), and a click in one view moves the others
+through the kernel (docs/linking.md). The HeadGrid part draws exactly the contributions the kernel holds for
+the target clicked in the matrix (data-checksum against attrwidgets.widgets.checksum)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.ui
+
+VIEW = ".aw-explorer"
+CELLS = [
+    """
+import attrwidgets as aw
+from attrwidgets.testing import tiny_handle
+
+ex = aw.explore(tiny_handle("llama"), "The capital of France is", max_new_tokens=3, method="saliency")
+ex
+""",
+]
+KERNEL_HELPERS = """
+def _aw_ex():
+    import numpy as np
+    from attrwidgets.widgets import checksum
+    grid = ex.views["heads"]
+    return {"targets": {n: v.selected_target for n, v in ex.views.items()}, "explorer": ex.selected_target,
+            "busy": any(v.busy for v in ex.views.values()), "errors": [v.error for v in ex.views.values()],
+            "computed": bool(np.isfinite(grid.contributions).all()), "checksum": checksum(grid.contributions),
+            "layer": ex.views["flow"].selected_layer, "head": ex.views["flow"].selected_head}
+"""
+
+
+def test_every_view_draws_and_a_click_in_one_moves_the_others(lab, page, open_notebook, expect):
+    name = lab.write_notebook("explorer.ipynb", CELLS)
+    nb = open_notebook(name)
+    panel = nb.run_view(VIEW, KERNEL_HELPERS)
+    expect(panel).to_have_attribute("data-ready", "true", timeout=60_000)
+    for part in (".aw-token-matrix", ".aw-head-grid", ".aw-graph-view", ".aw-layer-flow"):
+        expect(panel.locator(part)).to_have_count(1)
+    state = nb.wait_for_kernel("(lambda s: s if not s['busy'] and s['computed'] else None)(_aw_ex())",
+                               timeout_s=120)
+    assert state["errors"] == ["", "", "", ""], state["errors"]
+
+    matrix = panel.locator(".aw-token-matrix")
+    if panel.get_attribute("data-layout") == "tabs":
+        panel.locator(".aw-explorer-tabs button", has_text="tokens").click()
+    matrix.locator(".aw-text .aw-tok.aw-target").nth(2).click()  # the third generated token
+    state = nb.wait_for_kernel(
+        "(lambda s: s if s['targets']['heads'] == 2 and not s['busy'] and s['computed'] else None)(_aw_ex())",
+        timeout_s=120)
+    assert state["targets"]["tokens"] == 2 and state["explorer"] == 2 and state["targets"]["graph"] == -1
+    grid = panel.locator(".aw-head-grid")
+    expect(grid).to_have_attribute("data-selected-target", "2", timeout=30_000)
+    expect(grid).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+    assert page.console_errors == [], "\n".join(page.console_errors)
+    nb.screenshot("explorer")
