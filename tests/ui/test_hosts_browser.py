@@ -1,6 +1,7 @@
 """The live views in every host a user runs them in (hosts.py): Notebook 7, JupyterLab's right sidebar through
 `sidecar`, and marimo (`mo.ui.anywidget(w)` and a bare `w` under `marimo run`). JupyterLab's own notebook is
-covered by test_quickstart_browser.py, test_head_grid_browser.py and test_layer_flow_browser.py.
+covered by test_quickstart_browser.py, test_head_grid_browser.py, test_layer_flow_browser.py and
+test_explorer_browser.py.
 
 Each test renders the LIVE view on a tiny random model, clicks a generated token, and waits until the view's
 data-checksum (an FNV-1a of the bytes it draws) equals the kernel's checksum of the selected row; no console
@@ -173,3 +174,48 @@ def test_graph_view_round_trip(host, show_in, expect, save_timings):
     check_clean(hosted)
     save_timings({"open_to_view_s": t1 - t0, "logit_click_to_redraw_s": time.monotonic() - t2,
                   "total_s": time.monotonic() - t0})
+
+
+EXPLORER = """
+import attrwidgets as aw
+from attrwidgets.testing import tiny_handle
+
+w = aw.explore(tiny_handle("llama"), "The capital of France is", max_new_tokens=3, method="saliency")
+"""
+EXPLORER_HELPERS = """
+def _aw_heads(row):
+    import numpy as np
+    from attrwidgets.widgets.serialization import checksum
+    grid = w.views["heads"]
+    if grid.selected_target != row or grid.busy or not np.isfinite(grid.contributions).all():
+        return None
+    return {"checksum": checksum(grid.contributions), "errors": [v.error for v in w.views.values()],
+            "matrix": w.views["tokens"].selected_target}
+"""
+
+
+@pytest.mark.parametrize("host", ["notebook7", "sidecar", "marimo"])
+def test_explorer_round_trip(host, show_in, expect, save_timings):
+    """The Explorer draws every part from its own widget model in each host (anywidget's host composition); a
+    target clicked in the matrix part moves the HeadGrid part, which draws the kernel's contributions."""
+    t0 = time.monotonic()
+    hosted = show_in(host, EXPLORER, selector=".aw-explorer")
+    panel = hosted.view
+    expect(panel).to_have_attribute("data-ready", "true", timeout=60_000)
+    for part in (".aw-token-matrix", ".aw-head-grid", ".aw-graph-view", ".aw-layer-flow"):
+        expect(panel.locator(part)).to_have_count(1)
+    if host == "sidecar":  # 250 px: one view at a time, and never a sideways scrollbar on the panel
+        expect(panel).to_have_attribute("data-layout", "tabs")
+        assert panel.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+    hosted.execute(EXPLORER_HELPERS)
+    hosted.wait_for_kernel("_aw_heads(0)")
+    t1 = time.monotonic()
+    panel.locator(".aw-token-matrix .aw-text .aw-tok.aw-target[data-target='2']").click()
+    state = hosted.wait_for_kernel("_aw_heads(2)")
+    assert state["errors"] == ["", "", "", ""] and state["matrix"] == 2, state
+    grid = panel.locator(".aw-head-grid")
+    expect(grid).to_have_attribute("data-selected-target", "2", timeout=30_000)
+    expect(grid).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+    hosted.screenshot(f"host-{host}-explorer")
+    check_clean(hosted)
+    save_timings({"open_to_view_s": t1 - t0, "click_to_grid_s": time.monotonic() - t1})
