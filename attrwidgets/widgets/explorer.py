@@ -126,8 +126,9 @@ def _view(name: str, source: Any, method: str, transcoder: Any) -> AttrWidget:
     if name == "graph":
         from attrwidgets.widgets.graph_view import GraphView
 
-        return GraphView(source.session("graph", transcoder=transcoder) if transcoder is not None else None,
-                         source=None if transcoder is not None else source)
+        if transcoder is None:
+            return GraphView(source=source)  # the component graph of the source's prompt, on its worker
+        return GraphView(source.session("graph", transcoder=transcoder))  # a transcoder graph: a worker of its own
     if name == "flow":
         from attrwidgets.widgets.layer_flow import LayerFlow
 
