@@ -32,6 +32,19 @@ TARGET_SYNTAX = ('a token as typed (" Paris"), a quoted token ("\\" Paris\\""), 
 _CONTRAST = re.compile(r"\s+-\s+")
 
 
+# The view's first pruning. A transcoder graph keeps circuit-tracer's (0.8, 0.98). A component graph (every head
+# and MLP a node) is far denser: at (0.8, 0.98) the default model keeps 311-770 nodes and 12,605-49,114 edges on
+# three real prompts, one solid block; at (0.55, 0.85) it keeps 57-165 nodes and 156-1,063 edges (README,
+# "The GraphView"). The sliders go anywhere from there.
+TRANSCODER_THRESHOLDS = {"node_threshold": 0.8, "edge_threshold": 0.98}
+COMPONENT_THRESHOLDS = {"node_threshold": 0.55, "edge_threshold": 0.85}
+
+
+def default_thresholds(graph: Any) -> dict:
+    method = (getattr(graph, "metadata", None) or {}).get("method")
+    return dict(COMPONENT_THRESHOLDS if method == "components" else TRANSCODER_THRESHOLDS)
+
+
 def graph_tokens(graph: Any) -> list[dict]:
     """A graph's prompt as the token records every view takes (Token.to_dict()). The graph keeps each token's
     text and id; which are special is known when its model is attached."""

@@ -29,6 +29,7 @@ from attrwidgets.widgets.graph_payload import (
     GraphCache,
     GraphEntry,
     Payload,
+    default_thresholds,
     graph_tokens,
     kinds,
     parse_target,
@@ -119,7 +120,8 @@ class GraphView(AttrWidget):
         self._shown: Payload | None = None
         self._logit_ids: list[str] = []
         meta = dict(getattr(graph, "metadata", None) or {})
-        first = {k: kwargs.pop(k) for k in ("node_threshold", "edge_threshold", "pinned") if k in kwargs}
+        first = {**default_thresholds(graph),
+                 **{k: kwargs.pop(k) for k in ("node_threshold", "edge_threshold", "pinned") if k in kwargs}}
         super().__init__(
             tokens=graph_tokens(graph), n_layers=int(graph.n_layers), kinds=list(kinds()),
             node_columns=list(NODE_COLUMNS), can_rebuild=getattr(graph, "engine", None) is not None,

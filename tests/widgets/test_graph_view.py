@@ -371,3 +371,23 @@ def test_real_engine_rebuilds_for_a_clicked_logit(tiny_llama):
     view.target = ""
     assert view.graph is g and view.selected_logit == 1
     view.close()
+
+
+def test_a_component_graph_opens_sparser_than_a_transcoder_graph():
+    """Component graphs are far denser (every head and MLP a node): the view's first pruning is tighter for them
+    (graph_payload.COMPONENT_THRESHOLDS); a transcoder graph keeps circuit-tracer's; a given threshold wins."""
+    import attrwidgets as aw
+    from attrwidgets.testing import tiny_handle
+    from attrwidgets.widgets.graph_payload import COMPONENT_THRESHOLDS, TRANSCODER_THRESHOLDS
+
+    component = aw.attribution_graph(tiny_handle("llama"), "the cat sat on the mat", progress=False)
+    view = GraphView(component)
+    assert (view.node_threshold, view.edge_threshold) == tuple(COMPONENT_THRESHOLDS.values())
+    assert view.node_ids == component.prune(*COMPONENT_THRESHOLDS.values()).node_ids
+    view.close()
+    view = GraphView(component, node_threshold=0.8)
+    assert (view.node_threshold, view.edge_threshold) == (0.8, COMPONENT_THRESHOLDS["edge_threshold"])
+    view.close()
+    view = GraphView(toy_graph(seed=1))  # no components: circuit-tracer's defaults
+    assert (view.node_threshold, view.edge_threshold) == tuple(TRANSCODER_THRESHOLDS.values())
+    view.close()

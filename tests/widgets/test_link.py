@@ -17,7 +17,7 @@ PROMPT = "The capital of France is"
 def views():
     source = aw.Source(tiny_handle("llama"), PROMPT, max_new_tokens=3)
     made = {"matrix": aw.TokenMatrix(source=source, method="saliency"), "grid": aw.HeadGrid(source=source),
-            "flow": aw.LayerFlow(source=source, n_steps=2, granularity="att"), "graph": aw.GraphView(source=source)}
+            "flow": aw.LayerFlow(source=source, n_steps=2, granularity="att"), "graph": aw.GraphView(source=source, node_threshold=0.8, edge_threshold=0.98)}
     for view in made.values():
         view.wait(120)
     yield source, made
