@@ -20,7 +20,8 @@ from attrwidgets.widgets.linking import link
 
 VIEWS = ("tokens", "heads", "graph", "flow")
 KNOWN = (*VIEWS, "timeline")
-SHOW = ("inline",)
+# "inline": where the call is displayed; the others open a JupyterLab panel through sidecar, at that anchor.
+SHOW = ("inline", "right", "split-right", "tab-after")
 
 
 def _causal(handle: Any) -> bool:
@@ -56,6 +57,7 @@ class Explorer(AttrWidget):
 
     parts = Dict(help="view name -> 'anywidget:<model id>' of its widget, in the order shown").tag(sync=True)
     target_positions = List(Int(), help="(n_targets,) the generated tokens' positions").tag(sync=True)
+    _panel: Any = None  # the sidecar panel it was opened in, if any
     layout_mode = Unicode("auto", help="'auto' (a grid when wide, tabs when narrow), 'grid' or 'tabs'").tag(
         sync=True)
 
@@ -75,6 +77,16 @@ class Explorer(AttrWidget):
         return (f"Explorer({self.llm_id!r}, {len(self.tokens)} tokens, views {list(self._views)}, "
                 f"selected_target={self.selected_target})")
 
+    def open_panel(self, anchor: str = "right") -> None:
+        """Show the Explorer in a JupyterLab panel (sidecar): "right" (the right sidebar, where it shows one view
+        at a time), "split-right" or "tab-after" (beside the notebook, as wide as a grid)."""
+        from IPython.display import display
+        from sidecar import Sidecar
+
+        self._panel = Sidecar(title="attrwidgets explorer", anchor=anchor)
+        with self._panel:
+            display(self)
+
     def wait(self, timeout: float | None = None):
         for view in self._views.values():
             view.wait(timeout)
@@ -85,6 +97,8 @@ class Explorer(AttrWidget):
             self._link.unlink()
         for view in self._views.values():
             view.close()
+        if self._panel is not None:
+            self._panel.close()
         super().close()
 
 
@@ -92,13 +106,14 @@ def explore(model, prompt, *, views=VIEWS, method: str = "integrated_gradients",
             max_new_tokens: int = 8, target: str | None = None, show: str = "inline") -> Explorer:
     """The linked explorer of `prompt` on `model` (a handle or a name): docs/linking.md says what a click in one
     view does in the others. method: the token matrix's method. transcoder: the graph's (None: the component
-    graph). show: "inline" (the cell)."""
+    graph). show: "inline" (the cell's output), or a JupyterLab panel through sidecar: "right" (the right
+    sidebar), "split-right" or "tab-after" (beside the notebook)."""
     from attrwidgets.core.source import Source
     from attrwidgets.models import as_handle
 
     if show not in SHOW:
-        raise AttrWidgetsError(f"show={show!r}: aw.explore shows inline for now (show='inline'); display the "
-                               "Explorer in a side panel yourself, e.g. with jupyterlab-sidecar.")
+        raise AttrWidgetsError(f"show={show!r}: aw.explore shows {', '.join(map(repr, SHOW))} (a JupyterLab side "
+                               "panel for all but 'inline').")
     handle = as_handle(model)
     names = check_views(views, handle)
     generate = max_new_tokens if _causal(handle) else 0
@@ -111,7 +126,10 @@ def explore(model, prompt, *, views=VIEWS, method: str = "integrated_gradients",
         for view in made.values():
             view.close()
         raise
-    return Explorer(source, made)
+    ex = Explorer(source, made)
+    if show != "inline":
+        ex.open_panel(show)
+    return ex
 
 
 def _view(name: str, source: Any, method: str, transcoder: Any) -> AttrWidget:

@@ -55,3 +55,26 @@ def test_every_view_draws_and_a_click_in_one_moves_the_others(lab, page, open_no
     expect(grid).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
     assert page.console_errors == [], "\n".join(page.console_errors)
     nb.screenshot("explorer")
+
+
+def test_show_right_opens_the_explorer_in_the_sidebar(lab, page, open_notebook, expect):
+    """One call opens the panel in JupyterLab's right sidebar (sidecar), where it shows one view at a time."""
+    cells = [CELLS[0].replace('method="saliency")\nex\n', 'method="saliency", show="right")\n')]
+    assert cells[0].rstrip().endswith('show="right")')  # no `ex` after it: the sidebar alone shows it
+    nb = open_notebook(lab.write_notebook("explorer_right.ipynb", cells))
+    panel = nb.run_view(".jupyterlab-sidecar .aw-explorer", KERNEL_HELPERS)
+    expect(panel).to_have_attribute("data-ready", "true", timeout=60_000)
+    expect(panel).to_have_attribute("data-layout", "tabs")
+    assert panel.evaluate("e => e.scrollWidth <= e.clientWidth + 1")  # never a sideways scrollbar
+    assert page.locator(".aw-explorer").count() == 1  # in the sidebar, not in the cell as well
+    nb.wait_for_kernel("(lambda s: s if not s['busy'] and s['computed'] else None)(_aw_ex())", timeout_s=120)
+    panel.locator(".aw-token-matrix .aw-text .aw-tok.aw-target[data-target='1']").click()
+    state = nb.wait_for_kernel(
+        "(lambda s: s if s['targets']['heads'] == 1 and not s['busy'] and s['computed'] else None)(_aw_ex())",
+        timeout_s=120)
+    panel.locator(".aw-explorer-tabs button", has_text="heads").click()
+    grid = panel.locator(".aw-head-grid")
+    expect(grid).to_be_visible()
+    expect(grid).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+    assert page.console_errors == [], "\n".join(page.console_errors)
+    nb.screenshot("explorer-right")

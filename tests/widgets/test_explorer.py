@@ -55,7 +55,7 @@ def test_a_diffusion_lm_gets_the_timeline_and_an_encoder_the_flow():
     ({"views": ("tokens", "attention")}, r"Unknown view\(s\) \['attention'\]: aw.explore shows tokens, heads"),
     ({"views": ()}, "Unknown view"),
     ({"views": ("tokens", "tokens")}, "lists a view twice"),
-    ({"show": "right"}, "shows inline for now"),
+    ({"show": "left"}, "aw.explore shows 'inline', 'right', 'split-right', 'tab-after'"),
 ])
 def test_bad_input_is_a_clear_error(handle, kwargs, message):
     with pytest.raises(AttrWidgetsError, match=message):
@@ -66,3 +66,11 @@ def test_a_view_the_model_cannot_do_says_which_it_can():
     with pytest.raises(AttrWidgetsError, match=r"cannot show \['tokens'\]: they explain generated tokens.*It can "
                                                r"show \['flow', 'timeline'\]"):
         aw.explore(tiny_masked_lm(), "the cat", views=("tokens",))
+
+
+def test_show_opens_a_side_panel_that_closes_with_the_explorer(handle):
+    ex = aw.explore(handle, PROMPT, max_new_tokens=2, method="saliency", views=("tokens", "heads"), show="split-right")
+    panel = ex._panel
+    assert panel.anchor == "split-right" and panel.title == "attrwidgets explorer"
+    ex.close()
+    assert panel.comm is None  # closed with it
