@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -112,6 +113,21 @@ def wait_for_quiet(max_other: float, max_wait: float, poll: float = 15.0) -> dic
 
 
 # -- results -----------------------------------------------------------------------------------------------
+def median_of_runs(results: list[dict]) -> dict:
+    """Repeats of one run (each with time_s, peak_rss_mb, rss_after_load_mb and a `run` record) as one: the last
+    run's fields, the medians of time and memory, every repeat's figures kept, and the largest CPU share other
+    processes took during any of them."""
+    res = dict(results[-1])
+    res["times_s"] = [r["time_s"] for r in results]
+    res["peak_rss_mb_all"] = [r["peak_rss_mb"] for r in results]
+    res["time_s"] = float(statistics.median(res["times_s"]))
+    res["peak_rss_mb"] = float(statistics.median(res["peak_rss_mb_all"]))
+    res["rss_after_load_mb"] = float(statistics.median([r["rss_after_load_mb"] for r in results]))
+    res["run"] = {"others_share": max((r["run"]["others_share"] or 0.0) for r in results),
+                  "per_repeat": [r["run"] for r in results]}
+    return res
+
+
 def write_json(out, report: dict | list) -> None:
     """The results file (when `out` is given), folders created."""
     if out:

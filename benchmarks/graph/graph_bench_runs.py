@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `benchmarks.*`
-from benchmarks.harness import REPO, children_cpu_seconds, machine_busy_seconds, peak_rss_mb, wait_for_quiet
+from benchmarks.harness import (
+    REPO,
+    children_cpu_seconds,
+    machine_busy_seconds,
+    median_of_runs,
+    peak_rss_mb,
+    wait_for_quiet,
+)
 
 LOCK_PATH = "/tmp/attrwidgets-heavy.lock"
 KIND_NAMES = ("feature", "error", "token", "logit", "attention", "mlp")  # attrwidgets NodeTable codes
@@ -100,17 +107,7 @@ def repeated(name: str, cmd: list[str], parse, opts, repeats: int) -> dict:
     limit = getattr(opts, "repeat_limit_s", None)
     while len(results) < repeats and (limit is None or results[0]["time_s"] <= limit):
         results.append(run_measured(name, cmd, parse, opts))
-    res = dict(results[-1])
-    res["times_s"] = [r["time_s"] for r in results]
-    res["peak_rss_mb_all"] = [r["peak_rss_mb"] for r in results]
-    res["time_s"] = float(np.median(res["times_s"]))
-    res["peak_rss_mb"] = float(np.median(res["peak_rss_mb_all"]))
-    res["rss_after_load_mb"] = float(np.median([r["rss_after_load_mb"] for r in results]))
-    res["run"] = {
-        "others_share": max((r["run"]["others_share"] or 0.0) for r in results),
-        "per_repeat": [r["run"] for r in results],
-    }
-    return res
+    return median_of_runs(results)
 
 
 def parse_json_stdout(proc) -> dict:

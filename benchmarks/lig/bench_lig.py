@@ -66,6 +66,7 @@ from benchmarks.harness import (
     RESULTS,
     children_cpu_seconds,
     machine_busy_seconds,
+    median_of_runs,
     peak_rss_mb,
     wait_for_quiet,
     write_json,
@@ -115,15 +116,7 @@ def run_quiet(name: str, cmd: list[str], parse, args) -> dict:
 def repeated(name: str, cmd: list[str], parse, args) -> dict:
     """args.repeats fresh processes of one run: median time and peak RSS, every figure kept."""
     results = [run_quiet(name, cmd, parse, args) for _ in range(args.repeats)]
-    res = dict(results[-1])
-    res["times_s"] = [r["time_s"] for r in results]
-    res["peak_rss_mb_all"] = [r["peak_rss_mb"] for r in results]
-    res["time_s"] = float(np.median(res["times_s"]))
-    res["peak_rss_mb"] = float(np.median(res["peak_rss_mb_all"]))
-    res["rss_after_load_mb"] = float(np.median([r["rss_after_load_mb"] for r in results]))
-    res["run"] = {"others_share": max((r["run"]["others_share"] or 0.0) for r in results),
-                  "per_repeat": [r["run"] for r in results]}
-    return res
+    return median_of_runs(results)
 
 
 # ---------------------------------------------------------------------------------------------- our child
