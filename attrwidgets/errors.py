@@ -73,14 +73,32 @@ def renamed_keywords(**new_name_of):
     return wrap
 
 
+def _warn_renamed(owner: object, old: str, new: str) -> None:
+    warnings.warn(f"{type(owner).__name__}.{old} is renamed {new}; the old name will be removed.", DeprecationWarning,
+                  stacklevel=3)
+
+
 def renamed_method(old: str, new: str):
     """A method kept under its old name: it warns (DeprecationWarning) and calls the new one."""
 
     def method(self, *args, **kwargs):
-        warnings.warn(f"{type(self).__name__}.{old}() is renamed {new}(); the old name will be removed.",
-                      DeprecationWarning, stacklevel=2)
+        _warn_renamed(self, f"{old}()", f"{new}()")
         return getattr(self, new)(*args, **kwargs)
 
     method.__name__ = method.__qualname__ = old
     method.__doc__ = f"The old name of {new}()."
     return method
+
+
+def renamed_attribute(old: str, new: str, *, settable: bool = False) -> property:
+    """An attribute kept under its old name: reading (and setting, when settable) it warns and uses the new one."""
+
+    def get(self):
+        _warn_renamed(self, old, new)
+        return getattr(self, new)
+
+    def set_(self, value) -> None:
+        _warn_renamed(self, old, new)
+        setattr(self, new, value)
+
+    return property(get, set_ if settable else None, doc=f"The old name of {new}.")

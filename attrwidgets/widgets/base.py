@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import anywidget
 import traitlets
 
 from attrwidgets.core.tokens import SEGMENTS, Token
-from attrwidgets.errors import AttrWidgetsError, rename_keywords
+from attrwidgets.errors import AttrWidgetsError, rename_keywords, renamed_attribute
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -70,9 +69,10 @@ TOKEN_KEYS = ("id", "text", "clean", "segment", "special")
 RENAMED_VIEW_KEYWORDS = {"selected_source": "selected_position"}
 
 
-def renamed_view_keywords(cls: type, kwargs: dict) -> dict:
-    """A view's constructor keywords with the old names replaced (with a DeprecationWarning)."""
-    return rename_keywords(cls.__name__, kwargs, RENAMED_VIEW_KEYWORDS)
+def renamed_view_keywords(cls: type, kwargs: dict, own: dict[str, str] | None = None) -> dict:
+    """A view's constructor keywords with the old names replaced (with a DeprecationWarning): every view's, and
+    `own`, the view's own renames."""
+    return rename_keywords(cls.__name__, kwargs, {**RENAMED_VIEW_KEYWORDS, **(own or {})})
 
 
 def check_tokens(value: list) -> list[dict]:
@@ -153,18 +153,7 @@ class AttrWidget(anywidget.AnyWidget):
     def _valid_tokens(self, proposal: dict) -> list[dict]:
         return check_tokens(proposal["value"])
 
-    @property
-    def selected_source(self) -> int:
-        """The old name of selected_position."""
-        warnings.warn(f"{type(self).__name__}.selected_source is renamed selected_position; the old name will be "
-                      "removed.", DeprecationWarning, stacklevel=2)
-        return self.selected_position
-
-    @selected_source.setter
-    def selected_source(self, value: int) -> None:
-        warnings.warn(f"{type(self).__name__}.selected_source is renamed selected_position; the old name will be "
-                      "removed.", DeprecationWarning, stacklevel=2)
-        self.selected_position = value
+    selected_source = renamed_attribute("selected_source", "selected_position", settable=True)
 
     def __init__(self, **kwargs: Any) -> None:
         allowed = self.public_traits()
@@ -195,8 +184,6 @@ class AttrWidget(anywidget.AnyWidget):
                              None)
                 out[key] = value if check is None else check({"trait": trait, "value": value})
             except traitlets.TraitError as exc:
-                from attrwidgets.errors import AttrWidgetsError
-
                 raise AttrWidgetsError(str(exc)) from exc
         return out
 

@@ -36,7 +36,7 @@ from attrwidgets.widgets.base import (
 )
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
-from attrwidgets.widgets.sources import live_source
+from attrwidgets.widgets.sources import checked_source
 
 FLAG_ERROR = 0.02  # rows above this relative completeness error are flagged (the LIG/DLIG authors' threshold)
 _LIVE_KEYWORDS = ("source", "model", "prompt", "compute")
@@ -131,8 +131,7 @@ class DiffusionTimeline(AttrWidget):
     _result: DiffusionAttribution | None = None
 
     def __init__(self, result: DiffusionAttribution | None = None, **kwargs: Any) -> None:
-        kwargs = renamed_view_keywords(type(self), kwargs)
-        kwargs = rename_keywords(type(self).__name__, kwargs, RENAMED_OPTIONS)
+        kwargs = renamed_view_keywords(type(self), kwargs, RENAMED_OPTIONS)
         live = {k: kwargs.pop(k) for k in _LIVE_KEYWORDS if k in kwargs}
         compute = live.pop("compute", None)
         accepted = (*DLIG_OPTIONS, *compute_options(compute))
@@ -186,7 +185,7 @@ class DiffusionTimeline(AttrWidget):
         makes the continuation it explains, so the source must have generated none."""
         if model is not None or prompt is not None:
             raise AttrWidgetsError("DiffusionTimeline(source=...) takes no model or prompt: the source has them.")
-        self._source = source = live_source("DiffusionTimeline", {"source": source})
+        self._source = source = checked_source("DiffusionTimeline", source)
         if len(source.tokens) > source.n_prompt:
             raise AttrWidgetsError("DiffusionTimeline samples its own continuation: make its aw.Source with "
                                    "max_new_tokens=0.")

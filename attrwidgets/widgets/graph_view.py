@@ -21,8 +21,8 @@ import numpy as np
 import traitlets
 from traitlets import Bool, Dict, Float, Int, List, Unicode, observe, validate
 
-from attrwidgets.errors import AttrWidgetsError, rename_keywords, renamed_method
-from attrwidgets.widgets.base import AttrWidget, bundle, unknown_keyword_error
+from attrwidgets.errors import AttrWidgetsError, renamed_method
+from attrwidgets.widgets.base import AttrWidget, bundle, renamed_view_keywords, unknown_keyword_error
 from attrwidgets.widgets.graph_payload import (
     NODE_COLUMNS,
     TARGET_SYNTAX,
@@ -38,7 +38,7 @@ from attrwidgets.widgets.graph_payload import (
 )
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
-from attrwidgets.widgets.sources import live_source
+from attrwidgets.widgets.sources import checked_source
 
 LIVE_CACHE = 64  # pruned graphs kept (threshold settings x targets); each is a few arrays of the shown size
 _VIEW_TRAITS = ("node_threshold", "edge_threshold", "selected_node", "selected_logit", "pinned", "pinned_only",
@@ -100,11 +100,11 @@ class GraphView(AttrWidget):
     def __init__(self, graph: Any = None, *, source: Any = None, **kwargs: Any) -> None:
         """source: an aw.Source shared with other views: the graph of its prompt (built here, once per source)
         and its worker thread."""
-        kwargs = rename_keywords(type(self).__name__, kwargs, _RENAMED)
+        kwargs = renamed_view_keywords(type(self), kwargs, _RENAMED)
         if source is not None:
             if graph is not None:
                 raise AttrWidgetsError("GraphView takes a graph or source=..., not both.")
-            source = live_source("GraphView", {"source": source})
+            source = checked_source("GraphView", source)
             graph = source.session("graph")
         if graph is None or not all(hasattr(graph, a) for a in ("nodes", "prune", "tokens")):
             got = "nothing" if graph is None else type(graph).__name__

@@ -47,11 +47,10 @@ class LatestWins:
         future.add_done_callback(self._done)
 
     def _done(self, future: Future) -> None:
-        with self._cond:
-            self._futures.discard(future)
         if not future.cancelled() and future.exception() is not None:
             log.error("attrwidgets worker job failed", exc_info=future.exception())
         with self._cond:
+            self._futures.discard(future)
             self._pending -= 1
             if self._pending == 0:
                 self._on_busy(False)

@@ -21,7 +21,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe, vali
 from attrwidgets.core.lig.baselines import BASELINES
 from attrwidgets.core.lig.result import FLAG_ERROR, LayerAttribution
 from attrwidgets.core.tokens import Token
-from attrwidgets.errors import AttrWidgetsError, rename_keywords
+from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import (
     AttrWidget,
     bundle,
@@ -31,7 +31,7 @@ from attrwidgets.widgets.base import (
 from attrwidgets.widgets.flow_rows import PARTS, VIEW_ROUTES, flow_row, signed_shares
 from attrwidgets.widgets.live import LiveValues
 from attrwidgets.widgets.serialization import Tensor
-from attrwidgets.widgets.sources import live_source
+from attrwidgets.widgets.sources import checked_source, live_source
 
 _LIVE_KEYWORDS = ("source", "model", "prompt", "session", "live")
 # `text=` was the live prompt's name here; `prompt=` is every view's.
@@ -97,7 +97,7 @@ class LayerFlow(AttrWidget):
     _result: LayerAttribution | None = None
 
     def __init__(self, result: LayerAttribution | None = None, **kwargs: Any) -> None:
-        kwargs = rename_keywords(type(self).__name__, renamed_view_keywords(type(self), kwargs), _RENAMED)
+        kwargs = renamed_view_keywords(type(self), kwargs, _RENAMED)
         options = _lig_options()
         live = {k: kwargs.pop(k) for k in (*_LIVE_KEYWORDS, *options) if k in kwargs and k not in _SHARED}
         view = [t for t in self.public_traits() if t not in _DATA_TRAITS]
@@ -133,7 +133,7 @@ class LayerFlow(AttrWidget):
         if source is not None:  # shared with other views: the source's tokens (prompt and generated) are the text
             if session is not None or model is not None or text is not None or want_live is False:
                 raise AttrWidgetsError("LayerFlow(source=...) takes no model, prompt or session: the source has them.")
-            self._source = live_source("LayerFlow", {"source": source})  # checks it is one
+            self._source = checked_source("LayerFlow", source)
             return self._adopt(self._source.session("lig", **live), result)
         if session is None and model is None:
             if result is None:

@@ -9,13 +9,19 @@ from attrwidgets.errors import AttrWidgetsError
 SOURCE_KEYWORDS = ("source", "model", "prompt", "max_new_tokens", "target")
 
 
+def checked_source(view: str, source) -> Source:
+    """`source` if it is an aw.Source, else a clear error (`view` is the view it was given to)."""
+    if not isinstance(source, Source):
+        raise AttrWidgetsError(f"{view}: source must be an aw.Source(model, prompt), got {type(source).__name__}.")
+    return source
+
+
 def live_source(view: str, live: dict) -> Source:
     """Pops SOURCE_KEYWORDS from `live` (a view's live keywords) and returns the Source they name."""
     source = live.pop("source", None)
     made = {k: live.pop(k) for k in SOURCE_KEYWORDS[1:] if k in live}
     if source is not None:
-        if not isinstance(source, Source):
-            raise AttrWidgetsError(f"source must be an aw.Source(model, prompt), got {type(source).__name__}.")
+        checked_source(view, source)
         if made:
             raise AttrWidgetsError(f"{view}(source=...) takes no {sorted(made)}: the source has them. Make another "
                                    "aw.Source for another model or prompt.")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from attrwidgets.core.bundle_io import json_array, read_json_file, schema_versio
 from attrwidgets.core.files import csv_cell, file_reader, open_text_atomic, write_text_atomic
 from attrwidgets.core.rendering import PageExport
 from attrwidgets.core.tokens import Token
-from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.errors import AttrWidgetsError, renamed_attribute
 
 SCHEMA = "attrwidgets.diffusion_attribution/1"
 
@@ -62,12 +61,7 @@ class DiffusionAttribution(PageExport):
     def n_denoising_steps(self) -> int:
         return int(self.states.shape[0] - 1)
 
-    @property
-    def n_steps(self) -> int:
-        """The old name of n_denoising_steps (`n_steps` is the IG path's points everywhere else)."""
-        warnings.warn("DiffusionAttribution.n_steps is renamed n_denoising_steps; the old name will be removed.",
-                      DeprecationWarning, stacklevel=2)
-        return self.n_denoising_steps
+    n_steps = renamed_attribute("n_steps", "n_denoising_steps")  # `n_steps` is the IG path's points elsewhere
 
     @property
     def length(self) -> int:
