@@ -36,12 +36,13 @@ def as_attribution(decomposition) -> Attribution:
     targets = target_positions_of(decomposition)
     by_logit = decomposition.unembedding is not None and decomposition.options.get("final_norm", False)
     scores = np.zeros((len(targets), T), np.float32)
+    weight = decomposition.unembedding[0] if by_logit else None
     for i, t in enumerate(targets):
-        state = t - 1  # the state at t - 1 predicts the token at t
-        if by_logit:
-            row = decomposition.logit_scores(int(decomposition.tokens[t].id))[state, :T]
+        parts = decomposition.states[t - 1, :T]  # the state at t - 1 predicts the token at t; (T, D) token parts
+        if by_logit:  # logit_scores at this one position: an LM-head bias belongs to the bias part, left out
+            row = parts @ weight[int(decomposition.tokens[t].id)].detach().float().cpu().numpy()
         else:
-            row = np.linalg.norm(decomposition.states[state, :T], axis=-1)
+            row = np.linalg.norm(parts, axis=-1)
         scores[i, :t] = row[:t]  # causal: a later position has no part in the state at t - 1
     options = {**decomposition.options, "level": "token", "score": "logit" if by_logit else "l2",
                "completeness_error": float(decomposition.completeness_error)}
