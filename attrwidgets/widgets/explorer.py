@@ -67,7 +67,7 @@ class Explorer(AttrWidget):
                          llm_id=source.model_id)
         self.source, self._views = source, dict(views)
         # The first view's selection (the matrix's first row) becomes every view's, the Explorer's included.
-        self._link = link(*views.values(), self) if views else None
+        self._link = link(*views.values(), self)  # check_views gave at least one view
 
     @property
     def views(self) -> dict[str, AttrWidget]:
@@ -93,8 +93,7 @@ class Explorer(AttrWidget):
         return self
 
     def close(self) -> None:
-        if self._link is not None:
-            self._link.unlink()
+        self._link.unlink()
         for view in self._views.values():
             view.close()
         if self._panel is not None:
