@@ -14,6 +14,7 @@ const COMPLETENESS_WARN = 0.05; // docs/methods/lig.md: LIG authors warn at 2%; 
 const REDRAW_TRAITS = [
   "tokens", "target_positions", "scores", "target_prob", "target_entropy", "completeness_error",
   "selected_target", "method", "methods", "n_steps", "normalization", "sign_mode", "hide_special", "llm_id",
+  "head_split", "head_split_of", "head_split_contribution",
 ] as const;
 const P_TITLE = "probability of the target token";
 const H_TITLE = "entropy of the next-token distribution (nats)";
@@ -67,6 +68,7 @@ interface Parts extends ReturnType<typeof controls> {
   legendLo: HTMLSpanElement;
   legendHi: HTMLSpanElement;
   hmScroll: HTMLDivElement;
+  headLine: HTMLDivElement;
 }
 
 function render({ model, el }: RenderProps<Model>) {
@@ -79,9 +81,10 @@ function render({ model, el }: RenderProps<Model>) {
   const legendHi = h("span");
   legend.append(h("span", "", "colour:"), legendLo, legendBar, legendHi);
   const hmScroll = h("div", "aw-hm-scroll");
-  const parts: Parts = { ...controls(view), view, info, text, legendBar, legendLo, legendHi, hmScroll };
+  const headLine = h("div", "aw-info aw-head-split");
+  const parts: Parts = { ...controls(view), view, info, text, legendBar, legendLo, legendHi, hmScroll, headLine };
   return view.start({
-    top: [parts.bar.element], body: [info, text, legend, hmScroll], traits: REDRAW_TRAITS,
+    top: [parts.bar.element], body: [headLine, info, text, legend, hmScroll], traits: REDRAW_TRAITS,
     draw: () => draw(parts),
   });
 }
@@ -90,12 +93,16 @@ function render({ model, el }: RenderProps<Model>) {
 function frame(model: View<Model>["model"]) {
   const tokens: TokenRecord[] = model.get("tokens") || [];
   const targets: number[] = model.get("target_positions") || [];
-  const scores: Tensor | null = decodeTensor(model.get("scores"));
+  // A head selected in a linked grid: its split by source stands in for the method's scores.
+  const splitOf: number[] = model.get("head_split_of") || [];
+  const split: Tensor | null = splitOf.length === 2 ? decodeTensor(model.get("head_split")) : null;
+  const scores: Tensor | null = split ?? decodeTensor(model.get("scores"));
   return {
     tokens, targets, scores,
+    headView: split ? { layer: splitOf[0], head: splitOf[1], sums: decodeVector(model.get("head_split_contribution")) } : null,
     prob: decodeVector(model.get("target_prob")),
     entropy: decodeVector(model.get("target_entropy")),
-    compl: decodeVector(model.get("completeness_error")),
+    compl: split ? null : decodeVector(model.get("completeness_error")),
     method: model.get("method") || "",
     signMode: (model.get("sign_mode") === "absolute" ? "absolute" : "signed") as SignMode,
     norm: model.get("normalization") === "global" ? "global" as const : "row" as const,
@@ -112,6 +119,8 @@ function draw(p: Parts): void {
   const { tokens, targets, scores, prob, entropy, compl, method, signMode, norm, hideSpecial, sel, tokLabel } = f;
   root.dataset.selectedTarget = String(sel);
   root.dataset.method = method;
+  root.dataset.headSplit = f.headView ? `${f.headView.layer},${f.headView.head}` : "";
+  drawHeadLine(p, f, write);
 
   fillSelect(p.methodSel, model.get("methods") || [], method);
   p.steps.value = String(model.get("n_steps") ?? "");
@@ -181,6 +190,25 @@ function draw(p: Parts): void {
       return s;
     },
   }, tooltip);
+}
+
+/** With a head's split shown: which head, what a row sums to, and the way back to the method's scores. */
+function drawHeadLine(p: Parts, { headView, sel, method }: Frame, write: View<Model>["write"]): void {
+  p.headLine.classList.toggle("aw-hidden", !headView);
+  if (!headView) {
+    p.headLine.replaceChildren();
+    return;
+  }
+  const sum = headView.sums && sel >= 0 ? headView.sums[sel] : NaN;
+  const back = h("button", "", `show ${method || "scores"}`);
+  Object.assign(back, { type: "button", title: "clear the head selection (every linked view)" });
+  back.addEventListener("click", () => write("selected_head", -1));
+  p.headLine.replaceChildren(
+    h("b", "", `head L${headView.layer}.H${headView.head}`),
+    ` carries this to each target from each source (DePass); the row sums to the head's contribution` +
+      (Number.isFinite(sum) ? ` ${formatValue(sum)} ` : " "),
+    back,
+  );
 }
 
 /** The completeness error (IG) of the worst row, and a selected row not computed yet. */

@@ -71,7 +71,7 @@ def apply_norm(X: torch.Tensor, spec: NormSpec, scale: torch.Tensor) -> torch.Te
     return Y
 
 
-def _apply(affine: Affine, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
+def apply_affine(affine: Affine, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
     # One 2-D matmul: a strided 3-D view (a chunk of positions) would otherwise go through a batched
     # matmul with the weight broadcast, measured 3x slower.
     y = (x.reshape(-1, x.shape[-1]) @ affine.weight.t()).view(*x.shape[:-1], -1)
@@ -81,7 +81,7 @@ def _apply(affine: Affine, x: torch.Tensor, with_bias: bool) -> torch.Tensor:
 def head_values(frozen: FrozenForward, layer: int, normed: torch.Tensor) -> torch.Tensor:
     """(M, T, D) normed stack -> (M, T, KV, hd) per key/value head; the value bias goes to the bias component."""
     value_map = frozen.value_map(layer)
-    v = _apply(value_map, normed, with_bias=False)
+    v = apply_affine(value_map, normed, with_bias=False)
     if value_map.bias is not None:
         v[0] += value_map.bias
     return v.view(v.shape[0], v.shape[1], frozen.n_kv_heads, frozen.head_dim)
@@ -115,7 +115,7 @@ def attention_step(frozen: FrozenForward, layer: int, X: torch.Tensor, first: to
 
     def chunk(t0: int, t1: int, n: int) -> None:
         ctx = grouped_attention(rec.attention, vt, n, frozen.head_dim, t0, t1)
-        out = _apply(out_map, ctx, with_bias=False)
+        out = apply_affine(out_map, ctx, with_bias=False)
         if out_map.bias is not None:
             out[0] += out_map.bias
         X[:n, t0:t1] += out
@@ -150,12 +150,12 @@ def mlp_step(frozen: FrozenForward, layer: int, X: torch.Tensor, first: torch.Te
     bytes_per_cell = 4 * (4 * n_neurons + X.shape[2])
 
     def chunk(t0: int, t1: int, n: int) -> None:
-        g = _apply(in_map, normed[:n, t0:t1], with_bias=False)
+        g = apply_affine(in_map, normed[:n, t0:t1], with_bias=False)
         if in_map.bias is not None:
             g[0] += in_map.bias
         shares = split(g, rec.preact[t0:t1])
         shares *= rec.values[t0:t1]
-        out = _apply(out_map, shares, with_bias=False)
+        out = apply_affine(out_map, shares, with_bias=False)
         if out_map.bias is not None:
             out[0] += out_map.bias
         X[:n, t0:t1] += out

@@ -123,7 +123,15 @@ class _LiveWorker:
     inflight: list
     worker: LatestWins
 
+    busy_name = "work"  # this worker's part of the view's busy flag
+
     def _set_busy(self, value: bool) -> None:
+        # A view with several workers (a TokenMatrix's rows and its head view) keeps `_busy_parts`: it is busy
+        # while any of them is.
+        parts = getattr(self.widget, "_busy_parts", None)
+        if parts is not None:
+            parts[self.busy_name] = value
+            value = any(parts.values())
         self.widget.busy = value
         if not value and getattr(self.widget, "busy_estimate", ""):
             self.widget.busy_estimate = ""
@@ -314,10 +322,11 @@ class LiveValues(_LiveWorker):
     """
 
     def __init__(self, widget: Any, on_ready: Callable[[Any, Any], None], name: str = "", source: Any = None,
-                 cache_name: Any = None) -> None:
+                 cache_name: Any = None, busy_name: str = "values") -> None:
         """source: an aw.Source whose lock, worker thread and cache `cache_name` this view shares with the other
-        views of that source (core/source.py); None: its own."""
-        self.widget = widget
+        views of that source (core/source.py); None: its own. busy_name: this worker's part of the view's busy
+        flag, where the view has several (`_busy_parts`)."""
+        self.widget, self.busy_name = widget, busy_name
         self.on_ready = on_ready
         self.inflight: list[_Pending] = []
         self.current: Any = None

@@ -25,6 +25,7 @@ from attrwidgets.widgets.base import (
     unknown_keyword_error,
     with_default,
 )
+from attrwidgets.widgets.head_split_rows import HeadSplitRows
 from attrwidgets.widgets.live import LiveRows, method_defaults
 from attrwidgets.widgets.serialization import Tensor
 from attrwidgets.widgets.sources import live_source
@@ -37,7 +38,7 @@ _LIVE_STATE = ("method", "methods", "n_steps")  # traits a live widget may be gi
 # Traits filled from the result or the session, never from constructor keywords.
 _DATA_TRAITS = frozenset({
     "tokens", "target_positions", "scores", "target_prob", "target_entropy", "completeness_error",
-    "method", "methods", "n_steps", "busy", "error", "llm_id",
+    "method", "methods", "n_steps", "busy", "error", "llm_id", "head_split", "head_split_contribution", "head_split_of",
 })
 
 
@@ -114,10 +115,16 @@ class TokenMatrix(AttrWidget):
     normalization = Enum(("row", "global"), "row").tag(sync=True)
     sign_mode = Enum(("signed", "absolute"), "signed").tag(sync=True)
     hide_special = Bool(False).tag(sync=True)
+    # The head view (widgets/head_split_rows.py): with a head selected, what it carries to each target from each
+    # source token, shown instead of `scores`; a live view on an aw.Source computes it.
+    head_split_of = List(Int(), help="[layer, head] that head_split shows; [] none").tag(sync=True)
+    head_split = Tensor(ndim=2).tag(sync=True)  # (n_targets, n_positions); NaN = not computed (yet)
+    head_split_contribution = Tensor(ndim=1).tag(sync=True)  # (n_targets,) the head's whole contribution per row
     # Not "model_id": ipywidgets already uses that name for the widget's comm id.
 
     _live: LiveRows | None = None
     _static: Attribution | None = None
+    _head_split: HeadSplitRows | None = None
 
     def __init__(self, result: Attribution | None = None, **kwargs: Any) -> None:
         if isinstance(result, Decomposition):  # DePass's token view (core/depass/token_view.py)
@@ -195,7 +202,10 @@ class TokenMatrix(AttrWidget):
             llm_id=str(getattr(handle, "model_id", "") or getattr(session, "model_id", "")),
             **kwargs,
         )
+        self._busy_parts: dict[str, bool] = {}
         self._live = LiveRows(self, session, options, source=source)
+        if source is not None:
+            self._head_split = HeadSplitRows(self, source)
         self._live.request()
 
     @observe("selected_target", "method", "n_steps")
@@ -204,6 +214,22 @@ class TokenMatrix(AttrWidget):
             self._keep_static(change)
         elif self._live is not None:
             self._live.request()
+
+    @observe("selected_layer", "selected_head", "selected_target")
+    def _on_head(self, change: dict) -> None:
+        if self._head_split is not None:
+            self._head_split.request()
+
+    def wait(self, timeout: float | None = None):
+        super().wait(timeout)
+        if self._head_split is not None:
+            self._head_split.wait(timeout)
+        return self
+
+    def close(self) -> None:
+        if self._head_split is not None:
+            self._head_split.close()
+        super().close()
 
     def _keep_static(self, change: dict) -> None:
         name = change["name"]

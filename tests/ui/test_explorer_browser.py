@@ -28,6 +28,16 @@ def _aw_ex():
             "busy": any(v.busy for v in ex.views.values()), "errors": [v.error for v in ex.views.values()],
             "computed": bool(np.isfinite(grid.contributions).all()), "checksum": checksum(grid.contributions),
             "layer": ex.views["flow"].selected_layer, "head": ex.views["flow"].selected_head}
+
+def _aw_split():
+    import numpy as np
+    from attrwidgets.widgets import checksum
+    m = ex.views["tokens"]
+    row = m.head_split[m.selected_target] if m.head_split is not None else None
+    done = row is not None and bool(np.isfinite(row).all()) and not m.busy
+    return {"of": m.head_split_of, "done": done, "checksum": checksum(row) if done else "",
+            "sum": float(row.sum()) if done else None,
+            "grid": float(ex.views["heads"].contributions[1, 2])}
 """
 
 
@@ -53,6 +63,18 @@ def test_every_view_draws_and_a_click_in_one_moves_the_others(lab, page, open_no
     grid = panel.locator(".aw-head-grid")
     expect(grid).to_have_attribute("data-selected-target", "2", timeout=30_000)
     expect(grid).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+
+    # A head in the grid: the matrix shows what that head carries to the target from each source token.
+    if panel.get_attribute("data-layout") == "tabs":
+        panel.locator(".aw-explorer-tabs button", has_text="heads").click()
+    canvas = grid.locator(".aw-hg-canvas")
+    cell, left, top = (float(canvas.get_attribute(f"data-{k}")) for k in ("cell", "left", "top"))
+    canvas.click(position={"x": left + 2.5 * cell, "y": top + 1.5 * cell})  # layer 1, head 2
+    split = nb.wait_for_kernel("(lambda s: s if s['of'] == [1, 2] and s['done'] else None)(_aw_split())",
+                               timeout_s=120)
+    assert abs(split["sum"] - split["grid"]) <= 1e-4 * max(1.0, abs(split["grid"])), split
+    expect(matrix).to_have_attribute("data-head-split", "1,2", timeout=30_000)
+    expect(matrix).to_have_attribute("data-checksum", split["checksum"], timeout=30_000)
     assert page.console_errors == [], "\n".join(page.console_errors)
     nb.screenshot("explorer")
 

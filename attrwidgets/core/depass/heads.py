@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from attrwidgets.core.depass.decompose import decompose, head_seed
+from attrwidgets.core.depass.head_split import HeadSplit, head_split_at
 from attrwidgets.core.depass.result import HeadContributions, resolve_token_id
 from attrwidgets.core.depass.rules import split_rule
 from attrwidgets.core.estimate import refuse_if_too_big
@@ -181,6 +182,19 @@ class HeadSession:
             prompt=self.prompt_text, target_text=self.tokens[self.target_positions[row]].clean,
         )
         return widen(result, self.tokens, self.attention)
+
+    def head_split(self, row: int, layer: int, head: int, *, cancel: threading.Event | None = None) -> HeadSplit:
+        """What head (layer, head) carries to row's target logit from each source token (core/depass/head_split.py):
+        scores over every position of the sequence (zero after the explained one), summing to the head's
+        contribution in contributions(row)."""
+        row = check_row(row, len(self.target_positions))
+        position, target_id = self.query_positions[row], int(self.sequence.input_ids[self.target_positions[row]])
+        split = head_split_at(self.frozen.prefix(position + 1), layer, head, position, target_id,
+                              mlp_rule=self.mlp_rule, temperature=self.temperature, cancel=cancel)
+        scores = np.zeros(len(self.tokens), np.float32)
+        scores[: position + 1] = split.scores
+        split.scores = scores
+        return split
 
 
 def widen(result: HeadContributions, tokens, attention: np.ndarray) -> HeadContributions:
