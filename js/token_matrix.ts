@@ -10,11 +10,11 @@ import { decodeTensor, decodeVector, row, type Tensor } from "./lib/tensor";
 import { renderTokenText, tokenLabel } from "./lib/token_text";
 import { createView, inRange, type View } from "./lib/view_base";
 
-const COMPLETENESS_WARN = 0.05; // docs/methods/lig.md: LIG authors warn at 2%; the view flags clear failures
+const COMPLETENESS_WARN = 0.05; // when the model has no completeness_tolerance (widgets/token_matrix.py)
 const REDRAW_TRAITS = [
   "tokens", "target_positions", "scores", "target_prob", "target_entropy", "completeness_error",
   "selected_target", "method", "methods", "n_steps", "normalization", "sign_mode", "hide_special", "llm_id",
-  "head_split", "head_split_of", "head_split_contribution",
+  "head_split", "head_split_of", "head_split_contribution", "refining", "completeness_tolerance",
 ] as const;
 const P_TITLE = "probability of the target token";
 const H_TITLE = "entropy of the next-token distribution (nats)";
@@ -103,6 +103,9 @@ function frame(model: View<Model>["model"]) {
     prob: decodeVector(model.get("target_prob")),
     entropy: decodeVector(model.get("target_entropy")),
     compl: split ? null : decodeVector(model.get("completeness_error")),
+    // Rows showing an intermediate answer (IG refining): row -> gradient evaluations so far.
+    refining: new Map<number, number>(split ? [] : (model.get("refining") || []).map(([r, n]) => [r, n])),
+    tolerance: Number(model.get("completeness_tolerance") ?? COMPLETENESS_WARN),
     method: model.get("method") || "",
     signMode: (model.get("sign_mode") === "absolute" ? "absolute" : "signed") as SignMode,
     norm: model.get("normalization") === "global" ? "global" as const : "row" as const,
@@ -120,6 +123,7 @@ function draw(p: Parts): void {
   root.dataset.selectedTarget = String(sel);
   root.dataset.method = method;
   root.dataset.headSplit = f.headView ? `${f.headView.layer},${f.headView.head}` : "";
+  root.dataset.refining = [...f.refining.keys()].join(",");
   drawHeadLine(p, f, write);
 
   fillSelect(p.methodSel, model.get("methods") || [], method);
@@ -185,7 +189,10 @@ function draw(p: Parts): void {
       ];
       if (compl) {
         const v = compl[r];
-        s.push({ text: Number.isFinite(v) ? pct(v) : "\u2013", bad: v > COMPLETENESS_WARN, title: IG_TITLE });
+        const steps = f.refining.get(r);
+        const text = !Number.isFinite(v) ? "\u2013" : steps === undefined ? pct(v) : `${pct(v)}\u2026`;
+        const title = steps === undefined ? IG_TITLE : `${IG_TITLE}\nrefining: ${steps} gradient evaluations so far`;
+        s.push({ text, bad: steps === undefined && v > f.tolerance, title });
       }
       return s;
     },
@@ -212,14 +219,15 @@ function drawHeadLine(p: Parts, { headView, sel, method }: Frame, write: View<Mo
 }
 
 /** The completeness error (IG) of the worst row, and a selected row not computed yet. */
-function warnings(p: Parts, { compl, targets, tokLabel }: Frame, selRow: Float32Array | null): string[] {
+function warnings(p: Parts, { compl, targets, tokLabel, refining, tolerance }: Frame, selRow: Float32Array | null): string[] {
   const out: string[] = [];
   let worst = -1;
-  if (compl) compl.forEach((v, i) => { if (Number.isFinite(v) && (worst < 0 || v > compl[worst])) worst = i; });
-  if (compl && worst >= 0 && compl[worst] > COMPLETENESS_WARN) {
+  const final = (i: number) => Number.isFinite(compl?.[i] ?? NaN) && !refining.has(i); // refining rows warn below
+  if (compl) compl.forEach((v, i) => { if (final(i) && (worst < 0 || v > compl[worst])) worst = i; });
+  if (compl && worst >= 0 && compl[worst] > tolerance) {
     out.push(
       `\u26a0 completeness error ${pct(compl[worst])} for target #${worst} ${JSON.stringify(tokLabel(targets[worst]))} ` +
-        `is above ${pct(COMPLETENESS_WARN)}: the scores do not add up to f(x) \u2212 f(baseline); increase n_steps.`,
+        `is above ${pct(tolerance)}: the scores do not add up to f(x) \u2212 f(baseline); increase n_steps.`,
     );
   }
   p.view.root.dataset.completenessWarning = String(out.length > 0);
@@ -230,12 +238,16 @@ function warnings(p: Parts, { compl, targets, tokLabel }: Frame, selRow: Float32
 }
 
 /** The info line for the selected target. */
-function infoLine({ sel, targets, prob, entropy, compl, tokLabel }: Frame): string {
+function infoLine({ sel, targets, prob, entropy, compl, tokLabel, refining, tolerance }: Frame): string {
   if (sel < 0) return targets.length ? "no target selected" : "no targets";
   const parts = [`target #${sel} ${JSON.stringify(tokLabel(targets[sel]))} at position ${targets[sel]}`];
   if (prob && Number.isFinite(prob[sel])) parts.push(`p=${prob[sel].toFixed(3)}`);
   if (entropy && Number.isFinite(entropy[sel])) parts.push(`entropy=${entropy[sel].toFixed(2)} nats`);
   if (compl && Number.isFinite(compl[sel])) parts.push(`completeness error ${pct(compl[sel])}`);
+  const steps = refining.get(sel);
+  if (steps !== undefined) {
+    parts.push(`refining: ${steps} gradient evaluations so far, until the error is below ${pct(tolerance)}\u2026`);
+  }
   return parts.join(" \u00b7 ");
 }
 

@@ -47,6 +47,8 @@ export interface Model extends ViewBase {
   normalization: "row" | "global";
   sign_mode: "signed" | "absolute";
   hide_special: boolean;
+  completeness_tolerance: number; // the completeness error the view warns above
+  refining: [number, number][]; // [row, gradient evaluations] of rows shown as an answer still being refined
   head_split_of: number[]; // [layer, head] that head_split shows (a head selected in a linked grid); [] none
   head_split: TensorDict | null; // (n_targets, n_positions): what that head carries from each source; NaN = not computed
   head_split_contribution: TensorDict | null; // (n_targets,) the head's whole contribution: each row's sum

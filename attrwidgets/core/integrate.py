@@ -142,16 +142,20 @@ def relative_completeness(total: np.ndarray, expected: np.ndarray) -> np.ndarray
     return out.astype(np.float32)
 
 
-def adaptive_integral(evaluate, n_steps: int, f0: np.ndarray, f1: np.ndarray, tol: float):
+def adaptive_integral(evaluate, n_steps: int, f0: np.ndarray, f1: np.ndarray, tol: float,
+                      first_steps: int | None = None, on_estimate=None):
     """integral_0^1 grad f(baseline + a delta) da for every target, by AdaptivePanels (quadrature.py).
 
     evaluate: a path evaluator: evaluate(alphas) -> (values (k, n) numpy, gradients (k, n, ...) tensor),
     evaluate.values_only(alphas) -> (k, n), evaluate.delta (broadcastable to a gradient), evaluate.batch_size
     (path points per chunk). Uses at most n_steps gradient evaluations; stops once every target's
-    completeness error is below tol. Returns (n, ...) float32.
+    completeness error is below tol. first_steps: panels of the first pass (None: n_steps // 4); few give a
+    first answer soon, which the refinement then improves. on_estimate(integral, errors, evaluations), when
+    given, sees every intermediate answer (a live view shows it refine). Returns (n, ...) float32.
     """
     delta = evaluate.delta.float().cpu()
-    panels = AdaptivePanels(max(1, n_steps // 4), f0, f1)
+    first = max(1, n_steps // 4) if first_steps is None else max(1, min(int(first_steps), n_steps))
+    panels = AdaptivePanels(first, f0, f1)
     # f at the initial panel edges: forward passes only, far cheaper than gradient evaluations.
     inner_edges = panels.edges[1:-1]
     panels.add_evaluations(inner_edges, evaluate.values_only(inner_edges))
@@ -171,14 +175,17 @@ def adaptive_integral(evaluate, n_steps: int, f0: np.ndarray, f1: np.ndarray, to
     while True:
         weights = panels.weights()
         estimate = sum(w * slopes[k] for k, w in weights.items())
-        if np.max(np.abs(estimate - (f1 - f0)) / scale) <= tol:
+        errors = np.abs(estimate - (f1 - f0)) / scale
+        if np.max(errors) <= tol:
             break
         remaining = n_steps - len(grads)
-        errors = panels.errors(slopes)
         # Not tied to the batch size: the nodes (and so the numbers) are the same whatever the memory budget.
         n_split = min(remaining // 2, max(1, len(panels.panels) // 4))
         if n_split < 1:
             break
+        if on_estimate is not None:  # an answer that will be refined (the caller gets the last as the result)
+            on_estimate(sum(w * grads[k] for k, w in weights.items()), errors, len(grads))
+        errors = panels.errors(slopes)
         worst = [int(i) for i in np.argsort(-errors)[:n_split]]
         mids, edges = panels.split(worst)
         panels.add_evaluations(edges, evaluate.values_only(np.array(edges)))

@@ -195,9 +195,10 @@ class LiveRows(_LiveWorker):
         self.shown: tuple | None = None
         self.lock, self.cache, self.worker = shared_parts(self, source, ("rows", id(session)))
         try:
-            self.can_cancel = "cancel" in inspect.signature(session.compute).parameters
+            accepted = inspect.signature(session.compute).parameters
         except (TypeError, ValueError):
-            self.can_cancel = False
+            accepted = {}
+        self.can_cancel, self.can_refine = "cancel" in accepted, "on_partial" in accepted
 
     # -- keys ------------------------------------------------------------------------------------
     def options_for(self, method: str) -> dict:
@@ -266,6 +267,8 @@ class LiveRows(_LiveWorker):
                         self.show(job.key)
                     return
             extra = {"cancel": job.cancel} if self.can_cancel else {}
+            if self.can_refine:
+                extra["on_partial"] = lambda *answer: self._show_partial(job, *answer)
             if hasattr(self.session, "estimate"):
                 self.show_estimate(lambda: self.session.estimate(job.method, rows=job.rows, **job.options))
             result = self.session.compute(job.method, rows=job.rows, progress=False, **extra, **job.options)
@@ -295,7 +298,27 @@ class LiveRows(_LiveWorker):
         with self.widget.hold_sync():
             self.widget.scores = entry.arrays["scores"].copy()
             self.widget.completeness_error = None if compl is None else compl.copy()
+            if getattr(self.widget, "refining", None):
+                self.widget.refining = []
         self.shown = stamp
+
+    def _show_partial(self, job: _Job, row: int, scores: np.ndarray, error: float, evaluations: int) -> None:
+        """An intermediate answer of a refining method (worker thread): shown in its row, marked as refining,
+        never cached (the cache holds final answers only). Only while the job is what the view shows."""
+        with self.lock:
+            entry = self.cache[job.key]
+            if job.cancel.is_set() or job.key != self.current_key() or row in entry.done:
+                return
+            shown = entry.arrays["scores"].copy()
+            shown[row] = scores
+            compl = entry.arrays.get("completeness_error")
+            compl = np.full(entry.n_targets, np.nan, np.float32) if compl is None else compl.copy()
+            compl[row] = error
+            refining = [pair for pair in self.widget.refining if pair[0] != row] + [[int(row), int(evaluations)]]
+            with self.widget.hold_sync():
+                self.widget.scores, self.widget.completeness_error = shown, compl
+                self.widget.refining = refining
+            self.shown = None  # the next show() repaints from the cache
 
     def result(self) -> Any:
         with self.lock:

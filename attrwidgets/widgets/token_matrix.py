@@ -7,11 +7,12 @@ selection needs (all rows of a cheap method, only the selected row of integrated
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
 import traitlets
-from traitlets import Bool, Enum, Int, List, Unicode, observe, validate
+from traitlets import Bool, Enum, Float, Int, List, Unicode, observe, validate
 
 from attrwidgets.core.depass.result import Decomposition
 from attrwidgets.core.token.result import Attribution
@@ -33,12 +34,18 @@ from attrwidgets.widgets.sources import live_source
 # The contract's methods, used when neither the session nor the package can list them.
 DEFAULT_METHODS = ["attention", "input_x_gradient", "integrated_gradients", "layer_integrated_gradients", "saliency"]
 DEFAULT_N_STEPS = 32
+# A live view's integrated gradients refine until the row adds up to within the view's tolerance (the error it
+# warns above), from a first answer at a few steps, within a step budget: docs/methods/token.md, "In a live view".
+VIEW_TOLERANCE = 0.05
+LIVE_REFINEMENT = {"tol": VIEW_TOLERANCE, "first_steps": 8}
+LIVE_STEP_BUDGET = 512
 _LIVE_KEYWORDS = ("source", "model", "prompt", "session", "max_new_tokens", "target", "contrast")
 _LIVE_STATE = ("method", "methods", "n_steps")  # traits a live widget may be given
 # Traits filled from the result or the session, never from constructor keywords.
 _DATA_TRAITS = frozenset({
     "tokens", "target_positions", "scores", "target_prob", "target_entropy", "completeness_error",
     "method", "methods", "n_steps", "busy", "error", "llm_id", "head_split", "head_split_contribution", "head_split_of",
+    "refining",
 })
 
 
@@ -52,6 +59,14 @@ def _available_methods(session: Any) -> list[str]:
         except (ImportError, AttributeError):
             names = DEFAULT_METHODS
     return sorted(names)
+
+
+def _shows_refinement(session: Any) -> bool:
+    """Does the session hand over intermediate answers (AttributionSession.compute's on_partial)?"""
+    try:
+        return "on_partial" in inspect.signature(session.compute).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def _default_steps(methods: list[str]) -> int:
@@ -109,6 +124,9 @@ class TokenMatrix(AttrWidget):
     target_entropy = Tensor(ndim=1).tag(sync=True)  # (n_targets,) entropy of the next-token distribution
     completeness_error = Tensor(ndim=1).tag(sync=True)  # (n_targets,) IG only, NaN = row not computed
     selected_target = with_default("selected_target", 0)  # the running text explains this row
+    completeness_tolerance = Float(VIEW_TOLERANCE, help="the completeness error the view warns above").tag(sync=True)
+    refining = List(List(Int()), help="[row, gradient evaluations] of rows shown as an intermediate answer that is "
+                    "still being refined; [] none").tag(sync=True)
     method = Unicode("").tag(sync=True)
     methods = List(Unicode()).tag(sync=True)
     n_steps = Int(DEFAULT_N_STEPS, help="integrated-gradients quadrature steps").tag(sync=True)
@@ -189,7 +207,10 @@ class TokenMatrix(AttrWidget):
         methods = list(kwargs.pop("methods", None) or _available_methods(session))
         method = kwargs.pop("method", None) or ("saliency" if "saliency" in methods else methods[0])
         _check_options(options, methods)
-        kwargs.setdefault("n_steps", _default_steps(methods))
+        refines = _shows_refinement(session) and "integrated_gradients" in methods
+        if refines:  # what a user passed wins; options_for() gives each method only the options it takes
+            options = {**LIVE_REFINEMENT, **options}
+        kwargs.setdefault("n_steps", LIVE_STEP_BUDGET if refines else _default_steps(methods))
         tokens = [t.to_dict() if isinstance(t, Token) else dict(t) for t in session.tokens]
         super().__init__(
             tokens=tokens,

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import attrwidgets as aw
+from attrwidgets.widgets.token_matrix import LIVE_REFINEMENT
 from attrwidgets.testing import tiny_handle, tiny_masked_lm
 
 N = 100
@@ -33,7 +34,7 @@ def _token_matrix():
     _burst(view, "selected_target", [k % 4 for k in range(N - 1)] + [2])
     view.wait(300)
     expected = aw.attribute(handle, PROMPT, method="integrated_gradients", n_steps=4, max_new_tokens=4,
-                            progress=False)
+                            progress=False, **LIVE_REFINEMENT)
     assert view.selected_target == 2
     np.testing.assert_allclose(view.result.scores[2], expected.scores[2], rtol=1e-4, atol=1e-6)
     return view
@@ -162,7 +163,7 @@ def test_two_live_views_on_one_model_at_once_give_each_ones_numbers(monkeypatch)
 
     monkeypatch.setattr(torch.nn.Parameter, "requires_grad_", spy)
     kwargs = {"method": "integrated_gradients", "n_steps": 8, "max_new_tokens": 3}
-    alone = [aw.attribute(handle, p, progress=False, **kwargs) for p in (PROMPT, "one two three four")]
+    alone = [aw.attribute(handle, p, progress=False, **kwargs, **LIVE_REFINEMENT) for p in (PROMPT, "one two three four")]
     views = [aw.TokenMatrix(model=handle, prompt=p, **kwargs) for p in (PROMPT, "one two three four")]
     for _ in range(3):
         for view in views:  # both workers busy at once

@@ -9,6 +9,7 @@ import pytest
 
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets import TokenMatrix, checksum
+from attrwidgets.widgets.token_matrix import LIVE_REFINEMENT
 
 from .support import FakeSession, expected_scores, wait_until, wire_state
 
@@ -25,7 +26,8 @@ def test_selected_target_from_python_gives_the_session_row(tiny):
     w.selected_target = 2
     w.wait(120)
     state = wire_state(w)
-    expected = w.session.compute("integrated_gradients", rows=[2], progress=False, n_steps=8)
+    # A live view's IG refines to the view's tolerance from a first pass of a few steps (LIVE_REFINEMENT).
+    expected = w.session.compute("integrated_gradients", rows=[2], progress=False, n_steps=8, **LIVE_REFINEMENT)
     np.testing.assert_allclose(state["scores"][2], expected.scores[2], rtol=1e-5, atol=1e-7)
     assert checksum(state["scores"][2]) == checksum(w.scores[2])
     assert np.isfinite(state["completeness_error"][[0, 2]]).all()
@@ -255,7 +257,7 @@ def test_live_rows_clicked_one_by_one_equal_aw_attribute():
     handle = tiny_handle("llama")
     kwargs = {"method": "integrated_gradients", "n_steps": 16, "max_new_tokens": 4}
     w = TokenMatrix(model=handle, prompt="The capital of France is", **kwargs)
-    expected = aw.attribute(handle, "The capital of France is", progress=False, **kwargs)
+    expected = aw.attribute(handle, "The capital of France is", progress=False, **kwargs, **LIVE_REFINEMENT)
     try:
         for row in (3, 0, 2, 1):
             w.selected_target = row
@@ -266,3 +268,25 @@ def test_live_rows_clicked_one_by_one_equal_aw_attribute():
         np.testing.assert_allclose(live.scores, expected.scores, rtol=1e-4, atol=1e-5 * float(scale.min()))
     finally:
         w.close()
+
+
+def test_integrated_gradients_refine_in_the_view_and_the_final_row_replaces_them():
+    """The live view shows each intermediate answer, marked as refining with its own completeness error, then the
+    final one (docs/methods/token.md, "In a live view")."""
+    from attrwidgets.testing import tiny_handle
+
+    w = TokenMatrix(model=tiny_handle("llama"), prompt=PROMPT, method="integrated_gradients", max_new_tokens=2,
+                    n_steps=64, first_steps=4, tol=1e-7, baseline="zero")
+    seen = []
+    w.observe(lambda change: seen.append((change["new"], w.completeness_error[1])), names="refining")
+    w.selected_target = 1
+    w.wait(120)
+    refining = [(pairs, error) for pairs, error in seen if pairs]
+    assert refining, "no intermediate answer was shown"
+    assert all(pairs[-1][0] == 1 and pairs[-1][1] >= 4 for pairs, _ in refining)
+    assert w.refining == [] and w.error == ""
+    final = w.session.compute("integrated_gradients", rows=[1], progress=False, n_steps=64, first_steps=4,
+                              tol=1e-7, baseline="zero")
+    np.testing.assert_array_equal(w.scores[1], final.scores[1])
+    assert w.completeness_error[1] == final.completeness_error[1]
+    w.close()

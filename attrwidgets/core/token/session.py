@@ -62,8 +62,10 @@ class AttributionSession:
         return get_method(method).cheap
 
     def compute(self, method: str, rows=None, *, progress: bool = True, cancel: threading.Event | None = None,
-                **options) -> Attribution:
-        """Attribution with the requested rows filled (all when rows is None); other rows are NaN."""
+                on_partial=None, **options) -> Attribution:
+        """Attribution with the requested rows filled (all when rows is None); other rows are NaN.
+        on_partial(row, scores (n_positions,), completeness_error, evaluations): called with each intermediate
+        answer of a method that refines (adaptive integrated gradients), before the final one is returned."""
         self._check_causal()
         spec = get_method(method)
         resolved = resolve_options(spec, options)
@@ -77,6 +79,8 @@ class AttributionSession:
             [self.sequence.target_ids[r] for r in rows], contrast_id=self.contrast_id, objective=objective,
             cancel=cancel, n_prompt=self.sequence.n_prompt,
         )
+        if on_partial is not None:
+            fn.on_partial = _widened_partial(on_partial, rows, n_positions)
         bar = _progress_bar(method, progress and not spec.cheap)
         try:
             out = spec.func(fn, resolved, bar)
@@ -188,3 +192,15 @@ def layer_ig(model, prompt_or_messages, *, layer=None, max_new_tokens: int = 8, 
     return attribute(as_handle(model), prompt_or_messages, method="layer_integrated_gradients",
                      max_new_tokens=max_new_tokens, target=target, contrast=contrast, progress=progress,
                      layer=layer, **options)
+
+
+def _widened_partial(on_partial, rows: list[int], n_positions: int):
+    """A method's intermediate answer for its j-th target (over the truncated length) -> on_partial(row, scores
+    over every position, ...), zero after what the target can read, as in the final result."""
+
+    def partial(j: int, scores: np.ndarray, error: float, evaluations: int) -> None:
+        full = np.zeros(n_positions, np.float32)
+        full[: len(scores)] = scores
+        on_partial(rows[j], full, error, evaluations)
+
+    return partial

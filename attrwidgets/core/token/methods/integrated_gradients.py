@@ -28,6 +28,7 @@ DEFAULTS = {
     "per_dim": False,
     "batch_size": None,  # path points per forward; None = chosen from a memory budget
     "tol": 0.005,  # adaptive only: stop refining once the completeness error is below this
+    "first_steps": None,  # adaptive only: gradient evaluations of the first pass (None: n_steps // 4)
 }
 
 
@@ -125,7 +126,28 @@ def _fixed(evaluate: PathEvaluator, rule: str, n_steps: int) -> torch.Tensor:
     return acc
 
 
-def _adaptive_per_target(fn, baseline, delta, n_steps, f0, f1, tol, batch, progress):
+def check_first_steps(first_steps) -> int | None:
+    if first_steps is None:
+        return None
+    if isinstance(first_steps, bool) or not isinstance(first_steps, (int, np.integer)) or first_steps <= 0:
+        raise AttrWidgetsError(f"first_steps must be a positive integer (e.g. 8), or None for n_steps // 4; got "
+                               f"{first_steps!r}.")
+    return int(first_steps)
+
+
+def _partial_sink(fn, j: int, delta: torch.Tensor, aggregate: str):
+    """on_estimate for target j: its intermediate scores go to fn.on_partial (a live view shows them refine)."""
+    if getattr(fn, "on_partial", None) is None:
+        return None
+
+    def sink(integral: torch.Tensor, errors: np.ndarray, evaluations: int) -> None:
+        scores = reduce_dims(integral * delta.cpu().unsqueeze(0), aggregate)[0]
+        fn.on_partial(j, np.asarray(scores, dtype=np.float32), float(errors[0]), int(evaluations))
+
+    return sink
+
+
+def _adaptive_per_target(fn, baseline, delta, n_steps, f0, f1, options, batch, progress):
     """The adaptive rule chooses its nodes for each target on its own path, so a row's scores never depend on
     which other rows were computed with it (a live view computes one row at a time) nor on the batch size
     (docs/methods/token.md, "Same inputs, same numbers"). Costs one forward per target and path point where a
@@ -136,7 +158,9 @@ def _adaptive_per_target(fn, baseline, delta, n_steps, f0, f1, tol, batch, progr
     parts, evaluations, forward_only = [], 0, 0
     for j in range(fn.n_targets):
         evaluate = PathEvaluator(fn.for_targets([j]), baseline, delta, batch, progress)
-        parts.append(adaptive_integral(evaluate, n_steps, f0[j : j + 1], f1[j : j + 1], tol))
+        parts.append(adaptive_integral(evaluate, n_steps, f0[j : j + 1], f1[j : j + 1], float(options["tol"]),
+                                       first_steps=options.get("first_steps"),
+                                       on_estimate=_partial_sink(fn, j, delta, options["aggregate"])))
         evaluations, forward_only = evaluations + evaluate.evaluations, forward_only + evaluate.forward_only
     return torch.cat(parts), evaluations, forward_only
 
@@ -156,7 +180,8 @@ def integrate_path(fn, x: torch.Tensor, baseline: torch.Tensor, options: dict, p
     """IG of every target of `fn` along baseline -> x (T, D), the space fn.values reads (input embeddings for
     token IG; a layer's output for layer IG), with each target's completeness error."""
     n_steps = check_n_steps(options["n_steps"])
-    options = {**options, "batch_size": check_batch_size(options["batch_size"]), "tol": check_tol(options["tol"])}
+    options = {**options, "batch_size": check_batch_size(options["batch_size"]), "tol": check_tol(options["tol"]),
+               "first_steps": check_first_steps(options.get("first_steps"))}
     rule = options["quadrature"]
     if rule not in QUADRATURES:
         raise AttrWidgetsError(f"Unknown quadrature {rule!r}: use one of {', '.join(QUADRATURES)}.")
@@ -173,7 +198,7 @@ def integrate_path(fn, x: torch.Tensor, baseline: torch.Tensor, options: dict, p
     else:
         batch = options["batch_size"] or step_batch_size(fn.handle, fn.length, 1)
         integral, evaluations, forward_only = _adaptive_per_target(
-            fn, baseline, delta, n_steps, f0, f1, float(options["tol"]), int(batch), progress)
+            fn, baseline, delta, n_steps, f0, f1, options, int(batch), progress)
     per_dim = integral * delta.cpu().unsqueeze(0)  # (n, T, D)
     total = per_dim.sum(dim=(1, 2)).double().numpy()
     expected = (f1 - f0).astype(np.float64)
