@@ -38,9 +38,10 @@ export interface PaintState {
   colours: Colours;
 }
 
-/** A node's radius on screen: grows with zoom up to twice its world size, never below 2.5 px (a fitted
- * 30-layer graph is small, and a node must stay a target for the mouse). */
-export const screenRadius = (r: number, k: number) => Math.max(2.5, Math.min(2 * r, r * k));
+/** A node's radius on screen: grows with zoom up to twice its world size; never smaller than at half size, nor
+ * than 2.5 px (a 30-layer graph fitted into a view is drawn at a quarter of its world size, and its nodes must stay
+ * visible and a target for the mouse). */
+export const screenRadius = (r: number, k: number) => Math.max(2.5, Math.min(2 * r, r * Math.max(k, 0.5)));
 
 export function paintEdges(ctx: CanvasRenderingContext2D, g: GraphData, L: Layout, t: Transform, s: PaintState,
   vw: number, vh: number): number {
