@@ -5,6 +5,7 @@ the strongest shown (js/lib/graph_edges.ts), the layout spreads the columns to t
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -64,7 +65,7 @@ def test_edges_fade_by_weight_relative_to_the_strongest(run_node):
                     "aspects": [], "selections": []})
     edges, top = out["edges"], out["levels"] - 1
     by_size = [edges[i] for i in np.argsort([abs(w) for w in weights[:12]])]  # 0 .. 1, non-negative
-    for a, b in zip(by_size, by_size[1:]):  # stronger: never fainter, never thinner
+    for a, b in itertools.pairwise(by_size):  # stronger: never fainter, never thinner
         assert b["level"] >= a["level"] and b["alpha"] >= a["alpha"] and b["width"] >= a["width"]
     assert edges[11]["level"] == top and edges[11]["alpha"] == pytest.approx(1.0)  # the strongest: full ink
     assert edges[12] == edges[11]  # above the largest shown (cannot happen): capped

@@ -154,7 +154,7 @@ def test_a_target_row_shows_the_graph_of_its_prefix_and_coming_back_is_instant(s
         assert view.error == "" and view.graph.token_ids == ids[:p] and len(view.tokens) == p
         assert [t["id"] for t in view.tokens] == ids[:p] and view.summary["position"] == p
         assert view.tokens[-1]["segment"] == "generated"  # the source's own token records
-        top = [n for n, k in zip(view.node_ids, view.node_data[0]) if KINDS[int(k)] == "logit"][0]
+        top = next(n for n, k in zip(view.node_ids, view.node_data[0]) if KINDS[int(k)] == "logit")
         assert int(top.split("_")[1]) == ids[p]  # greedy: that token is the prefix's top logit
     assert [len(c) for c in calls] == [source.target_positions[2], source.target_positions[1]]
     view.selected_target = 2  # cached: at once, no rebuild
