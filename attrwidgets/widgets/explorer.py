@@ -143,9 +143,9 @@ def _view(name: str, source: Any, method: str, transcoder: Any) -> AttrWidget:
     if name == "graph":
         from attrwidgets.widgets.graph_view import GraphView
 
-        if transcoder is None:
-            return GraphView(source=source)  # the component graph of the source's prompt, on its worker
-        return GraphView(source.session("graph", transcoder=transcoder))  # a transcoder graph: a worker of its own
+        # the source's graph (on the model's components, or on the transcoder's features), its target rows and its
+        # worker: a target selected in another view rebuilds the graph for that target's prefix
+        return GraphView(source=source, transcoder=transcoder)
     if name == "flow":
         from attrwidgets.widgets.layer_flow import LayerFlow
 

@@ -20,12 +20,17 @@ from attrwidgets.widgets.serialization import to_numpy
 # Rows of the (len(NODE_COLUMNS), k) `node_data` buffer, one column per shown node (js/lib/graph_model.ts).
 # kind: code into `kinds`; layer: -1 tokens, n_layers logits; feature: the feature index (the token id for
 # token and logit nodes); contrast: vocab id b of a contrast logit logit(a) - logit(b), else -1; influence /
-# cumulative: the pruned graph's (cumulative: the share of total influence up to this node, in rank order).
-NODE_COLUMNS = ("kind", "layer", "position", "feature", "contrast", "activation", "influence", "cumulative")
+# cumulative: the pruned graph's (cumulative: the share of total influence up to this node, in rank order);
+# members: how many of the graph's nodes it stands for (1, or more for a grouped mode's merged node, graph_group.py).
+NODE_COLUMNS = ("kind", "layer", "position", "feature", "contrast", "activation", "influence", "cumulative",
+                "members")
 # Rows of the (3, e) `edges` buffer: indices into the shown nodes (exact in float32 below 2**24 nodes) and the
 # signed weight. An edge runs from source (upstream) to target (downstream), as adjacency[target, source].
 EDGE_ROWS = ("source", "target", "weight")
-GRAPH_CACHE = 4  # rebuilt graphs kept besides the first one (each holds its full adjacency)
+GRAPH_CACHE = 8  # rebuilt graphs kept besides the first one (other targets, other target rows)...
+# ...while their adjacencies take at most this much: a component graph's dense adjacency grows with the square of its
+# nodes (the default model: 9 MB for a 6-token prompt, 471 MB for a 37-token chat prompt).
+GRAPH_CACHE_BYTES = 1 << 30
 TARGET_SYNTAX = ('a token as typed (" Paris"), a quoted token ("\\" Paris\\""), a vocab id ("#1234"), or a '
                  'contrast "a - b" of two of those (logit(a) - logit(b)); empty: the graph\'s own targets')
 
@@ -43,6 +48,16 @@ COMPONENT_THRESHOLDS = {"node_threshold": 0.55, "edge_threshold": 0.85}
 def default_thresholds(graph: Any) -> dict:
     method = (getattr(graph, "metadata", None) or {}).get("method")
     return dict(COMPONENT_THRESHOLDS if method == "components" else TRANSCODER_THRESHOLDS)
+
+
+# The view's first grouping (graph_group.py). A transcoder graph's features are the point of it: none merged. A
+# component graph opens with COMPONENT_GROUP (README, "The GraphView", says what each mode leaves).
+COMPONENT_GROUP = "layers"
+
+
+def default_group(graph: Any) -> str:
+    method = (getattr(graph, "metadata", None) or {}).get("method")
+    return COMPONENT_GROUP if method == "components" else "none"
 
 
 def graph_tokens(graph: Any) -> list[dict]:
@@ -136,17 +151,30 @@ def _contrast(nodes: Any, index: np.ndarray) -> np.ndarray:
     return np.full(len(index), -1, np.float32) if contrast is None else _column(contrast, index)
 
 
+def adjacency_bytes(graph: Any) -> int:
+    """Memory held by a graph's adjacency (dense torch or numpy, or scipy sparse)."""
+    adjacency = getattr(graph, "adjacency", None)
+    if adjacency is None:
+        return 0
+    if hasattr(adjacency, "nnz"):
+        return sum(int(getattr(adjacency, a).nbytes) for a in ("data", "indices", "indptr") if hasattr(adjacency, a))
+    if hasattr(adjacency, "element_size"):
+        return int(adjacency.numel() * adjacency.element_size())
+    return int(getattr(adjacency, "nbytes", 0))
+
+
 @dataclass
 class Payload:
     """The traits for one pruned graph (js/lib/graph_model.ts decodes them)."""
 
-    key: tuple  # (targets key, node_threshold, edge_threshold, pinned ids kept, sorted)
+    key: tuple  # ((prompt length, targets key), node_threshold, edge_threshold, pinned ids kept, sorted)
     node_data: np.ndarray  # (len(NODE_COLUMNS), k)
     edges: np.ndarray  # (3, e)
     node_ids: list[str]
     node_labels: list[str]
     summary: dict
     label_error: str = ""
+    tokens: list[dict] = field(default_factory=list)  # the graph's prompt (Token.to_dict() records)
 
     def traits(self) -> dict:
         return {"node_data": self.node_data, "edges": self.edges, "node_ids": self.node_ids,
@@ -160,6 +188,7 @@ def payload(key: tuple, graph: Any, pruned: Any, labels: list[str], summary: dic
         _column(nodes.kind, index), _column(nodes.layer, index), _column(nodes.position, index),
         _column(nodes.feature, index), _contrast(nodes, index), _column(nodes.activation, index),
         to_numpy(pruned.influence).astype(np.float32), to_numpy(pruned.cumulative).astype(np.float32),
+        np.ones(len(index), np.float32),
     ]) if len(index) else np.zeros((len(NODE_COLUMNS), 0), np.float32)
     edges = np.stack([to_numpy(pruned.edge_source).astype(np.float32), to_numpy(pruned.edge_target).astype(np.float32),
                       to_numpy(pruned.edge_weight).astype(np.float32)])
@@ -222,14 +251,16 @@ class GraphEntry:
 
 
 class GraphCache:
-    """The first graph (always kept) and the last GRAPH_CACHE rebuilt ones, by targets key."""
+    """The first graph (always kept) and the last GRAPH_CACHE rebuilt ones (at most GRAPH_CACHE_BYTES of
+    adjacency), by graph key: (prompt length, targets key), the first graph's being (its length, ())."""
 
     def __init__(self, graph: Any) -> None:
         self.base = GraphEntry(graph)
+        self.base_key = (len(graph.token_ids), ())
         self._rebuilt: OrderedDict[tuple, GraphEntry] = OrderedDict()
 
     def get(self, key: tuple) -> GraphEntry | None:
-        if key == ():
+        if key == self.base_key:
             return self.base
         entry = self._rebuilt.get(key)
         if entry is not None:
@@ -241,7 +272,8 @@ class GraphCache:
         self._rebuilt[key] = GraphEntry(graph)
         evicted = []
         for old in list(self._rebuilt):
-            if len(self._rebuilt) <= GRAPH_CACHE:
+            held = sum(adjacency_bytes(e.graph) for e in self._rebuilt.values())
+            if len(self._rebuilt) <= GRAPH_CACHE and held <= GRAPH_CACHE_BYTES:
                 break
             if old not in (key, keep):
                 del self._rebuilt[old]
@@ -249,4 +281,4 @@ class GraphCache:
         return evicted
 
     def keys(self) -> list[tuple]:
-        return [(), *self._rebuilt]
+        return [self.base_key, *self._rebuilt]

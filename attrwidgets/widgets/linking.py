@@ -4,8 +4,10 @@ Views link on AttrWidget's selection vocabulary, translated through absolute pos
 numbers that mean different things in different views:
 - selected_position moves to the same position in every view (-1 where a view does not show it);
 - selected_target, a row of one view's target_positions, becomes the row of the same target position in the
-  others (-1 where that position is not one of their targets);
-- selected_layer and selected_head are the same indices everywhere (-1 where out of a view's range);
+  others (-1 where that position is not one of their targets); a GraphView built on the source has the source's
+  rows (its graph is rebuilt for that target's prefix), a graph alone has none and keeps its own;
+- selected_layer and selected_head are the same indices everywhere (-1 where out of a view's range); the
+  GraphView lights up that head's nodes;
 - selected_node is a graph's; the GraphView itself turns it into a position, a layer and a head, which then
   link as above.
 """
@@ -71,7 +73,7 @@ def _translate(view: AttrWidget, name: str, value: int, position: int) -> int:
 
 def _set(view: AttrWidget, name: str, value: int) -> None:
     if name == "selected_target" and not getattr(view, "target_positions", None):
-        return  # a view without target rows (a graph) keeps its own
+        return  # a view without target rows (a graph alone, not built on the source) keeps its own
     try:
         setattr(view, name, value)
     except traitlets.TraitError:

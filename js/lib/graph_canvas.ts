@@ -1,6 +1,7 @@
 // The graph on ONE canvas (no DOM node per node or edge): pan and zoom (pan_zoom.ts), hit-testing, hover with the
 // tooltip, clicks and a few keys; the marks are painted by graph_paint.ts. Redraws are coalesced into one per
-// animation frame, and each records its time (data-draw-ms) so tests can say how long a redraw takes.
+// animation frame, and each records its time (data-draw-ms) so tests can say how long a redraw takes, and the
+// share of the drawing width its nodes span (data-used-width), so tests can say the graph uses the view's width.
 import { clearCanvas, cssVar } from "./dom";
 import type { GraphData } from "./graph_model";
 import type { Layout } from "./graph_layout";
@@ -23,7 +24,11 @@ export interface Selection {
   selected: number;
   pinned: Uint8Array;
   visible: Uint8Array | null;
+  lit: Uint8Array | null;
 }
+
+/** The layout of the data for a drawing area of this width / height (graph_layout.ts layoutGraph). */
+export type LayoutFor = (aspect: number) => Layout;
 
 export class GraphCanvas {
   readonly canvas: HTMLCanvasElement;
@@ -31,8 +36,10 @@ export class GraphCanvas {
   hover = -1;
   private g: GraphData | null = null;
   private L: Layout | null = null;
+  private layoutFor: LayoutFor | null = null;
+  private aspect = 0;
   private tokens: string[] = [];
-  private sel: Selection = { paths: null, selected: -1, pinned: new Uint8Array(0), visible: null };
+  private sel: Selection = { paths: null, selected: -1, pinned: new Uint8Array(0), visible: null, lit: null };
   private vw = 600;
   private vh = 400;
   private queued = false;
@@ -84,10 +91,18 @@ export class GraphCanvas {
     e.stopPropagation();
   }
 
+  /** The width / height that the fitted graph fills: the canvas less the axis strip and the token texts. */
+  private fitBox(): [number, number] {
+    return [Math.max(1, this.vw - AXIS_W), Math.max(60, this.vh - TOKEN_PX)];
+  }
+
   /** New data: keep the user's pan and zoom unless `refit` (a new graph) or they never moved it. */
-  setData(g: GraphData, L: Layout, tokens: string[], refit: boolean): void {
+  setData(g: GraphData, layoutFor: LayoutFor, tokens: string[], refit: boolean): void {
+    const [w, h] = this.fitBox();
     this.g = g;
-    this.L = L;
+    this.layoutFor = layoutFor;
+    this.aspect = w / h;
+    this.L = layoutFor(this.aspect);
     this.tokens = tokens;
     if (this.hover >= g.n) this.hover = -1;
     if (refit || !this.pz.touched) this.fit(false);
@@ -99,17 +114,24 @@ export class GraphCanvas {
     this.requestRedraw();
   }
 
-  /** The canvas's CSS size; refits when the user has not moved the view. */
+  /** The canvas's CSS size: lays the graph out again for the new shape, and refits when the user has not moved
+   * the view. */
   resize(vw: number, vh: number): void {
     if (vw === this.vw && vh === this.vh) return;
     [this.vw, this.vh] = [vw, vh];
+    const [w, h] = this.fitBox();
+    if (this.layoutFor && Math.abs(w / h - this.aspect) > 1e-3) {
+      this.aspect = w / h;
+      this.L = this.layoutFor(this.aspect);
+    }
     if (!this.pz.touched) this.fit(false);
     this.requestRedraw();
   }
 
   fit(redraw = true): void {
     if (!this.L) return;
-    this.pz.fit(this.L.width, this.L.height, this.vw - AXIS_W, Math.max(60, this.vh - TOKEN_PX));
+    const [w, h] = this.fitBox();
+    this.pz.fit(this.L.width, this.L.height, w, h);
     this.pz.t = { ...this.pz.t, x: this.pz.t.x + AXIS_W };
     if (redraw) this.requestRedraw();
   }
@@ -165,7 +187,23 @@ export class GraphCanvas {
     paintAxis(ctx, L, t, colours, this.vh, sel >= 0 ? rowOf(g.layer[sel], L.rows - 2) : -1);
     Object.assign(c.dataset, {
       drawMs: (performance.now() - started).toFixed(2), drawnEdges: String(drawn), zoom: t.k.toFixed(4),
-      panX: t.x.toFixed(1), panY: t.y.toFixed(1),
+      panX: t.x.toFixed(1), panY: t.y.toFixed(1), usedWidth: this.usedWidth().toFixed(3),
     });
+  }
+
+  /** The share of the drawing width (right of the axis strip) between the leftmost and the rightmost node. */
+  usedWidth(): number {
+    const { g, L } = this;
+    if (!g || !L || g.n === 0) return 0;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < g.n; i++) {
+      lo = Math.min(lo, L.x[i]);
+      hi = Math.max(hi, L.x[i]);
+    }
+    const t = this.pz.t;
+    const left = Math.max(AXIS_W, lo * t.k + t.x);
+    const right = Math.min(this.vw, hi * t.k + t.x);
+    return Math.max(0, right - left) / Math.max(1, this.vw - AXIS_W);
   }
 }

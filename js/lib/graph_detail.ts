@@ -13,8 +13,10 @@ function where(g: GraphData, i: number, tokens: string[]): string {
   const pos = g.position[i];
   const token = tokens[pos] !== undefined ? ` ${JSON.stringify(showWhitespace(tokens[pos]))}` : "";
   const layer = kind === "token" ? "embedding" : kind === "logit" ? "logit" : `L${g.layer[i]}`;
-  const feature = kind === "feature" ? ` \u00b7 feature ${g.feature[i]}` : kind === "attention" ? ` \u00b7 head ${g.feature[i]}` : "";
-  return `${kind} \u00b7 ${layer} \u00b7 pos ${pos}${token}${feature}`;
+  const head = g.feature[i] < 0 ? "heads" : `head ${g.feature[i]}`;
+  const feature = kind === "feature" ? ` \u00b7 feature ${g.feature[i]}` : kind === "attention" ? ` \u00b7 ${head}` : "";
+  const merged = g.members[i] > 1 ? ` \u00b7 ${g.members[i]} nodes merged` : "";
+  return `${kind === "layer" ? "merged layer" : kind} \u00b7 ${layer} \u00b7 pos ${pos}${token}${feature}${merged}`;
 }
 
 function edgeLine(g: GraphData, j: number, dir: "in" | "out", tokens: string[]): string {

@@ -1,10 +1,14 @@
 // Where each node of the pruned graph sits, in world units (pan and zoom map them to the screen): x by position
 // (one column per prompt token, widened to fit its busiest cell), y by layer (tokens at the bottom row, logits
 // on the top row); the nodes of one (layer, position) cell side by side, ordered by kind then feature.
+// Fitting scales x and y alike, and a model has many more layers than a prompt has tokens, so columns of their
+// own width would leave most of a wide view empty: given the view's aspect (width / height), the columns share
+// the extra width, and the fitted graph spans the view's width.
 import type { GraphData } from "./graph_model";
 
 export const ROW_H = 64; // world units per layer row
 const SLOT = 18; // width per node in a crowded cell
+const MAX_SLOT = 5 * SLOT; // at most this far apart in a wide one
 const MIN_COL = 56; // a column is at least this wide (room for its token's text)
 const PAD = 8;
 const R_MIN = 2.5;
@@ -27,7 +31,8 @@ export function rowY(row: number, rows: number): number {
   return (rows - 1 - row) * ROW_H + ROW_H / 2;
 }
 
-export function layoutGraph(g: GraphData, nTokens: number, nLayers: number): Layout {
+/** aspect: the width / height the graph is fitted into (0: the columns' own widths). */
+export function layoutGraph(g: GraphData, nTokens: number, nLayers: number, aspect = 0): Layout {
   const rows = nLayers + 2;
   let t = nTokens;
   for (let i = 0; i < g.n; i++) if (Number.isFinite(g.position[i])) t = Math.max(t, g.position[i] + 1);
@@ -41,10 +46,13 @@ export function layoutGraph(g: GraphData, nTokens: number, nLayers: number): Lay
   }
   const busiest = new Int32Array(t);
   for (const [key, list] of cells) busiest[key % t] = Math.max(busiest[key % t], list.length);
+  const own = Array.from(busiest, (b) => Math.max(MIN_COL, b * SLOT + PAD));
+  const natural = own.reduce((a, b) => a + b, 0);
+  const extra = t > 0 && aspect > 0 ? Math.max(0, aspect * rows * ROW_H - natural) / t : 0;
   const columns: { x0: number; x1: number }[] = [];
   let x0 = 0;
   for (let p = 0; p < t; p++) {
-    const w = Math.max(MIN_COL, busiest[p] * SLOT + PAD);
+    const w = own[p] + extra;
     columns.push({ x0, x1: x0 + w });
     x0 += w;
   }
@@ -57,9 +65,11 @@ export function layoutGraph(g: GraphData, nTokens: number, nLayers: number): Lay
     const row = Math.floor(key / t);
     const col = columns[key % t];
     list.sort((a, b) => g.kind[a] - g.kind[b] || g.feature[a] - g.feature[b] || a - b);
-    const slot = (col.x1 - col.x0 - PAD) / list.length;
+    // a cell's nodes side by side around the column's middle, spread out in a wide column but kept together
+    const slot = Math.min((col.x1 - col.x0 - PAD) / list.length, MAX_SLOT);
+    const mid = (col.x0 + col.x1) / 2;
     list.forEach((i, s) => {
-      x[i] = col.x0 + PAD / 2 + (s + 0.5) * slot;
+      x[i] = mid + (s + 0.5 - list.length / 2) * slot;
       y[i] = rowY(row, rows);
       const share = Number.isFinite(g.influence[i]) ? Math.sqrt(Math.min(1, Math.abs(g.influence[i]) / infl)) : 0;
       // Tokens and logits are the graph's ends: never smaller than a mid-sized node, whatever their influence.

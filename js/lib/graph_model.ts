@@ -13,13 +13,17 @@ export interface GraphSummary {
   completeness_score?: number | null;
   prompt?: string; // UNTRUSTED
   model?: string;
+  position?: number; // the position whose token the graph explains (its prompt's length)
+  group?: string; // set when nodes are merged: the group mode, and the counts before merging
+  ungrouped_nodes?: number;
+  ungrouped_edges?: number;
 }
 
 export interface GraphViewModel extends ViewBase {
   n_layers: number; // logit nodes sit at layer n_layers, tokens at -1
   kinds: string[]; // kind names; node_data's kind row holds codes into it
   node_columns: string[]; // names of node_data's rows
-  node_data: TensorDict | null; // (len(node_columns), k): kind, layer, position, feature, contrast, activation, influence, cumulative
+  node_data: TensorDict | null; // (len(node_columns), k): kind, layer, position, feature, contrast, activation, influence, cumulative, members
   node_ids: string[]; // (k,)
   node_labels: string[]; // (k,) '' = none (UNTRUSTED)
   edges: TensorDict | null; // (3, e): source index, target index (into the shown nodes), signed weight
@@ -31,6 +35,8 @@ export interface GraphViewModel extends ViewBase {
   target: string; // the target asked for (typed, or a logit click); two-way
   shown_target: string; // the target the shown graph answers
   can_rebuild: boolean;
+  group: string; // "none" | "heads" | "layers": merged nodes for a first look (graph_group.py); two-way
+  target_positions: number[]; // (n_targets,) the source's target rows; selected_target picks the graph's prefix
   static_page?: boolean; // set only by the standalone page (widgets/graph_html.py): no kernel to re-prune
 }
 
@@ -46,6 +52,7 @@ export interface GraphData {
   activation: Float32Array;
   influence: Float32Array;
   cumulative: Float32Array;
+  members: Float32Array; // 1, or how many nodes a merged node stands for
   ids: string[];
   labels: string[];
   src: Int32Array;
@@ -62,7 +69,8 @@ export interface GraphData {
   maxWeight: number;
 }
 
-const COLUMNS = ["kind", "layer", "position", "feature", "contrast", "activation", "influence", "cumulative"] as const;
+const COLUMNS = ["kind", "layer", "position", "feature", "contrast", "activation", "influence", "cumulative",
+  "members"] as const;
 
 function csr(n: number, key: Int32Array, weight: Float32Array): [Int32Array, Int32Array] {
   const start = new Int32Array(n + 1);
@@ -89,7 +97,7 @@ export function decodeGraph(m: {get<K extends keyof GraphViewModel>(k: K): Graph
   }
   const col = (name: string) => {
     const r = names.indexOf(name);
-    if (r < 0 || !nodes) return new Float32Array(n).fill(name === "contrast" ? -1 : NaN);
+    if (r < 0 || !nodes) return new Float32Array(n).fill(name === "contrast" ? -1 : name === "members" ? 1 : NaN);
     return nodes.data.subarray(r * n, (r + 1) * n);
   };
   const c = Object.fromEntries(COLUMNS.map((k) => [k, col(k)])) as Record<(typeof COLUMNS)[number], Float32Array>;
@@ -133,7 +141,8 @@ export function nodeName(g: GraphData, i: number, tokens: string[]): string {
   if (kind === "token") return tokens[pos] ?? `#${g.feature[i]}`;
   if (kind === "logit") return g.contrast[i] >= 0 ? `#${g.feature[i]} - #${g.contrast[i]}` : `#${g.feature[i]}`;
   if (kind === "error") return `error L${g.layer[i]}`;
-  if (kind === "attention") return `head ${g.feature[i]} L${g.layer[i]}`;
+  if (kind === "attention") return g.feature[i] < 0 ? `heads L${g.layer[i]}` : `head ${g.feature[i]} L${g.layer[i]}`;
+  if (kind === "layer") return `L${g.layer[i]}`;
   if (kind === "mlp") return `MLP L${g.layer[i]}`;
   return `F${g.feature[i]} L${g.layer[i]}`;
 }
@@ -152,4 +161,20 @@ export function topEdges(g: GraphData, i: number, dir: "in" | "out", k: number):
 export function edgeCount(g: GraphData, i: number, dir: "in" | "out"): number {
   const start = dir === "in" ? g.inStart : g.outStart;
   return start[i + 1] - start[i];
+}
+
+/** The nodes a layer / head selection (selected_layer, selected_head: a head clicked in a linked HeadGrid) lights
+ * up: that head's nodes in its layer, or, grouped, the merged node holding it; a layer alone lights the layer's
+ * nodes; layer -1 lights none. 1 = lit. */
+export function litNodes(g: GraphData, layer: number, head: number): Uint8Array {
+  const lit = new Uint8Array(g.n);
+  if (!(layer >= 0)) return lit;
+  for (let i = 0; i < g.n; i++) {
+    if (g.layer[i] !== layer) continue;
+    const kind = kindOf(g, i);
+    if (kind === "token" || kind === "logit") continue;
+    const merged = kind === "layer" || (kind === "attention" && g.feature[i] < 0);
+    if (head < 0 || merged || (kind === "attention" && g.feature[i] === head)) lit[i] = 1;
+  }
+  return lit;
 }

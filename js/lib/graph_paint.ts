@@ -1,8 +1,10 @@
 // The graph's marks on its canvas, through the pan/zoom transform: edges first (batched into one stroke per sign x
-// width level x emphasis, and culled to the view, so a few thousand redraw in a frame or two), then the nodes (a
-// shape per kind, size by influence), the token texts under the bottom row and the layer axis on the left.
+// weight level x emphasis, and culled to the view, so a few thousand redraw in a frame or two; opacity and width
+// by weight, graph_edges.ts), then the nodes (a shape per kind, size by influence; those of the selected layer or
+// head ringed), the token texts under the bottom row and the layer axis on the left.
 // All text is canvas text (fillText), never markup: token strings are untrusted.
 import { colourFor } from "./colour";
+import { EDGE_LEVELS, edgeInk, edgeLevel } from "./graph_edges";
 import { showWhitespace } from "./dom";
 import type { GraphData } from "./graph_model";
 import { kindOf } from "./graph_model";
@@ -11,11 +13,11 @@ import type { Paths } from "./graph_paths";
 import type { Transform } from "./pan_zoom";
 
 export const AXIS_W = 40; // the layer axis strip on the left (screen px)
-const LEVELS = 6; // edge width levels
 const DIMMED = 0.07; // alpha of what is off the selected node's paths
 const CURVE_LIMIT = 1500; // edges in view above which they are drawn straight
 const KIND_FILL: Record<string, string> = {
   feature: "#26a69a", error: "#9e9e9e", token: "#78909c", logit: "", attention: "#ffa726", mlp: "#5c6bc0",
+  layer: "#8d6e63",
 };
 const FONT = "11px ui-monospace, SFMono-Regular, Menlo, monospace";
 
@@ -32,21 +34,19 @@ export interface PaintState {
   hover: number;
   pinned: Uint8Array; // (n,) 1 = pinned
   visible: Uint8Array | null; // pinned_only: the nodes drawn; null = all
+  lit: Uint8Array | null; // the selected layer's or head's nodes (graph_model.ts litNodes); null = none
   colours: Colours;
 }
 
-/** A node's radius on screen: grows with zoom up to twice its world size, never below 1.5 px. */
-export const screenRadius = (r: number, k: number) => Math.max(1.5, Math.min(2 * r, r * k));
-
-function edgeLevel(g: GraphData, j: number): number {
-  const share = g.maxWeight > 0 ? Math.abs(g.weight[j]) / g.maxWeight : 0;
-  return Math.min(LEVELS - 1, Math.floor(Math.sqrt(share) * LEVELS));
-}
+/** A node's radius on screen: grows with zoom up to twice its world size; never smaller than at half size, nor
+ * than 2.5 px (a 30-layer graph fitted into a view is drawn at a quarter of its world size, and its nodes must stay
+ * visible and a target for the mouse). */
+export const screenRadius = (r: number, k: number) => Math.max(2.5, Math.min(2 * r, r * Math.max(k, 0.5)));
 
 export function paintEdges(ctx: CanvasRenderingContext2D, g: GraphData, L: Layout, t: Transform, s: PaintState,
   vw: number, vh: number): number {
   // buckets[emphasis][sign][level] -> edge indices
-  const buckets: number[][][][] = [0, 1].map(() => [0, 1].map(() => Array.from({ length: LEVELS }, () => [])));
+  const buckets: number[][][][] = [0, 1].map(() => [0, 1].map(() => Array.from({ length: EDGE_LEVELS }, () => [])));
   let drawn = 0;
   const lift = ROW_H * 0.35 * t.k;
   for (let j = 0; j < g.e; j++) {
@@ -59,7 +59,7 @@ export function paintEdges(ctx: CanvasRenderingContext2D, g: GraphData, L: Layou
     const y1 = L.y[b] * t.k + t.y;
     if (Math.max(x0, x1) < 0 || Math.min(x0, x1) > vw || Math.max(y0, y1) < -lift || Math.min(y0, y1) > vh) continue;
     const on = s.paths ? s.paths.edges[j] : 1;
-    buckets[on][g.weight[j] >= 0 ? 1 : 0][edgeLevel(g, j)].push(j);
+    buckets[on][g.weight[j] >= 0 ? 1 : 0][edgeLevel(g.weight[j], g.maxWeight)].push(j);
     drawn++;
   }
   // Curves cost ~3x lines to rasterize (software canvas: 120 vs 45 ms for 5,700 edges); past CURVE_LIMIT edges in
@@ -68,12 +68,13 @@ export function paintEdges(ctx: CanvasRenderingContext2D, g: GraphData, L: Layou
   ctx.lineCap = "round";
   for (const on of [0, 1]) {
     for (const sign of [0, 1]) {
-      for (let level = 0; level < LEVELS; level++) {
+      for (let level = 0; level < EDGE_LEVELS; level++) {
         const list = buckets[on][sign][level];
         if (!list.length) continue;
-        const alpha = on ? 0.35 + 0.65 * ((level + 1) / LEVELS) : DIMMED;
-        ctx.strokeStyle = colourFor((sign ? 1 : -1) * Math.min(1, alpha / 0.8), "signed");
-        ctx.lineWidth = on ? 0.6 + 0.8 * level : 0.75; // dimmed: thin, whatever the weight
+        const ink = edgeInk(level);
+        ctx.strokeStyle = colourFor(sign ? 1 : -1, "signed");
+        ctx.globalAlpha = on ? ink.alpha : DIMMED;
+        ctx.lineWidth = on ? ink.width : 0.75; // dimmed: thin, whatever the weight
         ctx.beginPath();
         for (const j of list) {
           const x0 = L.x[g.src[j]] * t.k + t.x;
@@ -91,12 +92,14 @@ export function paintEdges(ctx: CanvasRenderingContext2D, g: GraphData, L: Layou
       }
     }
   }
+  ctx.globalAlpha = 1;
   return drawn;
 }
 
 function shape(ctx: CanvasRenderingContext2D, kind: string, x: number, y: number, r: number): void {
   ctx.beginPath();
   if (kind === "token" || kind === "logit") ctx.rect(x - r, y - r, 2 * r, 2 * r);
+  else if (kind === "layer") ctx.roundRect(x - 1.3 * r, y - r, 2.6 * r, 2 * r, r * 0.6); // a merged layer: a pill
   else if (kind === "error") {
     ctx.moveTo(x, y - r * 1.2);
     ctx.lineTo(x + r * 1.2, y);
@@ -146,6 +149,12 @@ export function paintNodes(ctx: CanvasRenderingContext2D, g: GraphData, L: Layou
       ctx.beginPath();
       ctx.arc(x, y - r - 5, 2.2, 0, 2 * Math.PI);
       ctx.fill();
+    }
+    if (s.lit && s.lit[i]) { // the selected layer's or head's node: a ring in the accent colour
+      ctx.strokeStyle = c.accent;
+      ctx.lineWidth = 2;
+      shape(ctx, kind, x, y, r + 2.5);
+      ctx.stroke();
     }
     if (i === s.selected || i === s.hover) {
       ctx.strokeStyle = i === s.selected ? c.accent : c.fg;

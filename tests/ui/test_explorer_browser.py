@@ -27,7 +27,8 @@ def _aw_ex():
     return {"targets": {n: v.selected_target for n, v in ex.views.items()}, "explorer": ex.selected_target,
             "busy": any(v.busy for v in ex.views.values()), "errors": [v.error for v in ex.views.values()],
             "computed": bool(np.isfinite(grid.contributions).all()), "checksum": checksum(grid.contributions),
-            "layer": ex.views["flow"].selected_layer, "head": ex.views["flow"].selected_head}
+            "layer": ex.views["flow"].selected_layer, "head": ex.views["flow"].selected_head,
+            "graph_prefix": len(ex.views["graph"].tokens), "graph_checksum": checksum(ex.views["graph"].edges)}
 
 def _aw_split():
     import numpy as np
@@ -59,10 +60,17 @@ def test_every_view_draws_and_a_click_in_one_moves_the_others(lab, page, open_no
     state = nb.wait_for_kernel(
         "(lambda s: s if s['targets']['heads'] == 2 and not s['busy'] and s['computed'] else None)(_aw_ex())",
         timeout_s=120)
-    assert state["targets"]["tokens"] == 2 and state["explorer"] == 2 and state["targets"]["graph"] == -1
+    assert state["targets"]["tokens"] == 2 and state["explorer"] == 2 and state["targets"]["graph"] == 2
     grid = panel.locator(".aw-head-grid")
     expect(grid).to_have_attribute("data-selected-target", "2", timeout=30_000)
     expect(grid).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+    # The graph follows the target: the graph of the tokens before it, drawn as the kernel holds it.
+    positions = nb.eval("ex.target_positions")
+    assert state["graph_prefix"] == positions[2]
+    if panel.get_attribute("data-layout") == "grid":
+        graph = panel.locator(".aw-graph-view")
+        expect(graph).to_have_attribute("data-prefix", str(positions[2]), timeout=30_000)
+        expect(graph).to_have_attribute("data-checksum", state["graph_checksum"], timeout=30_000)
 
     # A head in the grid: the matrix shows what that head carries to the target from each source token.
     if panel.get_attribute("data-layout") == "tabs":

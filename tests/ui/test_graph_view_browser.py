@@ -128,3 +128,98 @@ def test_click_a_node_then_a_logit_recomputes(lab, page, open_notebook, expect, 
     assert page.console_errors == [], "\n".join(page.console_errors)
     save_timings({"run_all_to_drawn_s": t1 - t0, "node_click_to_paths_s": t2 - t1, "logit_click_to_redraw_s": t3 - t2,
                   "own_logits_from_cache_s": t4 - t3})
+
+
+# -- the default model (issue 17): readable at the width it has, lit heads, grouped modes, the target's graph ---------
+REAL_CELLS = [
+    """
+import attrwidgets as aw
+
+source = aw.Source(aw.load_model(), "When Mary and John went to the store, John gave a drink to", max_new_tokens=3)
+view = aw.GraphView(source=source)  # a component graph: grouped by default
+view
+""",
+]
+
+REAL_HELPERS = """
+def _aw_graph():
+    from attrwidgets.widgets import checksum
+    return {"busy": bool(view.busy), "error": view.error, "nodes": len(view.node_ids), "edges": int(view.edges.shape[1]),
+            "checksum": checksum(view.edges), "group": view.group, "prefix": len(view.tokens),
+            "positions": view.target_positions, "labelled": all(view.node_labels)}
+
+def _aw_lit(layer, head):
+    n = 0
+    for k, l, f in zip(view.node_data[0], view.node_data[1], view.node_data[3]):
+        kind = view.kinds[int(k)]
+        if int(l) == layer and (kind == "layer" or (kind == "attention" and (f < 0 or int(f) == head))):
+            n += 1
+    return n
+
+def _aw_some_head():
+    for k, l, f in zip(view.node_data[0], view.node_data[1], view.node_data[3]):
+        if view.kinds[int(k)] in ("attention", "layer"):
+            return [int(l), max(int(f), 0)]
+"""
+
+
+def test_a_default_model_graph_uses_the_width_follows_heads_groups_and_targets(lab, page, open_notebook, expect,
+                                                                                save_timings):
+    page.set_viewport_size({"width": 1600, "height": 1000})  # the notebook's output area: a ~1,150 px view
+    nb = open_notebook(lab.write_notebook("graph_view_real.ipynb", REAL_CELLS))
+    view = nb.run_view(VIEW, REAL_HELPERS)
+    state = _kernel_idle_real(nb, "s['labelled']")
+    assert state["error"] == "" and state["group"] == "layers", state
+    expect(view).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+    canvas = view.locator(".aw-graph-canvas")
+    width = view.evaluate("e => e.getBoundingClientRect().width")
+    used = float(canvas.get_attribute("data-used-width"))
+    assert 1050 <= width <= 1300 and used > 0.85, f"nodes span {used:.0%} of a {width:.0f} px view"
+    assert view.evaluate("e => e.scrollWidth <= e.clientWidth + 1")  # never a sideways scrollbar
+    nb.screenshot("graph-view-real-layers")
+    figures = {"view_px": width, "used_width_layers": used, "nodes_layers": state["nodes"], "edges_layers": state["edges"]}
+
+    # A head selected elsewhere (a linked HeadGrid sets these): its layer's merged nodes ring; -1 clears.
+    layer, head = nb.eval("_aw_some_head()")
+    nb.execute(f"view.selected_layer, view.selected_head = {layer}, {head}")
+    expect(view).to_have_attribute("data-lit", str(nb.eval(f"_aw_lit({layer}, {head})")), timeout=30_000)
+    assert int(view.get_attribute("data-lit")) > 0
+    nb.execute("view.selected_layer = view.selected_head = -1")
+    expect(view).to_have_attribute("data-lit", "0", timeout=30_000)
+
+    # The "show" menu: every node on its own, from the kernel at once.
+    view.locator("select.aw-graph-group").select_option("none")
+    state = _kernel_idle_real(nb, "s['group'] == 'none'")
+    expect(view).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+    expect(view).to_have_attribute("data-group", "none")
+    figures.update(used_width_none=float(canvas.get_attribute("data-used-width")), nodes_none=state["nodes"],
+                   edges_none=state["edges"])
+    nb.screenshot("graph-view-real-none")
+
+    # The second target: the graph of its prefix, rebuilt on the source's worker, then back to the first at once.
+    positions = state["positions"]
+    nb.execute("view.selected_target = 1")
+    state = _kernel_idle_real(nb, f"s['prefix'] == {positions[1]}")
+    assert state["error"] == ""
+    expect(view).to_have_attribute("data-prefix", str(positions[1]), timeout=30_000)
+    expect(view).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+    expect(view.locator(".aw-info")).to_contain_text(f"position {positions[1]} (target 1)")
+    nb.execute("view.selected_target = 0")
+    expect(view).to_have_attribute("data-prefix", str(positions[0]), timeout=10_000)
+
+    # Narrow (300 px): no sideways scrollbar, the graph still spans the canvas.
+    view.evaluate("e => { e.parentElement.style.width = '300px'; }")
+    expect(view).to_have_class(__import__("re").compile("aw-narrow"), timeout=10_000)
+    page.wait_for_timeout(300)
+    assert view.evaluate("e => e.getBoundingClientRect().width") <= 301
+    assert view.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+    assert canvas.evaluate("c => c.getBoundingClientRect().width") <= 300
+    figures["used_width_300px"] = float(canvas.get_attribute("data-used-width"))
+    assert figures["used_width_300px"] > 0.6
+    nb.screenshot("graph-view-real-300px")
+    assert page.console_errors == [], "\n".join(page.console_errors)
+    save_timings(figures)
+
+
+def _kernel_idle_real(nb, condition: str) -> dict:
+    return nb.wait_for_kernel(f"(lambda s: s if not s['busy'] and ({condition}) else None)(_aw_graph())", timeout_s=120)

@@ -15,7 +15,7 @@ from attrwidgets.testing import toy_graph
 
 class FakeEngine:
     """graph.engine: rebuild(graph, targets=[...]) returns another toy graph over the same prompt with one logit
-    node per target. delays: {targets tuple: seconds}; fail: {targets tuple: exception}; gate: rebuild waits on it;
+    node per target (prompt=[ids]: over that many positions). delays: {targets tuple: seconds}; fail: {targets tuple: exception}; gate: rebuild waits on it;
     a set `cancel` event (a newer request) makes it raise ComputationCancelled, as attribution_graph does."""
 
     def __init__(self, delays=None, fail=None, gate: threading.Event | None = None, seed: int = 0, **graph_kw):
@@ -29,7 +29,7 @@ class FakeEngine:
         self.lock = threading.Lock()
 
     def rebuild(self, graph, **changes):
-        targets = tuple(tuple(t) if isinstance(t, list) else t for t in changes["targets"])
+        targets = tuple(tuple(t) if isinstance(t, list) else t for t in changes["targets"] or ())
         assert changes.get("progress") is False  # the view asks for no progress bar in the cell
         cancel = changes.get("cancel")
         with self.lock:
@@ -42,8 +42,10 @@ class FakeEngine:
             raise ComputationCancelled("cancelled")
         if targets in self.fail:
             raise self.fail[targets]
-        # The same seed keeps the prompt's tokens; fewer logits change the edges (a different graph).
-        new = toy_graph(self.seed, n_logits=len(targets), **self.graph_kw)
+        # The same seed keeps the prompt's tokens; fewer logits change the edges (a different graph). prompt= (a
+        # target row's prefix) gives a graph of that many positions; targets=None its own 3 logits.
+        shape = {**self.graph_kw, **({"n_pos": len(changes["prompt"])} if "prompt" in changes else {})}
+        new = toy_graph(self.seed, n_logits=len(targets) or 3, **shape)
         new.engine = self
         return new
 

@@ -21,7 +21,7 @@ from ipywidgets.widgets.widget import _put_buffers, _remove_buffers
 from attrwidgets.core.graph.graph import KINDS
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.testing import toy_graph
-from attrwidgets.widgets.graph_payload import NODE_COLUMNS, parse_target, target_text
+from attrwidgets.widgets.graph_payload import GRAPH_CACHE, NODE_COLUMNS, parse_target, target_text
 from attrwidgets.widgets.graph_view import GraphView
 from attrwidgets.widgets.serialization import deserialize_tensor
 
@@ -54,7 +54,8 @@ def test_only_the_pruned_graph_crosses_as_buffers():
     assert sorted(b.nbytes if isinstance(b, memoryview) else len(b) for b in buffers) == sorted([4 * 3 * e,
                                                                                                  4 * len(NODE_COLUMNS) * k])
     nodes = state["node_data"]
-    assert state["node_columns"] == list(NODE_COLUMNS) and state["kinds"] == list(KINDS)
+    # the core's kinds, then the kind of a grouped mode's merged layer node (graph_group.MERGED)
+    assert state["node_columns"] == list(NODE_COLUMNS) and state["kinds"] == [*KINDS, "layer"]
     idx = pruned.node_index
     for row, name in enumerate(NODE_COLUMNS[:5]):
         np.testing.assert_array_equal(nodes[row], getattr(g.nodes, name)[idx].astype(np.float32))
@@ -205,14 +206,15 @@ def test_target_rebuilds_through_the_engine_and_is_cached():
 def test_rebuild_cache_is_small_and_the_shown_graph_stays():
     g, engine = graph_with_engine(0)
     view = GraphView(g).wait(10)
-    for t in range(1, 8):
+    last = GRAPH_CACHE + 3
+    for t in range(1, last + 1):
         view.target = f"#{t}"
         view.wait(10)
-    assert len(engine.calls) == 7
-    view.target = "#7"  # the shown one and the last few are cached; the first rebuilt ones are gone
+    assert len(engine.calls) == last
+    view.target = f"#{last}"  # the shown one and the last few are cached; the first rebuilt ones are gone
     view.target = "#1"
     view.wait(10)
-    assert engine.calls[-1] == (1,) and len(engine.calls) == 8 and view.shown_target == "#1"
+    assert engine.calls[-1] == (1,) and len(engine.calls) == last + 1 and view.shown_target == "#1"
     view.target = ""
     assert view.graph is g  # the first graph is never evicted
     view.close()

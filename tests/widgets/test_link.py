@@ -32,9 +32,14 @@ def test_a_target_moves_to_the_same_position_in_every_view(views):
     position = source.target_positions[1]
     assert v["grid"].selected_target == 1  # the same targets: the same row
     assert v["flow"].target_positions[v["flow"].selected_target] == position  # another row, the same position
-    assert v["graph"].selected_target == -1  # a graph has no target rows
+    assert v["graph"].selected_target == 1  # a graph on a source has its rows: the graph of that target's prefix
+    v["graph"].wait(60)
+    assert len(v["graph"].graph.token_ids) == len(v["graph"].tokens) == position and v["graph"].error == ""
     v["flow"].selected_target = v["flow"].target_positions.index(2)  # a prompt position: no target of the others
     assert v["matrix"].selected_target == -1 and v["grid"].selected_target == -1
+    assert v["graph"].selected_target == -1  # the prompt's own graph again
+    v["graph"].wait(60)
+    assert len(v["graph"].graph.token_ids) == source.n_prompt
     link.unlink()
 
 

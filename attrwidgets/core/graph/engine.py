@@ -24,15 +24,21 @@ class GraphEngine:
         self.build = build
 
     def rebuild(self, graph, **changes):
+        """attribution_graph again with some settings changed; `prompt` (token ids) explains another prompt of the
+        same model and transcoder (the GraphView's target rows: a prefix of the source's sequence)."""
         settings = {**self.settings, **changes}
-        return self.build(self.handle, list(graph.token_ids), transcoder=self.transcoder, **settings)
+        prompt = settings.pop("prompt", None)
+        return self.build(self.handle, list(graph.token_ids if prompt is None else prompt), transcoder=self.transcoder,
+                          **settings)
 
     def estimate(self, graph, **changes):
         """What rebuild(graph, **changes) will take (core/estimate.py)."""
         from attrwidgets.core.estimate import as_estimate, cost_of
 
         settings = {**self.settings, **changes}
-        return as_estimate(self.handle, cost_of(self.handle, "attribution_graph", len(graph.token_ids), 0, settings))
+        prompt = settings.pop("prompt", None)
+        n_tokens = len(graph.token_ids if prompt is None else prompt)
+        return as_estimate(self.handle, cost_of(self.handle, "attribution_graph", n_tokens, 0, settings))
 
     def intervene(self, graph, interventions, frozen: bool = True, top: int = 10):
         from attrwidgets.core.graph.intervene import intervene

@@ -252,7 +252,8 @@ class Graph(PageExport):
         return self.engine.intervene(self, interventions, frozen=frozen, **kw)
 
     def rebuild(self, **changes) -> Graph:
-        """The same graph recomputed with some settings changed (targets=..., max_feature_nodes=..., ...)."""
+        """The same graph recomputed with some settings changed (targets=..., max_feature_nodes=..., ...; prompt=
+        token ids: the graph of another prompt on the same model and transcoder)."""
         if self.engine is None:
             raise AttrWidgetsError(_NO_ENGINE)
         return self.engine.rebuild(self, **changes)
