@@ -5,7 +5,9 @@ One aw.Source (generation once, one session per kind and its cache, one worker t
 views are linked through absolute positions (widgets/linking.py), and the Explorer itself is linked with them,
 so `ex.selected_target = 2` from Python moves every view. The Explorer is one anywidget whose bundle holds
 every view (js/explorer.ts): it draws each part from that part's own widget model, through anywidget's host
-composition (anywidget >= 0.11), in a 2x2 grid when wide and as tabs when narrow.
+composition (anywidget >= 0.11), in a 2x2 grid when wide and as tabs when narrow. Hovering brushes every part in
+the front-end alone. `ex.to_html(path)` (PageExport, the registered page writer: core/rendering.py) writes the
+linked explorer as one standalone page (export_explorer.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from traitlets import Dict, Int, List, Unicode
 
+from attrwidgets.core.rendering import PageExport
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import AttrWidget, bundle
 from attrwidgets.widgets.linking import link
@@ -49,9 +52,10 @@ def check_views(views: Any, handle: Any) -> tuple[str, ...]:
     return names
 
 
-class Explorer(AttrWidget):
+class Explorer(PageExport, AttrWidget):
     """Every view of one prompt, linked. `ex.views["tokens"]` etc. are the parts; the selection traits
-    (selected_target, selected_position, selected_layer, selected_head, selected_node) are every view's."""
+    (selected_target, selected_position, selected_layer, selected_head, selected_node) are every view's.
+    `ex.to_html(path)`: the linked explorer as one standalone page."""
 
     _esm = bundle("explorer")
 
