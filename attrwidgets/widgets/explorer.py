@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Dict, Int, List, Unicode
+from traitlets import Dict, Enum, Int, List
 
 from attrwidgets.core.rendering import PageExport
 from attrwidgets.errors import AttrWidgetsError
@@ -62,8 +62,8 @@ class Explorer(PageExport, AttrWidget):
     parts = Dict(help="view name -> 'anywidget:<model id>' of its widget, in the order shown").tag(sync=True)
     target_positions = List(Int(), help="(n_targets,) the generated tokens' positions").tag(sync=True)
     _panel: Any = None  # the sidecar panel it was opened in, if any
-    layout_mode = Unicode("auto", help="'auto' (a grid when wide, tabs when narrow), 'grid' or 'tabs'").tag(
-        sync=True)
+    layout_mode = Enum(("auto", "grid", "tabs"), "auto",
+                       help="'auto' (a grid when wide, tabs when narrow), 'grid' or 'tabs'").tag(sync=True)
 
     def __init__(self, source: Any, views: dict[str, AttrWidget]) -> None:
         super().__init__(tokens=[t.to_dict() for t in source.tokens], target_positions=list(source.target_positions),
