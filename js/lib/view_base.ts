@@ -155,7 +155,8 @@ function watchBrush(root: HTMLElement, brush: BrushStore, listeners: ((state: Br
 /** What a view says of a selection it holds no numbers for: a standalone page (no kernel) has only what was
  * computed before the export, so it never shows other numbers under the new label. */
 export function notComputed(root: HTMLElement, what: string): string {
-  return root.classList.contains("aw-standalone") ? `${what} is not computed in this export.`
+  return root.classList.contains("aw-standalone")
+    ? `${what} is not computed in this export (it had not been computed when the page was written).`
     : `${what} has not been computed.`;
 }
 
