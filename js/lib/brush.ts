@@ -77,11 +77,16 @@ export function publishDomHover(root: HTMLElement, brush: BrushStore): () => voi
 export function markDom(root: HTMLElement, { hovered, picked }: BrushState): void {
   root.dataset.brushed = String(hovered);
   root.dataset.picked = String(picked);
-  for (const node of Array.from(root.querySelectorAll<HTMLElement>(POSITIONED))) {
-    const p = Number(node.dataset.position);
-    node.classList.toggle("aw-brushed", p === hovered);
-    node.classList.toggle("aw-picked", p === picked && p !== hovered);
+  // Only the marked elements and those of the two positions are touched: a long text stays cheap to brush.
+  for (const node of Array.from(root.querySelectorAll(".aw-brushed, .aw-picked"))) {
+    node.classList.remove("aw-brushed", "aw-picked");
   }
+  const mark = (p: number, name: string) => {
+    if (p < 0) return;
+    for (const node of Array.from(root.querySelectorAll(`[data-position="${p}"]`))) node.classList.add(name);
+  };
+  mark(hovered, "aw-brushed");
+  if (picked !== hovered) mark(picked, "aw-picked");
 }
 
 /** A canvas column band for the brushed position (under the marks that follow it): x0..x1, y0..y1 in CSS px. */

@@ -42,6 +42,7 @@ export function linkModels(models: Loose[]): () => void {
   const moved = (source: Loose, name: Linked) => {
     if (busy) return; // an echo of the propagation under way
     const value = Number(source.get(name));
+    if (!Number.isInteger(value)) return; // a part without this trait has nothing to give
     const targets = targetsOf(source);
     const position = name === "selected_target" && value >= 0 && value < targets.length ? targets[value] : -1;
     busy = true;
