@@ -11,7 +11,7 @@ from data embedded in the page.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import traitlets
@@ -72,11 +72,23 @@ def page_state(result: Attribution, view: dict | None = None) -> dict:
     return state
 
 
+class PagePart(NamedTuple):
+    """One view's page: its bundle's stem, its traits, the data its standalone() answers from, a title, a
+    description line."""
+
+    stem: str
+    state: dict
+    extra: dict | None
+    title: str
+    meta: str
+
+
 def to_html(result: Any, path: str | Path | None = None, *, title: str | None = None, **view: Any) -> str:
     """A standalone HTML page of the view of `result`: an Attribution or a TokenMatrix (the TokenMatrix view),
     a HeadContributions or a HeadGrid (the HeadGrid view), a LayerAttribution or a LayerFlow (the LayerFlow
     view, with every column computed so far), a DiffusionAttribution or a DiffusionTimeline (every row), a Graph
-    or a GraphView (the pruned graph: widgets/graph_html.py).
+    or a GraphView (the pruned graph: widgets/graph_html.py), an Explorer (every part, linked in the page:
+    export_explorer.py).
 
     A token-level Decomposition shows in the TokenMatrix view (Decomposition.as_attribution).
 
@@ -86,21 +98,31 @@ def to_html(result: Any, path: str | Path | None = None, *, title: str | None = 
     DIFFUSION_VIEW_STATE. A widget passes its own. Writes
     the page to `path` when given; returns it.
     """
-    if type(result).__name__ in ("Graph", "GraphView"):
-        from attrwidgets.widgets.graph_html import graph_to_html
+    if _is_explorer(result):
+        from attrwidgets.export_explorer import explorer_to_html
 
-        return graph_to_html(result, path, title=title, **view)
+        return explorer_to_html(result, path, title=title, view_page=view_page, **view)
+    part = view_page(result, view)
+    return write_page(part.stem, part.state, part.extra, title or part.title, part.meta, path)
+
+
+def view_page(result: Any, view: dict) -> PagePart:
+    """The page of one view of `result` (to_html says which), `view` its initial state."""
+    if type(result).__name__ in ("Graph", "GraphView"):
+        from attrwidgets.widgets.graph_html import graph_page
+
+        state, meta = graph_page(result, view)
+        return PagePart("graph_view", state, None, "attrwidgets: attribution graph", meta)
     if _is_diffusion_view(result):
         state, meta = _diffusion_page(result, view)
-        return write_page("diffusion_timeline", state, None, title or "attrwidgets: diffusion timeline (DLIG)", meta,
-                           path)
+        return PagePart("diffusion_timeline", state, None, "attrwidgets: diffusion timeline (DLIG)", meta)
     if _is_flow_view(result):
         state, extra, meta = _layer_flow_page(result, view)
-        return write_page("layer_flow", state, extra, title or "attrwidgets: layer flow (LIG)", meta, path)
+        return PagePart("layer_flow", state, extra, "attrwidgets: layer flow (LIG)", meta)
     if _is_head_view(result):
         state, extra, meta = _head_grid_page(result, view)
-        title = title or f"attrwidgets: attention heads ({'DePass' if state['mode'] == 'depass' else 'attention'})"
-        return write_page("head_grid", state, extra, title, meta, path)
+        mode = "DePass" if state["mode"] == "depass" else "attention"
+        return PagePart("head_grid", state, extra, f"attrwidgets: attention heads ({mode})", meta)
     unknown = sorted(set(view) - set(VIEW_STATE))
     if unknown:
         raise AttrWidgetsError(f"to_html got unknown option(s) {unknown}; it accepts {list(VIEW_STATE)}.")
@@ -114,12 +136,17 @@ def to_html(result: Any, path: str | Path | None = None, *, title: str | None = 
     n = len(state["target_positions"])
     if n and not -1 <= int(state["selected_target"]) < n:
         raise AttrWidgetsError(f"selected_target must be -1 (none) or in [0, {n}), got {state['selected_target']}.")
-    title = title or f"attrwidgets: {result.method} attribution"
     meta = (
         f"model: {result.model_id or 'unknown'}   method: {result.method}   {result.timestamp}\n"
         f"prompt: {result.prompt}"
     )
-    return write_page("token_matrix", state, None, title, meta, path)
+    return PagePart("token_matrix", state, None, f"attrwidgets: {result.method} attribution", meta)
+
+
+def _is_explorer(obj: Any) -> bool:
+    from attrwidgets.widgets.explorer import Explorer
+
+    return isinstance(obj, Explorer)
 
 
 def _is_head_view(obj: Any) -> bool:

@@ -95,9 +95,10 @@ type Parts = ReturnType<typeof controls> & ReturnType<typeof scrubber> & {
   legendText: HTMLSpanElement; legendBar: HTMLSpanElement; canvas: TimelineCanvas;
 };
 
-function render({ model, el }: RenderProps<TimelineModel>) {
+function render({ model, el, brush }: RenderProps<TimelineModel>) {
   // keys: arrows belong to the step slider, not JupyterLab
-  const view = createView(model, el, { className: "aw-diffusion-timeline", keys: true, styles: [injectTimelineStyle] });
+  const view = createView(model, el, { className: "aw-diffusion-timeline", keys: true, styles: [injectTimelineStyle],
+    brush });
   const info = h("div", "aw-info");
   const badge = h("span", "aw-badge");
   const infoText = h("span");
@@ -117,6 +118,11 @@ function render({ model, el }: RenderProps<TimelineModel>) {
       else goStep(view, k);
       if (p >= 0) view.write("selected_position", p);
     },
+    hover: view.hover,
+  });
+  view.onBrush(({ hovered, picked }) => {
+    canvas.brushed = hovered >= 0 ? hovered : picked;
+    canvas.redraw();
   });
   const box = h("div", "aw-tl-box");
   box.appendChild(canvas.canvas);

@@ -2,13 +2,19 @@
 // own view's render from its own widget model, which anywidget's host gives us (`host.getModel`, anywidget >=
 // 0.11), so a part behaves exactly as the view in its own cell; the kernel links their selections
 // (widgets/linking.py). Wide: a 2x2 grid; narrow (or layout_mode "tabs"): a tab strip with one view at a time,
-// so the panel itself never scrolls sideways.
+// so the panel itself never scrolls sideways. Hovering brushes: every part gets one front-end store
+// (lib/brush.ts) and marks the position under the pointer in any of them, with nothing sent to the kernel.
+// standalone() is the exported page's stand-in for the kernel and the host (export_explorer.py).
 import type { AnyModel, RenderProps, ViewBase } from "./types";
 import diffusionTimeline from "./diffusion_timeline";
 import graphView from "./graph_view";
 import headGrid from "./head_grid";
 import layerFlow from "./layer_flow";
+import { createBrush } from "./lib/brush";
 import { h } from "./lib/dom";
+import { standalone as flowStandalone, type StandaloneData as FlowData } from "./lib/flow_local";
+import { standalone as headStandalone, type StandaloneData as HeadData } from "./lib/head_local";
+import { graphNodeSelects, linkModels, timelineRowBringsStep } from "./lib/page_link";
 import { watchWidth } from "./lib/layout";
 import { appendStyle, injectStyle } from "./lib/theme";
 import tokenMatrix from "./token_matrix";
@@ -24,6 +30,8 @@ interface Host {
 }
 
 type Render = (props: RenderProps<never>) => (() => void) | void;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Loose = AnyModel<any>;
 const RENDER: Record<string, Render> = {
   tokens: tokenMatrix.render as Render, heads: headGrid.render as Render, graph: graphView.render as Render,
   flow: layerFlow.render as Render, timeline: diffusionTimeline.render as Render,
@@ -59,6 +67,14 @@ async function render({ model, el, host }: RenderProps<ExplorerModel> & { host?:
   root.append(tabs, grid);
   el.appendChild(root);
   const teardowns: (() => void)[] = [];
+  // A pick marks a click's position in the other parts until the kernel's answer moves them: the Explorer is
+  // linked last (widgets/explorer.py), so its own selection changing means every part has its answer.
+  const brush = createBrush();
+  const answered = () => brush.pick(-1);
+  for (const name of ["selected_target", "selected_position"]) model.on(`change:${name}`, answered);
+  teardowns.push(() => {
+    for (const name of ["selected_target", "selected_position"]) model.off(`change:${name}`, answered);
+  });
   const cells = new Map<string, HTMLDivElement>();
   const buttons = new Map<string, HTMLButtonElement>();
 
@@ -94,7 +110,7 @@ async function render({ model, el, host }: RenderProps<ExplorerModel> & { host?:
       continue;
     }
     const child = await host.getModel(ref);
-    const teardown = RENDER[name]({ model: child as never, el: body });
+    const teardown = RENDER[name]({ model: child as never, el: body, brush });
     if (teardown) teardowns.push(teardown);
   }
   show(cells.keys().next().value ?? "");
@@ -105,6 +121,25 @@ async function render({ model, el, host }: RenderProps<ExplorerModel> & { host?:
   return () => {
     unwatch();
     for (const teardown of teardowns) teardown();
+  };
+}
+
+/** The exported page (no kernel): each part's standalone answers from its embedded data, the parts and the
+ * Explorer are linked as widgets/linking.py links them, and the returned host gives each part's in-page model. */
+export function standalone(explorer: AnyModel<ExplorerModel>, parts: Record<string, Loose>,
+  extras: Record<string, unknown>): Host {
+  if (parts.heads && extras.heads) headStandalone(parts.heads, extras.heads as HeadData);
+  if (parts.flow && extras.flow) flowStandalone(parts.flow, extras.flow as FlowData);
+  if (parts.graph) graphNodeSelects(parts.graph);
+  if (parts.timeline) timelineRowBringsStep(parts.timeline);
+  linkModels([...Object.values(parts), explorer as Loose]);
+  const refs = explorer.get("parts") || {};
+  return {
+    async getModel(ref: string) {
+      const name = Object.keys(refs).find((n) => refs[n] === ref);
+      if (name === undefined || !parts[name]) throw new Error(`no part ${ref} in this page`);
+      return parts[name];
+    },
   };
 }
 

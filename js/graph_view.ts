@@ -39,9 +39,9 @@ type Parts = GraphControls & {
   pick: (i: number, shift: boolean) => void;
 };
 
-function render({ model, el }: RenderProps<GraphViewModel>) {
+function render({ model, el, brush }: RenderProps<GraphViewModel>) {
   // keys: those on the canvas (+, -, 0, Esc) belong to the graph
-  const view = createView(model, el, { className: "aw-graph-view", keys: true, styles: [injectGraphStyle] });
+  const view = createView(model, el, { className: "aw-graph-view", keys: true, styles: [injectGraphStyle], brush });
   const { root, tooltip } = view;
   const info = h("div", "aw-info");
   const hint = h("div", "aw-hint", "Click a node: its paths \u00b7 shift-click: pin \u00b7 click a logit: explain it " +
@@ -56,6 +56,11 @@ function render({ model, el }: RenderProps<GraphViewModel>) {
   const canvas = new GraphCanvas(tooltip, {
     pick: (i, e) => parts.pick(i, e.shiftKey),
     describe: (i) => (current ? describeNode(current.g, i, tokenTexts(model)) : ""),
+    hover: (i) => view.hover(i >= 0 && current ? current.g.position[i] : -1), // brushing: the node's position
+  });
+  view.onBrush(({ hovered, picked }) => {
+    canvas.brushed = hovered >= 0 ? hovered : picked;
+    canvas.requestRedraw();
   });
   box.appendChild(canvas.canvas);
   const bar = graphControls(view, () => canvas.fit());
@@ -108,6 +113,7 @@ function pick(p: Parts, g: GraphData | undefined, i: number, shift: boolean): vo
     return;
   }
   const again = model.get("selected_node") === id;
+  p.view.pick(again ? -1 : g.position[i]);
   write("selected_node", again ? "" : id);
   write("selected_logit", again ? -1 : g.logits.indexOf(i));
   if (!again && kindOf(g, i) === "logit" && g.logits.length > 1 && model.get("can_rebuild")) {

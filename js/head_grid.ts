@@ -10,7 +10,7 @@ import { labeled } from "./lib/layout";
 import { DetailCanvas } from "./lib/head_detail";
 import { decodeTensor, decodeVector, type Tensor } from "./lib/tensor";
 import { renderTokenText, tokenLabel } from "./lib/token_text";
-import { createView, selection, type View } from "./lib/view_base";
+import { createView, notComputed, selection, type View } from "./lib/view_base";
 
 export { standalone } from "./lib/head_local"; // used by the standalone HTML page only
 
@@ -57,7 +57,8 @@ function controls({ write, toolbar }: View<HeadGridModel>) {
 }
 
 /** The open head's panel: title, contribution, a close button, and its pattern on a canvas. */
-function detailPanel({ write, tooltip }: View<HeadGridModel>) {
+function detailPanel(view: View<HeadGridModel>) {
+  const { write, tooltip } = view;
   const detail = h("div", "aw-detail");
   const detailHead = h("div", "aw-detail-head");
   const detailTitle = h("span", "aw-detail-title");
@@ -68,7 +69,7 @@ function detailPanel({ write, tooltip }: View<HeadGridModel>) {
   close.addEventListener("click", () => write("selected_head", -1));
   detailHead.append(detailTitle, detailInfo, close);
   const detailNote = h("div", "aw-notice");
-  const detailCanvas = new DetailCanvas(tooltip);
+  const detailCanvas = new DetailCanvas(tooltip, view.hover);
   const detailBox = h("div", "aw-detail-box");
   detailBox.appendChild(detailCanvas.canvas);
   detail.append(detailHead, detailNote, detailBox);
@@ -81,8 +82,8 @@ type Parts = ReturnType<typeof controls> & ReturnType<typeof detailPanel> & {
   thumbs: ReturnType<typeof memoDecode>;
 };
 
-function render({ model, el }: RenderProps<HeadGridModel>) {
-  const view = createView(model, el, { className: "aw-head-grid", keys: true });
+function render({ model, el, brush }: RenderProps<HeadGridModel>) {
+  const view = createView(model, el, { className: "aw-head-grid", keys: true, brush });
   const { root, tooltip, write } = view;
   const info = h("div", "aw-info");
   const hint = h("div", "aw-hint",
@@ -107,6 +108,10 @@ function render({ model, el }: RenderProps<HeadGridModel>) {
     ...controls(view), ...detailPanel(view), view, info, text, grid, legendName, legendBar, legendLo, legendHi,
     thumbs: memoDecode(),
   };
+  view.onBrush(({ hovered, picked }) => {
+    parts.detailCanvas.brushed = hovered >= 0 ? hovered : picked;
+    parts.detailCanvas.repaint();
+  });
   root.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && model.get("selected_head") >= 0) {
       e.preventDefault();
@@ -160,7 +165,7 @@ function draw(p: Parts, width: number): void {
   const targetName = (r: number) => JSON.stringify(showWhitespace(labels[r] ?? tokLabel(targets[r])));
 
   p.view.status.warnBanner.textContent = warnings({
-    unavailable, stat, sel, values, source, queries, nTargets: targets.length, busy: Boolean(model.get("busy")),
+    unavailable, stat, sel, values, source, queries, nTargets: targets.length, busy: Boolean(model.get("busy")), root,
   }).join("\n");
 
   const parts: string[] = [];
@@ -221,16 +226,16 @@ function draw(p: Parts, width: number): void {
 
 interface WarningsOf {
   unavailable: boolean; stat: HeadStatistic; sel: number; values: Float32Array | null; source: number;
-  queries: number[]; nTargets: number; busy: boolean;
+  queries: number[]; nTargets: number; busy: boolean; root: HTMLElement;
 }
 
-function warnings({ unavailable, stat, sel, values, source, queries, nTargets, busy }: WarningsOf): string[] {
+function warnings({ unavailable, stat, sel, values, source, queries, nTargets, busy, root }: WarningsOf): string[] {
   const out: string[] = [];
   if (unavailable) {
     out.push("DePass contributions are not computed in mode='attention'; choose an attention statistic, " +
       "or create the view with mode='depass'.");
   } else if (stat === "contribution" && sel >= 0 && (!values || values.every(Number.isNaN))) {
-    out.push(busy ? "computing this target\u2026" : "this target has not been computed.");
+    out.push(busy ? "computing this target\u2026" : notComputed(root, "this target"));
   }
   if (stat === "source_weight" && source < 0) out.push("no source selected: click a prompt token to pick one.");
   if (source >= 0 && sel >= 0 && source > queries[sel]) {

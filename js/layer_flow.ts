@@ -90,9 +90,9 @@ function controls(view: Flow) {
 type Parts = ReturnType<typeof controls> & { view: Flow; info: HTMLDivElement; hint: HTMLDivElement;
   text: HTMLDivElement; flow: FlowCanvas };
 
-function render({ model, el }: RenderProps<LayerFlowModel>) {
+function render({ model, el, brush }: RenderProps<LayerFlowModel>) {
   // keys: arrows and Enter belong to the flow canvas, not JupyterLab
-  const view = createView(model, el, { className: "aw-layer-flow", keys: true, styles: [injectFlowStyle] });
+  const view = createView(model, el, { className: "aw-layer-flow", keys: true, styles: [injectFlowStyle], brush });
   const { write } = view;
   const info = h("div", "aw-info");
   const hint = h("div", "aw-hint");
@@ -107,6 +107,11 @@ function render({ model, el }: RenderProps<LayerFlowModel>) {
     head: (hd) => chooseHead(view,
       model.get("selected_head") === hd && model.get("route") === "att" && !model.get("sum_heads") ? -1 : hd),
     layer: (r) => write("selected_layer", (model.get("layers") || [])[r] ?? -1),
+    hover: view.hover,
+  });
+  view.onBrush(({ hovered, picked }) => {
+    flow.brushed = hovered >= 0 ? hovered : picked;
+    flow.redraw();
   });
   const box = h("div", "aw-flow-box");
   box.appendChild(flow.canvas);
@@ -177,6 +182,7 @@ function draw(p: Parts, width: number): void {
   p.view.status.warnBanner.textContent = warnings({
     sel, nTargets: targets.length, layers, missing: layers.filter((_, r) => !computed[r]), live,
     busy: Boolean(model.get("busy")), route, j, layer, selRow, flagged, flag, compl: compl?.data ?? null,
+    page: root.classList.contains("aw-standalone"),
   }).join("\n");
 
   const shown = selRow >= 0 ? selRow : n - 1; // the row the running text is tinted by
@@ -230,6 +236,7 @@ function draw(p: Parts, width: number): void {
 
 interface WarningsOf {
   sel: number; nTargets: number; layers: number[]; missing: number[]; live: boolean; busy: boolean; route: FlowRoute;
+  page: boolean; // a standalone page: only what was computed before the export is here
   j: number; layer: number; selRow: number; flagged: number[]; flag: number; compl: Float32Array | null;
 }
 
@@ -238,7 +245,8 @@ function warnings(w: WarningsOf): string[] {
   const out: string[] = [];
   if (w.sel < 0) out.push(w.nTargets ? "no target selected: click a token." : "no target tokens.");
   else if (missing.length && !w.live) {
-    out.push(`not computed: pass model=... to compute it (layer${missing.length > 1 ? "s" : ""} ` +
+    const where = w.page ? " in this export" : ": pass model=... to compute it";
+    out.push(`not computed${where} (layer${missing.length > 1 ? "s" : ""} ` +
       `${missing.join(", ")}, route ${w.route}, target #${w.j}).`);
   } else if (missing.length && w.busy) out.push(`computing layer${missing.length > 1 ? "s" : ""} ${missing.join(", ")}\u2026`);
   if (w.layer >= 0 && w.selRow < 0) out.push(`layer ${w.layer} is not shown here (shown: ${layers.join(", ")}).`);

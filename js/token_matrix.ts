@@ -8,7 +8,7 @@ import { renderHeatmap, type RowStat } from "./lib/heatmap";
 import { labeled } from "./lib/layout";
 import { decodeTensor, decodeVector, row, type Tensor } from "./lib/tensor";
 import { renderTokenText, tokenLabel } from "./lib/token_text";
-import { createView, inRange, type View } from "./lib/view_base";
+import { createView, inRange, notComputed, type View } from "./lib/view_base";
 
 const COMPLETENESS_WARN = 0.05; // when the model has no completeness_tolerance (widgets/token_matrix.py)
 const REDRAW_TRAITS = [
@@ -71,8 +71,8 @@ interface Parts extends ReturnType<typeof controls> {
   headLine: HTMLDivElement;
 }
 
-function render({ model, el }: RenderProps<Model>) {
-  const view = createView(model, el, { className: "aw-token-matrix" });
+function render({ model, el, brush }: RenderProps<Model>) {
+  const view = createView(model, el, { className: "aw-token-matrix", brush });
   const info = h("div", "aw-info");
   const text = h("div", "aw-text");
   const legend = h("div", "aw-legend");
@@ -179,7 +179,7 @@ function draw(p: Parts): void {
   const statHeaders: [string, string][] = [["p", P_TITLE], ["H", H_TITLE]];
   if (compl) statHeaders.push(["IG err", IG_TITLE]);
   renderHeatmap(p.hmScroll, {
-    scores, rows, cols, scales, mode: signMode, selected: sel, statHeaders, describe, onSelect,
+    scores, rows, cols, scales, mode: signMode, selected: sel, statHeaders, describe, onSelect, onHover: p.view.hover,
     rowLabel: (r) => `${r}: ${tokLabel(targets[r])}`,
     colLabel: tokLabel,
     rowStats: (r) => {
@@ -232,7 +232,8 @@ function warnings(p: Parts, { compl, targets, tokLabel, refining, tolerance }: F
   }
   p.view.root.dataset.completenessWarning = String(out.length > 0);
   if (selRow && selRow.every((v) => Number.isNaN(v))) {
-    out.push(p.view.model.get("busy") ? "this target is being computed\u2026" : "this target has not been computed.");
+    const busy = p.view.model.get("busy");
+    out.push(busy ? "this target is being computed\u2026" : notComputed(p.view.root, "this target"));
   }
   return out;
 }

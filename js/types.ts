@@ -1,5 +1,6 @@
 // Mirrors the synced traits of the views: TokenMatrix (Model) and HeadGrid (HeadGridModel).
 // Names are snake_case and identical on both sides (docs/architecture.md, house style 2).
+import type { BrushStore } from "./lib/brush";
 
 /** A tensor as made by attrwidgets/widgets/serialization.py: C-contiguous, little-endian. */
 export interface TensorDict {
@@ -66,6 +67,7 @@ export interface AnyModel<T> {
 export interface RenderProps<T> {
   model: AnyModel<T>;
   el: HTMLElement;
+  brush?: BrushStore; // given by the Explorer to each of its parts (docs/linking.md, brushing); none on its own
 }
 
 export type HeadStatistic = "contribution" | "entropy" | "source_weight" | "max_weight";

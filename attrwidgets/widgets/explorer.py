@@ -5,15 +5,18 @@ One aw.Source (generation once, one session per kind and its cache, one worker t
 views are linked through absolute positions (widgets/linking.py), and the Explorer itself is linked with them,
 so `ex.selected_target = 2` from Python moves every view. The Explorer is one anywidget whose bundle holds
 every view (js/explorer.ts): it draws each part from that part's own widget model, through anywidget's host
-composition (anywidget >= 0.11), in a 2x2 grid when wide and as tabs when narrow.
+composition (anywidget >= 0.11), in a 2x2 grid when wide and as tabs when narrow. Hovering brushes every part in
+the front-end alone. `ex.to_html(path)` (PageExport, the registered page writer: core/rendering.py) writes the
+linked explorer as one standalone page (export_explorer.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Dict, Int, List, Unicode
+from traitlets import Dict, Enum, Int, List
 
+from attrwidgets.core.rendering import PageExport
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import AttrWidget, bundle
 from attrwidgets.widgets.linking import link
@@ -49,17 +52,18 @@ def check_views(views: Any, handle: Any) -> tuple[str, ...]:
     return names
 
 
-class Explorer(AttrWidget):
+class Explorer(PageExport, AttrWidget):
     """Every view of one prompt, linked. `ex.views["tokens"]` etc. are the parts; the selection traits
-    (selected_target, selected_position, selected_layer, selected_head, selected_node) are every view's."""
+    (selected_target, selected_position, selected_layer, selected_head, selected_node) are every view's.
+    `ex.to_html(path)`: the linked explorer as one standalone page."""
 
     _esm = bundle("explorer")
 
     parts = Dict(help="view name -> 'anywidget:<model id>' of its widget, in the order shown").tag(sync=True)
     target_positions = List(Int(), help="(n_targets,) the generated tokens' positions").tag(sync=True)
     _panel: Any = None  # the sidecar panel it was opened in, if any
-    layout_mode = Unicode("auto", help="'auto' (a grid when wide, tabs when narrow), 'grid' or 'tabs'").tag(
-        sync=True)
+    layout_mode = Enum(("auto", "grid", "tabs"), "auto",
+                       help="'auto' (a grid when wide, tabs when narrow), 'grid' or 'tabs'").tag(sync=True)
 
     def __init__(self, source: Any, views: dict[str, AttrWidget]) -> None:
         super().__init__(tokens=[t.to_dict() for t in source.tokens], target_positions=list(source.target_positions),

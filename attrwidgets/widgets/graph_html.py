@@ -21,6 +21,12 @@ VIEW_STATE = ("node_threshold", "edge_threshold", "selected_node", "pinned", "pi
 def graph_to_html(graph_or_view: Any, path: str | Path | None = None, *, title: str | None = None, **view: Any) -> str:
     """A standalone HTML page of a Graph or a GraphView (its thresholds, pins and selection unless `view` says
     otherwise: VIEW_STATE). Writes it to `path` when given; returns it."""
+    state, meta = graph_page(graph_or_view, view)
+    return write_page("graph_view", state, None, title or "attrwidgets: attribution graph", meta, path)
+
+
+def graph_page(graph_or_view: Any, view: dict) -> tuple[dict, str]:
+    """The GraphView traits of the page (the pruned graph, never rebuilt) and its description line."""
     from attrwidgets.widgets.graph_view import GraphView
 
     unknown = sorted(set(view) - set(VIEW_STATE))
@@ -47,4 +53,4 @@ def graph_to_html(graph_or_view: Any, path: str | Path | None = None, *, title: 
                 f"edge_threshold {page_view.edge_threshold}\nprompt: {s.get('prompt', '')}")
     finally:
         page_view.close()
-    return write_page("graph_view", state, None, title or "attrwidgets: attribution graph", meta, path)
+    return state, meta

@@ -20,7 +20,9 @@ from attrwidgets.widgets.base import NOT_BUILT_MESSAGE, bundle_path
 
 WIDGET_TRAITS = ("layout", "tabbable", "tooltip")  # ipywidgets' own, not part of a view's model
 
-_LOADER = """
+# What every page's loader starts with: reading the JSON blocks, tensors back into what ipywidgets delivers, and
+# the in-page model standing in for anywidget's.
+_PAGE_MODEL = """
 const read = (id) => JSON.parse(document.getElementById(id).textContent);
 // {base64, dtype, shape} anywhere in the data -> the {buffer: DataView, dtype, shape} that ipywidgets delivers.
 const decode = (value) => {
@@ -35,36 +37,65 @@ const decode = (value) => {
   for (const key of Object.keys(value)) value[key] = decode(value[key]);
   return value;
 };
-const state = decode(read("aw-state"));
-const listeners = new Map();
-const model = {
-  get: (key) => state[key],
-  set: (key, value) => {
-    if (state[key] === value) return;
-    state[key] = value;
-    for (const fn of [...(listeners.get("change:" + key) || [])]) fn();
-  },
-  save_changes: () => {},
-  on: (event, fn) => {
-    if (!listeners.has(event)) listeners.set(event, new Set());
-    listeners.get(event).add(fn);
-  },
-  off: (event, fn) => {
-    if (!event) listeners.clear();
-    else if (!fn) listeners.delete(event);
-    else listeners.get(event)?.delete(fn);
-  },
+const makeModel = (state) => {
+  const listeners = new Map();
+  return {
+    get: (key) => state[key],
+    set: (key, value) => {
+      if (state[key] === value) return;
+      state[key] = value;
+      for (const fn of [...(listeners.get("change:" + key) || [])]) fn();
+    },
+    save_changes: () => {},
+    on: (event, fn) => {
+      if (!listeners.has(event)) listeners.set(event, new Set());
+      listeners.get(event).add(fn);
+    },
+    off: (event, fn) => {
+      if (!event) listeners.clear();
+      else if (!fn) listeners.delete(event);
+      else listeners.get(event)?.delete(fn);
+    },
+  };
 };
 const el = document.getElementById("aw-view");
-try {
+const loadBundle = async () => {
   const url = URL.createObjectURL(new Blob([read("aw-bundle")], { type: "text/javascript" }));
   const module = await import(url);
   el.textContent = "";
+  return module;
+};
+"""
+
+_LOADER = _PAGE_MODEL + """
+const model = makeModel(decode(read("aw-state")));
+try {
+  const module = await loadBundle();
   if (document.getElementById("aw-extra") && typeof module.standalone === "function") {
     module.standalone(model, decode(read("aw-extra")));  // answers what the kernel would
   }
   module.default.render({ model, el });
   window.attrwidgetsModel = model;  // for tests and the curious: model.set("selected_target", 2)
+} catch (e) {
+  el.textContent = "attrwidgets: could not start the view: " + e;
+}
+"""
+
+# The Explorer's page (export_explorer.py): one in-page model per part, the bundle's standalone() links them and
+# stands in for anywidget's host (host.getModel), then the Explorer renders every part from them.
+EXPLORER_LOADER = _PAGE_MODEL + """
+const model = makeModel(decode(read("aw-state")));
+try {
+  const module = await loadBundle();
+  const parts = {}, extras = {};
+  for (const [name, part] of Object.entries(decode(read("aw-parts")))) {
+    parts[name] = makeModel(part.state);
+    extras[name] = part.extra;
+  }
+  const host = module.standalone(model, parts, extras);
+  await module.default.render({ model, el, host });
+  window.attrwidgetsModel = model;  // for tests and the curious: model.set("selected_target", 2)
+  window.attrwidgetsParts = parts;  // each part's model, by view name
 } catch (e) {
   el.textContent = "attrwidgets: could not start the view: " + e;
 }
@@ -127,17 +158,20 @@ def require_bundle(stem: str) -> Path:
 
 
 def write_page(stem: str, state: dict, extra: dict | None, title: str, meta: str,
-                path: str | Path | None) -> str:
+               path: str | Path | None, *, blocks: dict[str, Any] | None = None, loader: str = _LOADER) -> str:
+    """The page of bundle `stem` showing `state`; `extra` is the data its standalone() answers from. `blocks`:
+    more JSON blocks by element id, read by `loader` (EXPLORER_LOADER reads "aw-parts")."""
     bundle = require_bundle(stem)
-    extra_block = "" if extra is None else (
-        f'<script type="application/json" id="aw-extra">{script_json(base64_buffers(extra))}</script>\n')
+    more = {**({} if extra is None else {"aw-extra": extra}), **(blocks or {})}
+    extra_blocks = "".join(f'<script type="application/json" id="{html.escape(block_id)}">'
+                           f"{script_json(base64_buffers(value))}</script>\n" for block_id, value in more.items())
     page = _PAGE.format(
         title=html.escape(title),
         meta=html.escape(meta),
         state=script_json(base64_buffers(state)),
         bundle=script_json(bundle.read_text(encoding="utf-8")),
-        extra=extra_block,
-        loader=_LOADER,
+        extra=extra_blocks,
+        loader=loader,
     )
     if path is not None:
         write_text_atomic(path, page)

@@ -3,6 +3,7 @@
 // to the target in the row above; layer labels with the completeness error (kept in view while the box
 // scrolls sideways) and per-head bars on the right. Hit-testing, hover and the keyboard cursor live here too;
 // the paths and circles are painted by flow_paint.ts.
+import { paintBrushBand } from "./brush";
 import { colourFor } from "./colour";
 import { clearCanvas, cssVar } from "./dom";
 import { hideTooltip, showTooltip } from "./tooltip";
@@ -39,6 +40,7 @@ export interface FlowEvents {
   pick: (row: number, pos: number, shift: boolean) => void; // a token circle (row n: output, -1: label strip)
   head: (head: number) => void;
   layer: (row: number) => void;
+  hover?: (pos: number) => void; // the token column under the pointer, -1 none (brushing, lib/brush.ts)
 }
 
 const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
@@ -46,6 +48,7 @@ const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v
 export class FlowCanvas {
   readonly canvas: HTMLCanvasElement;
   cursor: [number, number] = [0, 0]; // [row, position]
+  brushed = -1; // the position another part hovers (lib/brush.ts): its column is banded; -1 none
   private spec: FlowSpec | null = null;
   private box: HTMLElement | null = null;
   private dx = MIN_DX;
@@ -65,8 +68,12 @@ export class FlowCanvas {
         showTooltip(tooltip, hit.kind === "head" ? s.describeHead(hit.row, hit.head)
           : hit.kind === "token" ? s.describe(hit.row, hit.pos) : `layer ${s.layers[hit.row]}: click to select it`, e);
       } else hideTooltip(tooltip);
+      this.on.hover?.(hit?.kind === "token" ? hit.pos : -1);
     });
-    c.addEventListener("mouseleave", () => hideTooltip(tooltip));
+    c.addEventListener("mouseleave", () => {
+      hideTooltip(tooltip);
+      this.on.hover?.(-1);
+    });
     c.addEventListener("click", (e) => {
       const hit = this.hitAt(e);
       if (!hit) return;
@@ -175,6 +182,10 @@ export class FlowCanvas {
       ctx.globalAlpha = 0.08;
       ctx.fillRect(LABEL_W, this.y(s.selectedRow) - this.rowH / 2, t * this.dx, this.rowH);
       ctx.globalAlpha = 1;
+    }
+    if (this.brushed >= 0 && this.brushed < t) {
+      const x = this.x(this.brushed);
+      paintBrushBand(ctx, x - this.dx / 2, x + this.dx / 2, this.y(n) - this.rowH / 2, this.y(0) + this.rowH / 2);
     }
     if (s.target >= 0) {
       ctx.strokeStyle = accent;

@@ -2,6 +2,7 @@
 // tooltip, clicks and a few keys; the marks are painted by graph_paint.ts. Redraws are coalesced into one per
 // animation frame, and each records its time (data-draw-ms) so tests can say how long a redraw takes, and the
 // share of the drawing width its nodes span (data-used-width), so tests can say the graph uses the view's width.
+import { paintBrushBand } from "./brush";
 import { clearCanvas, cssVar } from "./dom";
 import type { GraphData } from "./graph_model";
 import type { Layout } from "./graph_layout";
@@ -17,6 +18,7 @@ const TOKEN_PX = 76; // screen px under the bottom row kept free for the token t
 export interface GraphEvents {
   pick(node: number, e: MouseEvent | KeyboardEvent): void; // a node (shown index), or -1 for empty space
   describe(node: number): string; // the tooltip text of a node
+  hover?(node: number): void; // the node under the pointer changed (-1: none), for brushing (lib/brush.ts)
 }
 
 export interface Selection {
@@ -34,6 +36,7 @@ export class GraphCanvas {
   readonly canvas: HTMLCanvasElement;
   readonly pz: PanZoom;
   hover = -1;
+  brushed = -1; // the position another part hovers (lib/brush.ts): its column is banded; -1 none
   private g: GraphData | null = null;
   private L: Layout | null = null;
   private layoutFor: LayoutFor | null = null;
@@ -77,6 +80,7 @@ export class GraphCanvas {
     if (i === this.hover) return;
     this.hover = i;
     this.canvas.dataset.hover = i >= 0 && this.g ? this.g.ids[i] : "";
+    this.on.hover?.(i);
     this.requestRedraw();
   }
 
@@ -180,6 +184,8 @@ export class GraphCanvas {
     };
     const t = this.pz.t;
     const state: PaintState = { ...this.sel, hover: this.hover, colours };
+    const band = L.columns[this.brushed];
+    if (band) paintBrushBand(ctx, band.x0 * t.k + t.x, band.x1 * t.k + t.x, 0, this.vh);
     const drawn = paintEdges(ctx, g, L, t, state, this.vw, this.vh);
     paintNodes(ctx, g, L, t, state, this.vw, this.vh);
     const sel = this.sel.selected;

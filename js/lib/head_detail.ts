@@ -1,6 +1,7 @@
 // The open head's detail on one canvas: its full (T, T) pattern (rows queries, columns keys) with token labels,
 // and under it, aligned with the key columns, the head's direct contribution through each source token.
 // Token labels are drawn with fillText: canvas text is never parsed as markup.
+import { paintBrushBand } from "./brush";
 import { colourFor, formatValue, normalise } from "./colour";
 import { cssVar, sizeCanvas } from "./dom";
 import { hideTooltip, showTooltip } from "./tooltip";
@@ -30,16 +31,34 @@ export class DetailCanvas {
   private imageFor: Tensor | null = null; // the pattern image is rebuilt only when the pattern changes
   private image: HTMLCanvasElement | null = null;
   private geo = { left: 0, top: 0, cell: 1, t: 0, barTop: 0 };
+  private width = 0;
+  brushed = -1; // the position another part hovers (lib/brush.ts): its key column is banded; -1 none
 
-  constructor(tooltip: HTMLElement) {
+  /** hover: the key (source) column under the pointer, -1 none, for brushing. */
+  constructor(tooltip: HTMLElement, hover?: (position: number) => void) {
     this.canvas = document.createElement("canvas");
     this.canvas.className = "aw-detail-canvas";
     this.canvas.addEventListener("mousemove", (e) => {
       const text = this.describe(e);
       if (text) showTooltip(tooltip, text, e);
       else hideTooltip(tooltip);
+      hover?.(text ? this.keyAt(e) : -1);
     });
-    this.canvas.addEventListener("mouseleave", () => hideTooltip(tooltip));
+    this.canvas.addEventListener("mouseleave", () => {
+      hideTooltip(tooltip);
+      hover?.(-1);
+    });
+  }
+
+  private keyAt(e: MouseEvent): number {
+    const { left, cell, t } = this.geo;
+    const k = Math.floor((e.clientX - this.canvas.getBoundingClientRect().left - left) / cell);
+    return k >= 0 && k < t ? k : -1;
+  }
+
+  /** Paint again as last drawn (the brushed column moved). */
+  repaint(): void {
+    if (this.spec) this.draw(this.spec, this.width);
   }
 
   private describe(e: MouseEvent): string {
@@ -64,6 +83,7 @@ export class DetailCanvas {
 
   draw(spec: DetailSpec, width: number): void {
     this.spec = spec;
+    this.width = width;
     const t = spec.attention?.shape[0] ?? spec.contribution?.length ?? 0;
     const fits = Math.floor((width - ROW_LABEL_W - 8) / Math.max(1, t));
     const labels = fits >= LABEL_MIN_CELL;
@@ -99,6 +119,9 @@ export class DetailCanvas {
       }
     }
     if (spec.attention) this.drawMatrix(ctx, spec.attention, t, left, top, cell);
+    if (this.brushed >= 0 && this.brushed < t) {
+      paintBrushBand(ctx, left + this.brushed * cell, left + (this.brushed + 1) * cell, top, height);
+    }
     ctx.lineWidth = 2;
     ctx.strokeStyle = accent;
     if (spec.attention && spec.query >= 0 && spec.query < t) ctx.strokeRect(left, top + spec.query * cell, t * cell, cell);

@@ -30,6 +30,7 @@ export interface HeatmapSpec {
   statHeaders: [string, string][]; // [short name, explanation]
   describe: (r: number, c: number) => string; // tooltip text for a cell
   onSelect: (r: number) => void;
+  onHover?: (position: number) => void; // the source column under the pointer, -1 none (brushing, lib/brush.ts)
 }
 
 export function renderHeatmap(container: HTMLElement, spec: HeatmapSpec, tooltip: HTMLElement): void {
@@ -122,8 +123,12 @@ export function renderHeatmap(container: HTMLElement, spec: HeatmapSpec, tooltip
     const cell = cellAt(e);
     if (cell) showTooltip(tooltip, spec.describe(cell[0], cell[1]), e);
     else hideTooltip(tooltip);
+    spec.onHover?.(cell ? cell[1] : -1);
   });
-  canvas.addEventListener("mouseleave", () => hideTooltip(tooltip));
+  canvas.addEventListener("mouseleave", () => {
+    hideTooltip(tooltip);
+    spec.onHover?.(-1);
+  });
   canvas.addEventListener("click", (e) => {
     const cell = cellAt(e);
     if (cell) spec.onSelect(cell[0]);

@@ -2,6 +2,7 @@
 // positions) heatmap, on ONE canvas with a shared x axis (column p = position p). Cells of positions that were
 // still masks at that row's step carry a dot; the positions a step unmasks are outlined. Row labels stay in
 // view while the box scrolls sideways. Hit-testing and hover live here too.
+import { paintBrushBand } from "./brush";
 import { colourFor, normalise, type SignMode } from "./colour";
 import { clearCanvas, cssVar } from "./dom";
 import { redrawOnScroll } from "./layout";
@@ -35,6 +36,7 @@ export interface TimelineSpec {
 export interface TimelineEvents {
   source: (p: number) => void; // a bar
   cell: (k: number, p: number) => void; // a heatmap cell (p = -1: its label)
+  hover?: (p: number) => void; // the position under the pointer, -1 none (brushing, lib/brush.ts)
 }
 
 type Hit = { area: "bar"; p: number } | { area: "cell"; k: number; p: number };
@@ -43,6 +45,7 @@ export class TimelineCanvas {
   readonly canvas: HTMLCanvasElement;
   dx = 4;
   ch = 10;
+  brushed = -1; // the position another part hovers (lib/brush.ts): its column is banded; -1 none
   private spec: TimelineSpec | null = null;
   private box: HTMLElement | null = null;
 
@@ -58,8 +61,12 @@ export class TimelineCanvas {
       if (!hit || !s) hideTooltip(tooltip);
       else showTooltip(tooltip, hit.area === "bar" ? s.describeBar(hit.p) : hit.p >= 0
         ? s.describeCell(hit.k, hit.p) : `${s.rowLabel(hit.k)}: click to show it`, e);
+      this.on.hover?.(hit ? hit.p : -1);
     });
-    c.addEventListener("mouseleave", () => hideTooltip(tooltip));
+    c.addEventListener("mouseleave", () => {
+      hideTooltip(tooltip);
+      this.on.hover?.(-1);
+    });
     c.addEventListener("click", (e) => {
       const hit = this.hitAt(e);
       if (hit?.area === "bar") this.on.source(hit.p);
@@ -164,6 +171,8 @@ export class TimelineCanvas {
       ctx.lineWidth = 2;
       ctx.strokeRect(LABEL_W + 1, top + s.selectedRow * ch, s.t * dx - 2, ch - 1);
     }
+    const b = this.brushed;
+    if (b >= 0 && b < s.t) paintBrushBand(ctx, xOf(b), xOf(b + 1), TOP, hgt);
     // The prompt | generated boundary, and the selected source column through both parts.
     ctx.lineWidth = 1;
     ctx.strokeStyle = fg;

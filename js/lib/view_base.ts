@@ -5,10 +5,11 @@
 //   const toolbar = view.toolbar({ primary: [...], secondary: [...] });
 //   return view.start({ top: [toolbar.element], body: [...], traits: REDRAW_TRAITS, draw });
 import type { AnyModel, ViewBase } from "../types";
+import { BRUSH_CSS, markDom, publishDomHover, type BrushState, type BrushStore } from "./brush";
 import { debounce, h } from "./dom";
 import { responsiveToolbar, watchWidth, type Toolbar, type ToolbarParts } from "./layout";
 import { busyIndicator, listen, viewStatus, type Status } from "./status";
-import { injectStyle } from "./theme";
+import { appendStyle, injectStyle } from "./theme";
 
 /** A drag or a slider writes many values a second; the kernel needs only the last one. */
 export const SAVE_DEBOUNCE_MS = 150;
@@ -20,6 +21,9 @@ export interface ViewOptions {
    * carrying data-lm-suppress-shortcuts. */
   keys?: boolean;
   styles?: ((root: HTMLElement) => void)[]; // the view's own stylesheets, after the shared one
+  /** The Explorer's brushing store (lib/brush.ts), shared by its parts; a view on its own has none, and then
+   * hover() and onBrush() do nothing. */
+  brush?: BrushStore;
 }
 
 export interface StartOptions {
@@ -38,8 +42,17 @@ export interface View<T> {
   root: HTMLDivElement;
   tooltip: HTMLDivElement;
   status: Status;
-  /** Set a trait if it changed, and send it to the kernel after the debounce. */
+  /** Set a trait if it changed, and send it to the kernel after the debounce. A selected_target or
+   * selected_position also goes to the brushing store at once, as a pick, so the other parts mark it before
+   * the kernel answers. */
   write<K extends keyof T>(key: K, value: T[K]): void;
+  /** Publish the position under the pointer (-1: none) to the brushing store: the DOM's data-position elements
+   * publish by themselves, a canvas calls this. */
+  hover(position: number): void;
+  /** Publish a click's position as a pick (a GraphView's node: the kernel, not the view, sets its position). */
+  pick(position: number): void;
+  /** Called on every change of the brushing store while the view lives (a canvas repaints its band). */
+  onBrush(fn: (state: BrushState) => void): void;
   /** The responsive toolbar (lib/layout.ts) with the busy indicator last in its status part. */
   toolbar(parts: Omit<ToolbarParts, "status"> & { status?: HTMLElement[] }): Toolbar;
   /** Fill the root, put it in `el`, draw once and keep drawing; returns the teardown the view's render returns. */
@@ -68,14 +81,30 @@ export function createView<T extends ViewBase>(model: AnyModel<T>, el: HTMLEleme
   const base: AnyModel<ViewBase> = model;
   const status = viewStatus(root, base, () => draw(), tooltip);
   let bar: Toolbar | null = null;
+  const brush = options.brush ?? null;
+  if (brush) appendStyle(root, BRUSH_CSS);
+  const brushListeners: ((state: BrushState) => void)[] = [];
 
   return {
     model, root, tooltip, status,
-    // Local set first so the view answers at once; the kernel hears the last value after the debounce.
+    // Local set first so the view answers at once; the kernel hears the last value after the debounce. The pick
+    // goes first: in a standalone page the set links the other parts at once, and their answer clears it.
     write(key, value) {
       if (same(model.get(key), value)) return;
+      if (brush && (key === "selected_target" || key === "selected_position")) {
+        brush.pick(pickedPosition(base, key, value));
+      }
       model.set(key, value);
       save();
+    },
+    hover(position) {
+      brush?.hover(position);
+    },
+    pick(position) {
+      brush?.pick(position);
+    },
+    onBrush(fn) {
+      brushListeners.push(fn);
     },
     toolbar({ primary, secondary, status: badges = [] }) {
       bar = responsiveToolbar(root, { primary, secondary, status: [...badges, busyIndicator()] });
@@ -83,7 +112,9 @@ export function createView<T extends ViewBase>(model: AnyModel<T>, el: HTMLEleme
     },
     start({ top, body, traits, draw: paint, resize }) {
       let lastWidth = 0;
-      draw = resize === "redraw" ? () => { lastWidth = drawWidth(root); paint(lastWidth); } : () => paint(0);
+      const painted = resize === "redraw" ? () => { lastWidth = drawWidth(root); paint(lastWidth); } : () => paint(0);
+      // A redraw rebuilds the running text: the brushed position is marked again on the new elements.
+      draw = brush ? () => { painted(); markDom(root, brush.state()); } : painted;
       root.append(...top, status.errorBanner, status.warnBanner, ...body, tooltip);
       el.appendChild(root);
       const onResize = resize === "redraw"
@@ -91,9 +122,42 @@ export function createView<T extends ViewBase>(model: AnyModel<T>, el: HTMLEleme
         : resize;
       const unwatch = watchWidth(root, onResize);
       if (typeof resize === "function") resize(root.clientWidth);
-      return listen(base, traits, status, () => save.cancel(), unwatch, () => bar?.dispose());
+      const unbrush = brush ? watchBrush(root, brush, brushListeners) : () => {};
+      return listen(base, traits, status, () => save.cancel(), unwatch, () => bar?.dispose(), unbrush);
     },
   };
+}
+
+/** The position a selection write stands for: a target row is its target's position. */
+function pickedPosition(model: AnyModel<ViewBase>, key: string, value: unknown): number {
+  const v = Number(value);
+  if (key === "selected_position") return v;
+  const targets = (model.get as (k: string) => unknown)("target_positions");
+  return Array.isArray(targets) && v >= 0 && v < targets.length ? Number(targets[v]) : -1;
+}
+
+/** The brushing store's changes mark the DOM and reach the view's own listeners (its canvases); the pointer over
+ * the DOM publishes. Returns the teardown. */
+function watchBrush(root: HTMLElement, brush: BrushStore, listeners: ((state: BrushState) => void)[]): () => void {
+  const changed = (state: BrushState) => {
+    markDom(root, state);
+    for (const fn of listeners) fn(state);
+  };
+  const unsubscribe = brush.subscribe(changed);
+  const unpublish = publishDomHover(root, brush);
+  changed(brush.state());
+  return () => {
+    unsubscribe();
+    unpublish();
+  };
+}
+
+/** What a view says of a selection it holds no numbers for: a standalone page (no kernel) has only what was
+ * computed before the export, so it never shows other numbers under the new label. */
+export function notComputed(root: HTMLElement, what: string): string {
+  return root.classList.contains("aw-standalone")
+    ? `${what} is not computed in this export (it had not been computed when the page was written).`
+    : `${what} has not been computed.`;
 }
 
 /** `v` when it indexes something of length n, else -1 (none): a selection from the kernel or another view may be

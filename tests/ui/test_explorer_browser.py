@@ -87,6 +87,46 @@ def test_every_view_draws_and_a_click_in_one_moves_the_others(lab, page, open_no
     nb.screenshot("explorer")
 
 
+# Every selection change the kernel sees, in any part or the Explorer: a hover must add none.
+MOVES_HELPER = """
+_aw_moves = []
+for _aw_view in [ex, *ex.views.values()]:
+    _aw_view.observe(lambda c: _aw_moves.append((type(c["owner"]).__name__, c["name"], c["new"])),
+                     names=["selected_position", "selected_target", "selected_layer", "selected_head", "selected_node"])
+"""
+PARTS = (".aw-token-matrix", ".aw-head-grid", ".aw-graph-view", ".aw-layer-flow")
+
+
+def test_hovering_brushes_every_part_without_the_kernel(lab, page, open_notebook, expect):
+    nb = open_notebook(lab.write_notebook("explorer_brush.ipynb", CELLS))
+    panel = nb.run_view(VIEW, KERNEL_HELPERS)
+    expect(panel).to_have_attribute("data-ready", "true", timeout=60_000)
+    nb.wait_for_kernel("(lambda s: s if not s['busy'] and s['computed'] else None)(_aw_ex())", timeout_s=120)
+    nb.execute(MOVES_HELPER)
+    if panel.get_attribute("data-layout") == "tabs":
+        panel.locator(".aw-explorer-tabs button", has_text="tokens").click()
+    panel.locator(".aw-token-matrix .aw-text .aw-tok[data-position='2']").hover()
+    for part in PARTS:  # hidden parts (tabs) are marked too, ready when shown
+        expect(panel.locator(part)).to_have_attribute("data-brushed", "2")
+    for part in (".aw-head-grid", ".aw-layer-flow"):  # the same token marked in their running text
+        expect(panel.locator(f"{part} .aw-text .aw-tok.aw-brushed[data-position='2']")).to_have_count(1)
+    page.wait_for_timeout(1000)  # past the views' write debounce: anything sent would have arrived
+    assert nb.eval("_aw_moves") == []
+    assert nb.eval("(ex.selected_position, ex.views['heads'].selected_position)") == [-1, -1]
+
+    page.mouse.move(2, 2)
+    for part in PARTS:
+        expect(panel.locator(part)).to_have_attribute("data-brushed", "-1")
+    panel.locator(".aw-token-matrix .aw-text .aw-tok.aw-target[data-target='1']").click()  # a click goes through
+    nb.wait_for_kernel("(lambda s: s if s['targets']['heads'] == 1 and not s['busy'] else None)(_aw_ex())",
+                       timeout_s=120)
+    for part in PARTS:  # the kernel's answer cleared the pick: no mark is left behind
+        expect(panel.locator(part)).to_have_attribute("data-picked", "-1", timeout=30_000)
+    expect(panel.locator(".aw-head-grid")).to_have_attribute("data-selected-target", "1")
+    assert page.console_errors == [], "\n".join(page.console_errors)
+    nb.screenshot("explorer-brush")
+
+
 def test_show_right_opens_the_explorer_in_the_sidebar(lab, page, open_notebook, expect):
     """One call opens the panel in JupyterLab's right sidebar (sidecar), where it shows one view at a time."""
     cells = [CELLS[0].replace('method="saliency")\nex\n', 'method="saliency", show="right")\n')]

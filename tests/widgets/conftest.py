@@ -21,7 +21,7 @@ def tiny():
     return tiny_handle("llama", seed=0)
 
 
-VIEWS = ("token_matrix", "head_grid", "layer_flow", "diffusion_timeline", "graph_view")
+VIEWS = ("token_matrix", "head_grid", "layer_flow", "diffusion_timeline", "graph_view", "explorer")
 
 
 @pytest.fixture(scope="session")
