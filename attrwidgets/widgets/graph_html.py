@@ -15,7 +15,7 @@ import traitlets
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.html_page import WIDGET_TRAITS, require_bundle, write_page
 
-VIEW_STATE = ("node_threshold", "edge_threshold", "selected_node", "pinned", "pinned_only")
+VIEW_STATE = ("node_threshold", "edge_threshold", "selected_node", "pinned", "pinned_only", "group")
 
 
 def graph_to_html(graph_or_view: Any, path: str | Path | None = None, *, title: str | None = None, **view: Any) -> str:
@@ -47,6 +47,8 @@ def graph_page(graph_or_view: Any, view: dict) -> tuple[dict, str]:
         names = [t for t in GraphView.public_traits() if t not in WIDGET_TRAITS]
         state = {**page_view.get_state(names), "busy": False, "error": "", "can_rebuild": False,
                  "target": "", "shown_target": "", "static_page": True}
+        if not own:  # a live view's tokens carry the tokenizer's pieces; a Graph keeps their text alone
+            state["tokens"] = list(graph_or_view.tokens)
         s = page_view.summary
         meta = (f"model: {s.get('model') or 'unknown'}   {s.get('shown_nodes')} of {s.get('n_nodes')} nodes, "
                 f"{s.get('shown_edges')} of {s.get('n_edges')} edges   node_threshold {page_view.node_threshold}   "

@@ -3,6 +3,7 @@ kind, one cache and one worker thread; each view's own last request still wins."
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import attrwidgets as aw
+from attrwidgets.widgets.token_matrix import LIVE_REFINEMENT
 import attrwidgets.core.sequence as sequence_module
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.testing import tiny_handle, tiny_masked_lm
@@ -51,11 +53,12 @@ def test_two_views_share_one_session_one_cache_and_give_the_numbers_of_a_plain_c
     session = source.session("token")
     computed = []
     real = session.compute
-    session.compute = lambda *a, **k: computed.append(k.get("rows")) or real(*a, **k)
+    session.compute = functools.wraps(real)(lambda *a, **k: computed.append(k.get("rows")) or real(*a, **k))
     second = aw.TokenMatrix(source=source, method="integrated_gradients", n_steps=8).wait(120)
     assert computed == []  # row 0 was in the shared cache
     np.testing.assert_array_equal(first.scores[0], second.scores[0])
-    plain = aw.attribute(handle, PROMPT, method="integrated_gradients", max_new_tokens=2, n_steps=8, progress=False)
+    plain = aw.attribute(handle, PROMPT, method="integrated_gradients", max_new_tokens=2, n_steps=8, progress=False,
+                         **LIVE_REFINEMENT)  # what a live view passes (docs/methods/token.md, "In a live view")
     np.testing.assert_allclose(second.scores[0], plain.scores[0], rtol=1e-5, atol=1e-7)
     second.selected_target = 1
     second.wait(120)
