@@ -236,6 +236,8 @@ function warnings({ unavailable, stat, sel, values, source, queries, nTargets, b
       "or create the view with mode='depass'.");
   } else if (stat === "contribution" && sel >= 0 && (!values || values.every(Number.isNaN))) {
     out.push(busy ? "computing this target\u2026" : notComputed(root, "this target"));
+  } else if (stat === "contribution" && sel >= 0 && busy && values?.some(Number.isNaN)) {
+    out.push("computing this target: the layers fill in as they finish (the last first)\u2026");
   }
   if (stat === "source_weight" && source < 0) out.push("no source selected: click a prompt token to pick one.");
   if (source >= 0 && sel >= 0 && source > queries[sel]) {

@@ -151,9 +151,10 @@ class HeadGrid(AttrWidget):
         )
         self._session, self._attention = session, attention
         try:
-            self._can_cancel = "cancel" in inspect.signature(session.contributions).parameters
+            accepted = inspect.signature(session.contributions).parameters
         except (TypeError, ValueError):
-            self._can_cancel = False
+            accepted = {}
+        self._can_cancel, self._streams = "cancel" in accepted, "on_layer" in accepted
         self._live = LiveValues(self, self._on_ready, name="attrwidgets-HeadGrid", source=source,
                                 cache_name=("heads", id(session)))
         self._grid_lock = self._live.lock
@@ -196,6 +197,8 @@ class HeadGrid(AttrWidget):
     def _compute(self, row: int, cancel: threading.Event) -> HeadContributions:
         """Runs on the worker thread."""
         extra = {"cancel": cancel} if self._can_cancel else {}
+        if self._streams:
+            extra["on_layer"] = lambda layer, partial: self._show_layers(row, cancel, partial)
         result = self._session.contributions(row, progress=False, **extra)
         shape = np.shape(result.contributions)
         if shape != (self.n_layers, self.n_heads):
@@ -203,6 +206,13 @@ class HeadGrid(AttrWidget):
                 f"contributions({row}) returned shape {shape}, expected (L, H) = ({self.n_layers}, {self.n_heads})."
             )
         return result
+
+    def _show_layers(self, row: int, cancel: threading.Event, partial: np.ndarray) -> None:
+        """The layers finished so far (worker thread), while this row is still the one selected; the others stay
+        NaN ("not computed") until theirs finish."""
+        with self._grid_lock:
+            if not cancel.is_set() and row == self.selected_target and self.mode == "depass":
+                self.contributions = partial
 
     def _on_ready(self, row: int, result: HeadContributions) -> None:
         if row == self.selected_target and self.mode == "depass":

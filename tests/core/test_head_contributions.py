@@ -120,3 +120,16 @@ def test_real_model_token_level_and_heads(real_model):
     assert r.target_text == " Paris"
     assert r.contributions.shape == (30, 9)
     np.testing.assert_allclose(r.stream + r.contributions.sum(1) + r.bias, r.logit, rtol=1e-4)
+
+
+def test_layers_stream_last_first_and_the_last_report_is_the_result(tiny_llama):
+    s = HeadSession(tiny_llama, PROMPT, max_new_tokens=2)
+    reports = []
+    result = s.contributions(1, on_layer=lambda layer, partial: reports.append((layer, partial.copy())))
+    L = result.n_layers
+    assert [layer for layer, _ in reports] == list(range(L - 1, -1, -1))  # the cheapest layer first
+    for k, (layer, partial) in enumerate(reports):
+        finished = np.isfinite(partial).all(1)
+        assert finished.tolist() == [l >= layer for l in range(L)]  # done layers filled, the others NaN
+        np.testing.assert_array_equal(partial[finished], result.contributions[finished])
+    np.testing.assert_array_equal(reports[-1][1], result.contributions)

@@ -361,3 +361,22 @@ def test_causal_fixture_is_a_valid_pattern():
     a = causal_attention(len(head_tokens()))
     np.testing.assert_allclose(a.sum(-1), 1.0, rtol=1e-5)
     assert np.triu(a[0, 1], 1).max() == 0
+
+
+def test_a_live_grid_fills_in_layer_by_layer():
+    """An uncomputed target shows its layers as they finish (the last first), never another row's numbers."""
+    import attrwidgets as aw
+    from attrwidgets.testing import tiny_handle
+
+    grid = HeadGrid(model=tiny_handle("llama"), prompt="The capital of France is", max_new_tokens=3).wait(120)
+    shown = []
+    grid.observe(lambda change: shown.append(np.array(change["new"])), names="contributions")
+    grid.selected_target = 2
+    grid.wait(120)
+    partial = [c for c in shown if np.isnan(c).any() and np.isfinite(c).any()]
+    assert partial, "no layer was shown before the whole grid"
+    assert all(np.isfinite(c[-1]).all() for c in partial)  # the last layer comes first
+    final = aw.head_contributions(tiny_handle("llama"), [t["id"] for t in grid.tokens][: grid.query_positions[2] + 1],
+                                  target=int(grid.tokens[grid.target_positions[2]]["id"]), progress=False)
+    np.testing.assert_allclose(grid.contributions, final.contributions, rtol=1e-5, atol=1e-6)
+    grid.close()

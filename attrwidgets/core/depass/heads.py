@@ -46,7 +46,9 @@ def _direct_per_source(frozen: FrozenForward, layer: int, position: int, directi
 def head_contributions_at(frozen: FrozenForward, position: int, target_id: int, *, mlp_rule: str = "softmax",
                           temperature: float = 0.1, tokens=None, budget=None, progress: bool = False,
                           cancel: threading.Event | None = None, model_id: str = "", prompt: str = "",
-                          target_text: str = "") -> HeadContributions:
+                          target_text: str = "", on_layer=None) -> HeadContributions:
+    """on_layer(layer, contributions so far (L, H), NaN for layers not done), after each layer: a live view
+    fills in as they finish. The last layer goes first: its DePass runs one block, the first layer's all of them."""
     split_rule(mlp_rule, temperature)
     final = frozen.final_norm()
     unembed = frozen.unembedding()
@@ -58,7 +60,8 @@ def head_contributions_at(frozen: FrozenForward, position: int, target_id: int, 
     L, H, T = frozen.n_layers, frozen.n_heads, frozen.length
     contributions, per_source = torch.zeros(L, H), torch.zeros(L, H, T)
     stream, bias, worst = torch.zeros(L), torch.zeros(L), 0.0
-    layers = range(L)
+    layers = range(L - 1, -1, -1)
+    done = np.zeros(L, bool)
     if progress:
         from tqdm.auto import tqdm
 
@@ -70,6 +73,9 @@ def head_contributions_at(frozen: FrozenForward, position: int, target_id: int, 
         logit_parts = (states[:, position] @ row).cpu()  # (H + 2,)
         stream[layer], contributions[layer], bias[layer] = logit_parts[0], logit_parts[1:-1], logit_parts[-1]
         per_source[layer] = _direct_per_source(frozen, layer, position, direction).cpu()
+        done[layer] = True
+        if on_layer is not None:
+            on_layer(layer, np.where(done[:, None], contributions.numpy(), np.nan).astype(np.float32))
     if unembed.bias is not None:
         bias += float(unembed.bias[target_id])
     attention = torch.stack([b.attention for b in frozen.blocks]).cpu()
@@ -171,15 +177,16 @@ class HeadSession:
         return as_estimate(self.handle, cost_of(self.handle, "head_contributions", position + 1, 0,
                                                 {"mlp_rule": self.mlp_rule}))
 
-    def contributions(self, row: int, *, cancel: threading.Event | None = None,
-                      progress: bool = False) -> HeadContributions:
+    def contributions(self, row: int, *, cancel: threading.Event | None = None, progress: bool = False,
+                      on_layer=None) -> HeadContributions:
+        """on_layer: see head_contributions_at."""
         row = check_row(row, len(self.target_positions))
         position, target_id = self.query_positions[row], int(self.sequence.input_ids[self.target_positions[row]])
         frozen = self.frozen.prefix(position + 1)
         result = head_contributions_at(
             frozen, position, target_id, mlp_rule=self.mlp_rule, temperature=self.temperature,
             tokens=self.tokens[: position + 1], progress=progress, cancel=cancel, model_id=self.model_id,
-            prompt=self.prompt_text, target_text=self.tokens[self.target_positions[row]].clean,
+            prompt=self.prompt_text, target_text=self.tokens[self.target_positions[row]].clean, on_layer=on_layer,
         )
         return widen(result, self.tokens, self.attention)
 
