@@ -48,6 +48,7 @@ export interface Model extends ViewBase {
   normalization: "row" | "global";
   sign_mode: "signed" | "absolute";
   hide_special: boolean;
+  prefetch: boolean; // the kernel computes the other targets while the user reads (aw.explore turns it on)
   completeness_tolerance: number; // the completeness error the view warns above
   refining: [number, number][]; // [row, gradient evaluations] of rows shown as an answer still being refined
   head_split_of: number[]; // [layer, head] that head_split shows (a head selected in a linked grid); [] none
@@ -86,6 +87,7 @@ export interface HeadGridModel extends ViewBase {
   detail_contribution: TensorDict | null; // (T,), on request: the selected head's direct contribution per source
   detail_key: number[]; // [layer, head, target row] the detail traits belong to; [] none
   statistic: HeadStatistic; // what colours the cells; two-way
+  prefetch: boolean; // the kernel computes the other targets while the user reads (aw.explore turns it on)
   mode: "depass" | "attention"; // attention: no DePass (statistic "contribution" unavailable)
   target_logit: number | null; // the real logit of the target; null = not computed
   completeness_error: TensorDict | null; // (n_targets,) each row's worst DePass split error; NaN = not computed

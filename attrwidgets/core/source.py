@@ -40,6 +40,7 @@ class Source:
         self._caches: dict[Any, dict] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._users = 0
+        self._prefetches: set[threading.Event] = set()  # the cancel events of the work done ahead
 
     def __repr__(self) -> str:
         return (f"Source({self.handle.model_id!r}, {len(self.tokens)} tokens, "
@@ -113,6 +114,24 @@ class Source:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attrwidgets-source")
             self._users += 1
             return self._executor
+
+    # -- work done ahead (prefetch): never in the way of a click --------------------------------------------
+    def prefetching(self, cancel: threading.Event) -> None:
+        """A view computes ahead on the worker; its `cancel` is set when any view of the source needs the worker."""
+        with self.lock:
+            self._prefetches.add(cancel)
+
+    def prefetched(self, cancel: threading.Event) -> None:
+        with self.lock:
+            self._prefetches.discard(cancel)
+
+    def cancel_prefetches(self, keep: threading.Event | None = None) -> None:
+        """A view needs the worker for a selection: every prefetch of every view stops at its next check (the
+        worker runs one job at a time), except `keep`, the one computing what that selection needs."""
+        with self.lock:
+            for cancel in self._prefetches - {keep}:
+                cancel.set()
+            self._prefetches &= {keep}
 
     def release_worker(self) -> None:
         with self.lock:

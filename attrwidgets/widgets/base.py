@@ -104,6 +104,10 @@ def split_static_live(view: str, result: Any, kwargs: dict, live_keywords: Itera
     return live
 
 
+PREFETCH_HELP = ("a live view computes what the next click likely needs (the other targets) while the user reads, on "
+                 "the worker, silently, cancelled by any click that needs the worker (aw.explore turns it on)")
+
+
 # What bounds each index of the selection vocabulary, in the views that have it.
 SELECTION_SIZES = {"selected_target": "target_positions", "selected_position": "tokens", "selected_layer": "n_layers",
                    "selected_head": "n_heads"}

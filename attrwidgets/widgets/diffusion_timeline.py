@@ -6,7 +6,7 @@ Front-end: js/diffusion_timeline.ts -> attrwidgets/static/diffusion_timeline.js,
 (js/lib/timeline_model.ts TimelineModel). Rows are the unmasked tokens in unmasking order, columns every
 position of the sequence as it stood at the row's step (masks included: the model is bidirectional). Every
 row is pushed up front (n_rows x T is small), so scrubbing and clicking never wait for the kernel. Live use
-recomputes the whole run at another `layer` on a worker thread (widgets/live.py LiveValues: last request wins,
+recomputes the whole run at another `layer` on a worker thread (widgets/live_values.py: last request wins,
 busy, errors in the view, the previous result shown until the new one arrives).
 
 selected_target and selected_step move together: the attribution of a row is over the sequence at ITS step, so
@@ -34,7 +34,7 @@ from attrwidgets.widgets.base import (
     renamed_view_keywords,
     unknown_keyword_error,
 )
-from attrwidgets.widgets.live import LiveValues
+from attrwidgets.widgets.live_values import LiveValues
 from attrwidgets.widgets.serialization import Tensor
 from attrwidgets.widgets.sources import checked_source
 

@@ -139,11 +139,11 @@ def _view(name: str, source: Any, method: str, transcoder: Any) -> AttrWidget:
     if name == "tokens":
         from attrwidgets.widgets.token_matrix import TokenMatrix
 
-        return TokenMatrix(source=source, method=method)
+        return TokenMatrix(source=source, method=method, prefetch=True)
     if name == "heads":
         from attrwidgets.widgets.head_grid import HeadGrid
 
-        return HeadGrid(source=source)
+        return HeadGrid(source=source, prefetch=True)
     if name == "graph":
         from attrwidgets.widgets.graph_view import GraphView
 

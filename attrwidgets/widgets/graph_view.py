@@ -5,7 +5,7 @@ GraphViewModel). Nodes sit at their position (x) and layer (y): tokens along the
 size by influence, edge width by |weight|, colour by sign; pan and zoom. Only the pruned graph crosses to the
 browser (graph_payload.py); the full adjacency stays here.
 
-Four things recompute on the worker thread (widgets/live.py LiveValues: last request wins, busy, errors in the
+Four things recompute on the worker thread (widgets/live_values.py: last request wins, busy, errors in the
 view, the graph shown until the next one is ready): the node and edge thresholds re-prune; `target` (typed, or
 a click on a logit node) rebuilds the graph for other logit targets through graph.rebuild; on a source, the
 selected target row rebuilds it for the prefix before that row's token (graph_rows.py); and each pruned graph's
@@ -41,7 +41,7 @@ from attrwidgets.widgets.graph_payload import (
     target_text,
 )
 from attrwidgets.widgets.graph_rows import TargetRows
-from attrwidgets.widgets.live import LiveValues
+from attrwidgets.widgets.live_values import LiveValues
 from attrwidgets.widgets.serialization import Tensor
 from attrwidgets.widgets.sources import checked_source
 

@@ -2,7 +2,7 @@
 
 Front-end: js/head_grid.ts -> attrwidgets/static/head_grid.js, same trait names (js/types.ts HeadGridModel).
 Static use shows one HeadContributions; live use keeps a HeadSession and computes the selected target's
-contributions on a worker thread (widgets/live.py LiveValues, one cached HeadContributions per row). The
+contributions on a worker thread (widgets/live_values.py, one cached HeadContributions per row). The
 full (T, T) pattern of a head and its per-source contributions cross only when that head is selected.
 """
 
@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 import traitlets
-from traitlets import Enum, Float, Int, List, Unicode, observe, validate
+from traitlets import Bool, Enum, Float, Int, List, Unicode, observe, validate
 
 from attrwidgets.core.depass.result import HeadContributions
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import (
+    PREFETCH_HELP,
     AttrWidget,
     bundle,
     renamed_view_keywords,
@@ -35,7 +36,7 @@ from attrwidgets.widgets.head_stats import (
     static_rows,
     thumbnails,
 )
-from attrwidgets.widgets.live import LiveValues
+from attrwidgets.widgets.live_values import LiveValues
 from attrwidgets.widgets.serialization import Tensor
 from attrwidgets.widgets.sources import live_source
 
@@ -84,6 +85,7 @@ class HeadGrid(AttrWidget):
     selected_target = with_default("selected_target", 0)
     statistic = Enum(STATISTICS, "contribution").tag(sync=True)
     mode = Enum(MODES, "depass", help="attention: no DePass, attention statistics only").tag(sync=True)
+    prefetch = Bool(False, help=PREFETCH_HELP).tag(sync=True)
     target_logit = Float(None, allow_none=True, help="the real logit of the target; None = not computed").tag(
         sync=True)
     # (n_targets,) each row's worst relative error of the DePass splits; NaN = not computed (as in every view:
@@ -217,6 +219,9 @@ class HeadGrid(AttrWidget):
     def _on_ready(self, row: int, result: HeadContributions) -> None:
         if row == self.selected_target and self.mode == "depass":
             self._show(result)
+            if self.prefetch:  # while the user reads this row: the other targets, nearest first
+                others = sorted((r for r in range(len(self.target_positions)) if r != row), key=lambda r: abs(r - row))
+                self._live.prefetch([(r, lambda cancel, r=r: self._compute(r, cancel)) for r in others])
 
     def _show(self, result: HeadContributions | None) -> None:
         with self._grid_lock, self.hold_sync():

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from attrwidgets.widgets.live import LiveValues
+from attrwidgets.widgets.live_values import LiveValues
 
 
 class HeadSplitRows:
@@ -21,7 +21,7 @@ class HeadSplitRows:
     def __init__(self, widget: Any, source: Any) -> None:
         self.widget, self.source = widget, source
         self.values = LiveValues(widget, self._on_ready, name="attrwidgets-HeadSplit", source=source,
-                                 cache_name="head_split", busy_name="head_split")
+                                 cache_name="head_split", busy_name="head_split", on_ahead=self._on_ahead)
 
     def request(self) -> None:
         """What the selection needs: the selected head's split for the selected target (-1 in either: none)."""
@@ -43,7 +43,19 @@ class HeadSplitRows:
         return session.head_split(row, layer, head, cancel=cancel)
 
     def _on_ready(self, key: tuple[int, int, int], split: Any) -> None:
-        self._show(key[0], key[1])
+        layer, head, row = key
+        self._show(layer, head)
+        if self.widget.prefetch:  # while the user reads: this head's split for the other targets, nearest first
+            session = self.source.session("heads")
+            others = sorted((r for r in range(len(self.widget.target_positions)) if r != row),
+                            key=lambda r: abs(r - row))
+            self.values.prefetch([((layer, head, r), lambda cancel, r=r: self._compute(session, layer, head, r, cancel))
+                                  for r in others])
+
+    def _on_ahead(self, key: tuple[int, int, int], split: Any) -> None:
+        """Another row of the head shown, computed ahead: it fills in (lock held)."""
+        if self.widget.head_split_of == [key[0], key[1]]:
+            self._show(key[0], key[1])
 
     def _show(self, layer: int, head: int) -> None:
         """Every cached row of this head, NaN elsewhere (lock held or on the kernel thread)."""

@@ -22,6 +22,7 @@ class LatestWins:
         self._release = release
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._futures: set[Future] = set()
+        self._quiet: set[Future] = set()  # prefetches: they do not make the view busy until promoted
         self._on_busy = on_busy
         self._cond = threading.Condition()
         self._latest = 0
@@ -35,25 +36,44 @@ class LatestWins:
     def is_latest(self, request_id: int) -> bool:
         return request_id == self._latest
 
-    def submit(self, request_id: int, job: Callable[[int], None]) -> None:
+    @property
+    def latest(self) -> int:
+        return self._latest
+
+    def submit(self, request_id: int, job: Callable[[int], None], quiet: bool = False) -> Future:
+        """quiet: work done ahead (a prefetch): wait() waits for it, but it makes the view busy only once
+        promote()d, when a selection comes to need it."""
         with self._cond:
             self._pending += 1
-            if self._pending == 1:
+            if not quiet and self._pending - len(self._quiet) == 1:
                 self._on_busy(True)
-        # The done callback also runs for futures cancelled by shutdown(), so wait() never hangs.
-        future = self._executor.submit(job, request_id)
-        with self._cond:
+            # The done callback also runs for futures cancelled by shutdown(), so wait() never hangs.
+            future = self._executor.submit(job, request_id)
             self._futures.add(future)
+            if quiet:
+                self._quiet.add(future)
         future.add_done_callback(self._done)
+        return future
+
+    def promote(self, future: Future) -> None:
+        """A prefetch the selection now needs: from here on it makes the view busy."""
+        with self._cond:
+            if future in self._quiet and not future.done():
+                self._quiet.discard(future)
+                if self._pending - len(self._quiet) == 1:
+                    self._on_busy(True)
 
     def _done(self, future: Future) -> None:
         if not future.cancelled() and future.exception() is not None:
             log.error("attrwidgets worker job failed", exc_info=future.exception())
         with self._cond:
             self._futures.discard(future)
+            quiet = future in self._quiet
+            self._quiet.discard(future)
             self._pending -= 1
-            if self._pending == 0:
+            if not quiet and self._pending == len(self._quiet):
                 self._on_busy(False)
+            if self._pending == 0:
                 self._cond.notify_all()
 
     def wait(self, timeout: float | None = None) -> None:

@@ -5,7 +5,7 @@ LayerFlowModel). Layer rows run bottom-up (the first shown layer at the bottom, 
 flows). For the selected target j, row l shows every source token i of block l's input as a circle whose area
 is its share |IG_ij| / sum_i |IG_ij| and whose colour is the sign. Static use shows one LayerAttribution;
 live use keeps a LigSession and computes the selected target's missing columns at every shown layer on a
-worker thread (widgets/live.py LiveValues: last request wins, busy, error banner). Columns only accumulate in
+worker thread (widgets/live_values.py: last request wins, busy, error banner). Columns only accumulate in
 the session's result, so nothing computed is lost when a request is superseded or fails.
 """
 
@@ -29,7 +29,7 @@ from attrwidgets.widgets.base import (
     unknown_keyword_error,
 )
 from attrwidgets.widgets.flow_rows import PARTS, VIEW_ROUTES, flow_row, signed_shares
-from attrwidgets.widgets.live import LiveValues
+from attrwidgets.widgets.live_values import LiveValues
 from attrwidgets.widgets.serialization import Tensor
 from attrwidgets.widgets.sources import checked_source, live_source
 

@@ -1,5 +1,6 @@
 """Live recomputation for the widgets: a last-request-wins worker, and two caches on it: LiveRows (rows of
-an Attribution per (method, options), TokenMatrix) and LiveValues (any key -> value, e.g. HeadGrid's rows).
+an Attribution per (method, options), TokenMatrix) and LiveValues (any key -> value, e.g. HeadGrid's rows;
+widgets/live_values.py).
 
 The kernel's comm thread must stay free while a method runs (integrated gradients on a real model takes
 seconds per row), so computation runs on one worker thread. Every selection makes a new request id. A job
@@ -114,7 +115,7 @@ def shared_parts(live: Any, source: Any, cache_name: Any, name: str = "") -> tup
     return source.lock, cache, worker
 
 
-class _LiveWorker:
+class LiveWorker:
     """What LiveRows and LiveValues share: a lock, the jobs in flight (each with a cancel event), a worker, the
     busy flag and the estimate shown with it."""
 
@@ -177,9 +178,11 @@ class _Job:
     rows: list[int] | None
     options: dict
     cancel: threading.Event = field(default_factory=threading.Event)
+    ahead: bool = False  # a prefetch: silent, and not wanted by the selection (yet)
+    future: Any = None
 
 
-class LiveRows(_LiveWorker):
+class LiveRows(LiveWorker):
     """Keeps an AttributionSession and fills a widget's `scores` / `completeness_error` for its selection.
 
     The widget provides traits `method`, `n_steps`, `selected_target`, `methods`, `scores`,
@@ -193,6 +196,7 @@ class LiveRows(_LiveWorker):
         self.options = dict(options)
         self.inflight: list[_Job] = []
         self.shown: tuple | None = None
+        self.source = source
         self.lock, self.cache, self.worker = shared_parts(self, source, ("rows", id(session)))
         try:
             accepted = inspect.signature(session.compute).parameters
@@ -230,7 +234,7 @@ class LiveRows(_LiveWorker):
         with self.lock:
             request_id = self.worker.new_request()
             for job in self.inflight:
-                if not self.wanted(job):
+                if not self.wanted(job) and not job.ahead:  # work done ahead stops when the worker is needed
                     job.cancel.set()
             method = w.method
             key = self.current_key()
@@ -250,17 +254,27 @@ class LiveRows(_LiveWorker):
             running = {r for j in self.inflight if j.key == key and not j.cancel.is_set()
                        for r in (range(entry.n_targets) if j.rows is None else j.rows)}
             w.error = ""
+            ahead = next((j for j in self.inflight if j.ahead and j.key == key and j.rows == rows
+                          and not j.cancel.is_set()), None)
+            if missing and ahead is not None:  # computing it ahead already: it is now what the view waits for
+                ahead.ahead = False
+                self.worker.promote(ahead.future)
+                if self.source is not None:
+                    self.source.cancel_prefetches(keep=ahead.cancel)
+                return
             if not missing or missing <= running:
                 return  # cached, or a running/queued job computes these rows and will show them
             job = _Job(key, method, rows, self.options_for(method))
             self.inflight.append(job)
+            if self.source is not None:  # the worker is needed now: what any view computes ahead stops
+                self.source.cancel_prefetches()
             self.worker.submit(request_id, lambda rid: self._run(rid, job))
 
     def _run(self, request_id: int, job: _Job) -> None:
         """Runs on the worker thread."""
         try:
             with self.lock:
-                if job.cancel.is_set() or not (self.worker.is_latest(request_id) or self.wanted(job)):
+                if job.cancel.is_set() or not (job.ahead or self.worker.is_latest(request_id) or self.wanted(job)):
                     return
                 if not self.cache[job.key].missing(job.rows):  # an uncancellable stale run filled them
                     if job.key == self.current_key():
@@ -269,7 +283,7 @@ class LiveRows(_LiveWorker):
             extra = {"cancel": job.cancel} if self.can_cancel else {}
             if self.can_refine:
                 extra["on_partial"] = lambda *answer: self._show_partial(job, *answer)
-            if hasattr(self.session, "estimate"):
+            if hasattr(self.session, "estimate") and not job.ahead:
                 self.show_estimate(lambda: self.session.estimate(job.method, rows=job.rows, **job.options))
             result = self.session.compute(job.method, rows=job.rows, progress=False, **extra, **job.options)
             with self.lock:
@@ -277,17 +291,37 @@ class LiveRows(_LiveWorker):
         except Exception as exc:  # any failure goes to the error banner
             log.debug("compute(%r, rows=%r) failed", job.method, job.rows, exc_info=True)
             with self.lock:
-                if not job.cancel.is_set() and (self.worker.is_latest(request_id) or self.wanted(job)):
+                if not job.cancel.is_set() and (self.worker.is_latest(request_id) or self.wanted(job)) \
+                        and not job.ahead:  # work done ahead fails silently
                     self.widget.error = describe_error(exc)
             return
         finally:
             with self.lock:
                 self.inflight.remove(job)
+                if self.source is not None:
+                    self.source.prefetched(job.cancel)
         with self.lock:
             if job.key == self.current_key():  # the cache only gains rows: showing it never goes back
                 if not self.widget.llm_id and getattr(result, "model_id", ""):
                     self.widget.llm_id = result.model_id
                 self.show(job.key)
+            if not job.ahead and job.rows is not None and getattr(self.widget, "prefetch", False):
+                self._prefetch(job)
+
+    def _prefetch(self, done: _Job) -> None:
+        """While the user reads the row just computed: the other rows of its method, nearest first, one job each
+        (lock held). Silent, cancelled by any request that needs the worker (Source.cancel_prefetches)."""
+        entry = self.cache[done.key]
+        running = {r for j in self.inflight if j.key == done.key and not j.cancel.is_set() for r in (j.rows or ())}
+        row = done.rows[0]
+        others = sorted((r for r in entry.missing(None) if r not in running), key=lambda r: abs(r - row))
+        request_id = self.worker.latest  # not a new request: what is shown stays the latest
+        for r in others:
+            job = _Job(done.key, done.method, [r], done.options, ahead=True)
+            self.inflight.append(job)
+            if self.source is not None:
+                self.source.prefetching(job.cancel)
+            job.future = self.worker.submit(request_id, lambda rid, j=job: self._run(rid, j), quiet=True)
 
     def show(self, key: Key) -> None:
         entry = self.cache[key]
@@ -307,7 +341,7 @@ class LiveRows(_LiveWorker):
         never cached (the cache holds final answers only). Only while the job is what the view shows."""
         with self.lock:
             entry = self.cache[job.key]
-            if job.cancel.is_set() or job.key != self.current_key() or row in entry.done:
+            if job.ahead or job.cancel.is_set() or job.key != self.current_key() or row in entry.done:
                 return
             shown = entry.arrays["scores"].copy()
             shown[row] = scores
@@ -323,95 +357,3 @@ class LiveRows(_LiveWorker):
     def result(self) -> Any:
         with self.lock:
             return self.entry(self.current_key()).attribution()
-
-
-
-@dataclass
-class _Pending:
-    key: Any
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-
-class LiveValues(_LiveWorker):
-    """A keyed cache and a last-request-wins worker: a live view says what its selection needs (a cache key
-    and a compute function) and gets the worker thread, the cache, the busy flag and the error banner.
-
-    The widget provides traits `busy` and `error`. `request(key, compute)` makes `key` the current one and
-    calls `on_ready(key, value)` with the cached value at once, or later from the worker once
-    `compute(cancel)` returns, and then only if `key` is still the current one: a stale result is cached for
-    its own key but never shown over a newer one. A job superseded before it starts is skipped; a running one
-    has its `cancel` event set (compute functions that honour it raise, and nothing is reported). A failure
-    of the current request goes to `widget.error`; the cache keeps everything computed before.
-    """
-
-    def __init__(self, widget: Any, on_ready: Callable[[Any, Any], None], name: str = "", source: Any = None,
-                 cache_name: Any = None, busy_name: str = "values") -> None:
-        """source: an aw.Source whose lock, worker thread and cache `cache_name` this view shares with the other
-        views of that source (core/source.py); None: its own. busy_name: this worker's part of the view's busy
-        flag, where the view has several (`_busy_parts`)."""
-        self.widget, self.busy_name = widget, busy_name
-        self.on_ready = on_ready
-        self.inflight: list[_Pending] = []
-        self.current: Any = None
-        self.lock, self.cache, self.worker = shared_parts(self, source, cache_name, name)
-
-    def request(self, key: Any, compute: Callable[[threading.Event], Any],
-                estimate: Callable[[], Any] | None = None) -> None:
-        """`estimate()` (optional) returns the computation's Estimate; the busy state shows it."""
-        with self.lock:
-            request_id = self.worker.new_request()
-            self.current = key
-            for job in self.inflight:
-                if job.key != key:
-                    job.cancel.set()
-            self.widget.error = ""
-            if key in self.cache:
-                self.on_ready(key, self.cache[key])
-                return
-            if any(j.key == key and not j.cancel.is_set() for j in self.inflight):
-                return  # a running or queued job computes it and will show it
-            job = _Pending(key)
-            self.inflight.append(job)
-            self.worker.submit(request_id, lambda rid: self._run(rid, job, compute, estimate))
-
-    def forget(self) -> None:
-        """Nothing is wanted now (e.g. the selection was cleared): running jobs are cancelled."""
-        with self.lock:
-            self.worker.new_request()
-            self.current = None
-            for job in self.inflight:
-                job.cancel.set()
-
-    def _wanted(self, request_id: int, job: _Pending) -> bool:
-        return not job.cancel.is_set() and (self.worker.is_latest(request_id) or job.key == self.current)
-
-    def _run(self, request_id: int, job: _Pending, compute: Callable[[threading.Event], Any],
-             estimate: Callable[[], Any] | None = None) -> None:
-        """Runs on the worker thread."""
-        try:
-            with self.lock:
-                if not self._wanted(request_id, job):
-                    return
-                if job.key in self.cache:  # an uncancellable stale run filled it meanwhile
-                    value = self.cache[job.key]
-                    computed = False
-                else:
-                    computed = True
-            if computed:
-                self.show_estimate(estimate)
-                value = compute(job.cancel)
-                with self.lock:
-                    self.cache[job.key] = value  # cached even if stale: it is right for its key
-        except Exception as exc:  # any failure goes to the error banner
-            log.debug("live compute for %r failed", job.key, exc_info=True)
-            with self.lock:
-                if self._wanted(request_id, job):
-                    self.widget.error = describe_error(exc)
-            return
-        finally:
-            with self.lock:
-                self.inflight.remove(job)
-        with self.lock:
-            if job.key == self.current:
-                self.on_ready(job.key, value)
-

@@ -19,6 +19,7 @@ from attrwidgets.core.token.result import Attribution
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.base import (
+    PREFETCH_HELP,
     AttrWidget,
     bundle,
     close_match,
@@ -133,6 +134,7 @@ class TokenMatrix(AttrWidget):
     normalization = Enum(("row", "global"), "row").tag(sync=True)
     sign_mode = Enum(("signed", "absolute"), "signed").tag(sync=True)
     hide_special = Bool(False).tag(sync=True)
+    prefetch = Bool(False, help=PREFETCH_HELP).tag(sync=True)
     # The head view (widgets/head_split_rows.py): with a head selected, what it carries to each target from each
     # source token, shown instead of `scores`; a live view on an aw.Source computes it.
     head_split_of = List(Int(), help="[layer, head] that head_split shows; [] none").tag(sync=True)

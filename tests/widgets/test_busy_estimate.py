@@ -12,7 +12,8 @@ import pytest
 import attrwidgets as aw
 from attrwidgets.core.estimate import Estimate
 from attrwidgets.widgets import TokenMatrix
-from attrwidgets.widgets.live import SHOW_ESTIMATE_FROM, LiveValues
+from attrwidgets.widgets.live import SHOW_ESTIMATE_FROM
+from attrwidgets.widgets.live_values import LiveValues
 
 from .support import FakeSession, wait_until
 

@@ -20,7 +20,7 @@ from attrwidgets.widgets import TokenMatrix, checksum
 from attrwidgets.widgets.head_chart import chart_data
 from attrwidgets.widgets.head_grid import HeadGrid
 from attrwidgets.widgets.head_stats import attention_stats, thumbnails
-from attrwidgets.widgets.live import LiveValues
+from attrwidgets.widgets.live_values import LiveValues
 from attrwidgets.widgets.serialization import deserialize_tensor
 
 from .head_support import (

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import attrwidgets as aw
-from attrwidgets.widgets.token_matrix import LIVE_REFINEMENT
 from attrwidgets.testing import tiny_handle, tiny_masked_lm
+from attrwidgets.widgets.token_matrix import LIVE_REFINEMENT
 
 N = 100
 PROMPT = "The capital of France is"

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import attrwidgets as aw
-from attrwidgets.widgets.token_matrix import LIVE_REFINEMENT
 import attrwidgets.core.sequence as sequence_module
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.testing import tiny_handle, tiny_masked_lm
+from attrwidgets.widgets.token_matrix import LIVE_REFINEMENT
 
 PROMPT = "The capital of France is"
 

@@ -1,0 +1,96 @@
+"""Work done ahead (widgets/live_values.py, widgets/live.py, core/source.py): while the user reads, a live view
+computes what the next click likely needs, silently, and never in the way of a click."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import traitlets
+
+import attrwidgets as aw
+from attrwidgets.testing import tiny_handle
+from attrwidgets.widgets.live_values import LiveValues
+
+from .support import wait_until
+
+PROMPT = "The capital of France is"
+
+
+class Holder(traitlets.HasTraits):
+    busy = traitlets.Bool(False)
+    error = traitlets.Unicode("")
+
+
+@pytest.fixture(scope="module")
+def handle():
+    return tiny_handle("llama")
+
+
+def gated(log: list, gate: threading.Event):
+    """compute functions that record their key, wait for `gate` (or their cancel) and return the key."""
+    def make(key):
+        def compute(cancel: threading.Event):
+            log.append(key)
+            while not gate.wait(0.01):
+                if cancel.is_set():
+                    raise RuntimeError("cancelled")
+            return key
+        return compute
+    return make
+
+
+def test_a_prefetch_is_silent_and_a_click_on_it_waits_for_it_instead_of_starting_again(handle):
+    source = aw.Source(handle, PROMPT, max_new_tokens=2)
+    holder, shown, log, gate = Holder(), [], [], threading.Event()
+    values = LiveValues(holder, lambda key, value: shown.append((key, value)), source=source, cache_name="t1")
+    make = gated(log, gate)
+    values.prefetch([(k, make(k)) for k in (1, 2, 3)])
+    wait_until(lambda: log == [1])
+    assert holder.busy is False and shown == []  # nothing to show and no busy flag while computing ahead
+    values.request(1, make(1))  # the click needs what is being computed ahead: promoted, not restarted
+    assert holder.busy is True
+    gate.set()
+    values.wait(10)
+    # what the click did not need stopped (a view schedules new work ahead once it shows the answer)
+    assert shown == [(1, 1)] and log == [1] and set(values.cache) == {1}
+    values.close()
+
+
+def test_a_click_anywhere_on_the_source_stops_every_prefetch(handle):
+    source = aw.Source(handle, PROMPT, max_new_tokens=2)
+    first, second = Holder(), Holder()
+    log, gate = [], threading.Event()
+    ahead = LiveValues(first, lambda k, v: None, source=source, cache_name="t2")
+    clicked = LiveValues(second, lambda k, v: None, source=source, cache_name="t3")
+    ahead.prefetch([(k, gated(log, gate)(k)) for k in (1, 2, 3)])
+    wait_until(lambda: log == [1])
+    clicked.request("needed", lambda cancel: "now")  # another view needs the one worker
+    clicked.wait(10)  # it did not wait for the prefetch (the gate is still closed)
+    assert clicked.cache == {"needed": "now"}
+    ahead.wait(10)
+    assert log == [1] and ahead.cache == {} and first.error == ""  # cancelled, silently, the rest skipped
+    gate.set()
+    ahead.close(), clicked.close()
+
+
+def test_the_explorer_computes_the_other_targets_ahead(handle):
+    ex = aw.explore(handle, PROMPT, max_new_tokens=3, method="integrated_gradients", views=("tokens", "heads"))
+    ex.wait(120)
+    matrix, grid = ex.views["tokens"], ex.views["heads"]
+    assert matrix.prefetch and grid.prefetch
+    assert set(grid.computed_rows()) == {0, 1, 2}  # the grid's other targets, computed while nobody clicked
+    assert np.isfinite(matrix.scores).all(1).tolist() == [True, True, True]  # and the matrix's IG rows
+    assert matrix.selected_target == 0 and matrix.error == grid.error == ""
+    busy = []
+    grid.observe(lambda change: busy.append(change["new"]), names="busy")
+    ex.selected_target = 2  # computed ahead: shown at once, no busy state
+    assert busy == [] and np.isfinite(grid.contributions).all()
+    ex.close()
+
+
+def test_a_lone_view_does_not_compute_ahead(handle):
+    grid = aw.HeadGrid(model=handle, prompt=PROMPT, max_new_tokens=3).wait(120)
+    assert not grid.prefetch and set(grid.computed_rows()) == {0}
+    grid.close()
