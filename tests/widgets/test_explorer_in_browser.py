@@ -5,7 +5,6 @@ position (js/lib/page_link.ts mirrors widgets/linking.py), and each draws the ke
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import attrwidgets as aw
