@@ -16,7 +16,8 @@ pytestmark = pytest.mark.ui
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "notebooks" / "quickstart.ipynb"
-VIEW = ".aw-token-matrix"  # the view's root; it carries the data-* state the tests wait on
+VIEW = ".aw-token-matrix:not(.aw-explorer .aw-token-matrix)"  # a TokenMatrix cell (not the explorer's part)
+EXPLORER = ".aw-explorer"
 TARGET_TOKENS = ".aw-text .aw-tok.aw-target:not(.aw-hidden)"  # generated tokens in the running text
 HOSTILE = '<img src=x onerror="window.__aw_xss=1">'
 HOSTILE_SCRIPT = "<script>window.__aw_xss=2</script>"
@@ -90,6 +91,12 @@ def test_quickstart_click_redraws_kernel_row(lab, page, open_notebook, expect, s
     assert page.locator(".aw-not-built").count() == 0, "front-end not built: run npm ci && npm run build"
     t2 = time.monotonic()
     expect(view).to_have_attribute("data-error", "")
+    # The explorer on the default model, first in the notebook: every part drawn, none in error.
+    explorer = page.locator(EXPLORER)
+    expect(explorer).to_have_attribute("data-ready", "true", timeout=120_000)
+    for part in (".aw-token-matrix", ".aw-head-grid", ".aw-graph-view", ".aw-layer-flow"):
+        expect(explorer.locator(part)).to_have_count(1)
+        expect(explorer.locator(part)).to_have_attribute("data-error", "")
     view.scroll_into_view_if_needed()
     nb.screenshot("quickstart-rendered")
 
