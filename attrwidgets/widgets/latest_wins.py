@@ -40,15 +40,20 @@ class LatestWins:
     def latest(self) -> int:
         return self._latest
 
-    def submit(self, request_id: int, job: Callable[[int], None], quiet: bool = False) -> Future:
+    def submit(self, request_id: int, job: Callable[[int], None], quiet: bool = False) -> Future | None:
         """quiet: work done ahead (a prefetch): wait() waits for it, but it makes the view busy only once
-        promote()d, when a selection comes to need it."""
+        promote()d, when a selection comes to need it. None: the worker is shut down (the view or the
+        interpreter closing), and the job will not run."""
         with self._cond:
+            try:
+                future = self._executor.submit(job, request_id)
+            except RuntimeError:  # "cannot schedule new futures after shutdown"
+                log.debug("attrwidgets worker is shut down: job dropped")
+                return None
             self._pending += 1
             if not quiet and self._pending - len(self._quiet) == 1:
                 self._on_busy(True)
             # The done callback also runs for futures cancelled by shutdown(), so wait() never hangs.
-            future = self._executor.submit(job, request_id)
             self._futures.add(future)
             if quiet:
                 self._quiet.add(future)

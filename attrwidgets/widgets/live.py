@@ -268,7 +268,8 @@ class LiveRows(LiveWorker):
             self.inflight.append(job)
             if self.source is not None:  # the worker is needed now: what any view computes ahead stops
                 self.source.cancel_prefetches()
-            self.worker.submit(request_id, lambda rid: self._run(rid, job))
+            if self.worker.submit(request_id, lambda rid: self._run(rid, job)) is None:
+                self.inflight.remove(job)  # the view is closing: nothing will compute it
 
     def _run(self, request_id: int, job: _Job) -> None:
         """Runs on the worker thread."""
@@ -322,6 +323,11 @@ class LiveRows(LiveWorker):
             if self.source is not None:
                 self.source.prefetching(job.cancel)
             job.future = self.worker.submit(request_id, lambda rid, j=job: self._run(rid, j), quiet=True)
+            if job.future is None:  # the view is closing
+                self.inflight.remove(job)
+                if self.source is not None:
+                    self.source.prefetched(job.cancel)
+                return
 
     def show(self, key: Key) -> None:
         entry = self.cache[key]

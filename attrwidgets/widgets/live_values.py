@@ -73,7 +73,8 @@ class LiveValues(LiveWorker):
             job = _Pending(key)
             self.inflight.append(job)
             self._need_worker()
-            self.worker.submit(request_id, lambda rid: self._run(rid, job, compute, estimate))
+            if self.worker.submit(request_id, lambda rid: self._run(rid, job, compute, estimate)) is None:
+                self.inflight.remove(job)  # the view is closing: nothing will compute it
 
     def _need_worker(self, keep: threading.Event | None = None) -> None:
         """A selection needs the shared worker: what any view of the source computes ahead stops, but `keep`."""
@@ -96,6 +97,11 @@ class LiveValues(LiveWorker):
                 self.inflight.append(job)
                 job.future = self.worker.submit(request_id, lambda rid, j=job, c=compute: self._run(rid, j, c),
                                                 quiet=True)
+                if job.future is None:  # the view is closing
+                    self.inflight.remove(job)
+                    if self.source is not None:
+                        self.source.prefetched(job.cancel)
+                    return
 
     def forget(self) -> None:
         """Nothing is wanted now (e.g. the selection was cleared): running jobs are cancelled."""
