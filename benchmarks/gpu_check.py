@@ -75,6 +75,17 @@ def run(device: str, dtype: str) -> list[str]:
     session, s = timed(lambda: HeadSession(model, CHAT, max_new_tokens=4))
     row, s2 = timed(lambda: session.contributions(1))
     check("HeadSession row", np.isfinite(row.contributions).all(), f"session {s:.2f} s", s2)
+    layer, head = np.unravel_index(np.abs(row.contributions).argmax(), row.contributions.shape)
+    split, s = timed(lambda: session.head_split(1, int(layer), int(head)))
+    gap = abs(float(split.scores.sum()) - float(row.contributions[layer, head])) / max(abs(row.logit), 1.0)
+    check("head split by source (sums to the grid)", gap < tol * 10, f"L{layer}.H{head} gap {gap:.1e}", s)
+    steps: list[int] = []
+    refined, s = timed(lambda: aw.AttributionSession(model, PROMPT, max_new_tokens=2).compute(
+        "integrated_gradients", rows=[0], progress=False, n_steps=512, tol=0.05, first_steps=8,
+        on_partial=lambda row, scores, error, evaluations: steps.append(evaluations)))
+    check("IG refining (live view options)", np.isfinite(refined.scores[0]).all(),
+          f"{len(steps)} intermediate answers, final error {refined.completeness_error[0]:.3f} after "
+          f"{refined.options['evaluations']} evaluations", s)
     long_prompt = " ".join(["The river ran past the old town and its market."] * 50)
     d, s = timed(lambda: aw.depass(model, long_prompt, progress=False))
     check("depass token, long prompt", d.completeness_error < tol, f"T={len(d.tokens)} error {d.completeness_error:.1e}", s)
