@@ -123,6 +123,7 @@ class LiveWorker:
     lock: threading.RLock
     inflight: list
     worker: LatestWins
+    source: Any = None  # the aw.Source whose worker and caches the view shares (None: its own)
 
     busy_name = "work"  # this worker's part of the view's busy flag
 
@@ -154,6 +155,13 @@ class LiveWorker:
 
     def wait(self, timeout: float | None = None) -> None:
         self.worker.wait(timeout)
+
+    def finished(self, job: Any) -> None:
+        """A job ran (or was dropped): out of the jobs in flight, and out of the source's work done ahead."""
+        with self.lock:
+            self.inflight.remove(job)
+            if self.source is not None:
+                self.source.prefetched(job.cancel)
 
     def cancel(self) -> None:
         """Stop what is computing: its cancel event is set (compute functions stop at their next check and
@@ -297,10 +305,7 @@ class LiveRows(LiveWorker):
                     self.widget.error = describe_error(exc)
             return
         finally:
-            with self.lock:
-                self.inflight.remove(job)
-                if self.source is not None:
-                    self.source.prefetched(job.cancel)
+            self.finished(job)
         with self.lock:
             if job.key == self.current_key():  # the cache only gains rows: showing it never goes back
                 if not self.widget.llm_id and getattr(result, "model_id", ""):
@@ -324,9 +329,7 @@ class LiveRows(LiveWorker):
                 self.source.prefetching(job.cancel)
             job.future = self.worker.submit(request_id, lambda rid, j=job: self._run(rid, j), quiet=True)
             if job.future is None:  # the view is closing
-                self.inflight.remove(job)
-                if self.source is not None:
-                    self.source.prefetched(job.cancel)
+                self.finished(job)
                 return
 
     def show(self, key: Key) -> None:

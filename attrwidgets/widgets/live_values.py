@@ -98,9 +98,7 @@ class LiveValues(LiveWorker):
                 job.future = self.worker.submit(request_id, lambda rid, j=job, c=compute: self._run(rid, j, c),
                                                 quiet=True)
                 if job.future is None:  # the view is closing
-                    self.inflight.remove(job)
-                    if self.source is not None:
-                        self.source.prefetched(job.cancel)
+                    self.finished(job)
                     return
 
     def forget(self) -> None:
@@ -139,10 +137,7 @@ class LiveValues(LiveWorker):
                     self.widget.error = describe_error(exc)
             return
         finally:
-            with self.lock:
-                self.inflight.remove(job)
-                if self.source is not None:
-                    self.source.prefetched(job.cancel)
+            self.finished(job)
         with self.lock:
             if job.key == self.current:
                 self.on_ready(job.key, value)

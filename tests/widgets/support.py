@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -180,3 +184,28 @@ def connect_to_widget(page, widget, view_traits: list[str], reply_traits: list[s
     page.expose_function("awKernel", kernel)
     page.evaluate(_KERNEL_BRIDGE, view_traits)
     return calls
+
+
+REPO = Path(__file__).resolve().parents[2]
+ESBUILD = REPO / "node_modules" / ".bin" / "esbuild"
+
+
+def node_script(tmp: Path, entry: str):
+    """Bundle `entry` (TypeScript importing the front-end's modules; "%(root)s" is the repository) for node, and
+    return run(payload) -> what the script prints (JSON), given `payload` as a JSON file in argv[2]. Skips
+    without node or esbuild (`npm ci`)."""
+    import pytest
+
+    if shutil.which("node") is None or not ESBUILD.exists():
+        pytest.skip("needs node and `npm ci` (node_modules/.bin/esbuild) to run the front-end code")
+    (tmp / "entry.ts").write_text(entry % {"root": REPO.as_posix()})
+    subprocess.run([str(ESBUILD), str(tmp / "entry.ts"), "--bundle", "--platform=node", "--format=esm",
+                    f"--outfile={tmp / 'entry.mjs'}"], check=True, capture_output=True)
+
+    def run(payload):
+        (tmp / "input.json").write_text(json.dumps(payload))
+        return json.loads(subprocess.run(["node", str(tmp / "entry.mjs"), str(tmp / "input.json")], check=True,
+                                         capture_output=True, text=True).stdout)
+
+    return run
+

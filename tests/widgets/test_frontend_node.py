@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from pathlib import Path
+import base64
 
 import numpy as np
 import pytest
 
 from attrwidgets.widgets.serialization import checksum, serialize_tensor
 
-ROOT = Path(__file__).resolve().parents[2]
-ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
+from .support import node_script
 
 ENTRY = """
 import { readFileSync } from "node:fs";
@@ -36,25 +32,15 @@ console.log(JSON.stringify(out));
 
 @pytest.fixture(scope="module")
 def node_runner(tmp_path_factory):
-    if shutil.which("node") is None or not ESBUILD.exists():
-        pytest.skip("needs node and `npm ci` (node_modules/.bin/esbuild) to run the front-end code")
-    tmp = tmp_path_factory.mktemp("node")
-    (tmp / "entry.ts").write_text(ENTRY % {"root": ROOT.as_posix()})
-    subprocess.run([str(ESBUILD), str(tmp / "entry.ts"), "--bundle", "--platform=node", "--format=esm",
-                    f"--outfile={tmp / 'entry.mjs'}"], check=True, capture_output=True)
+    run_script = node_script(tmp_path_factory.mktemp("node"), ENTRY)
 
     def run(arrays, dtype="float32"):
         cases = []
         for a in arrays:
             wire = serialize_tensor(a, dtype=dtype)
-            import base64
-
             cases.append({"base64": base64.b64encode(wire["buffer"]).decode(), "dtype": dtype,
                           "shape": wire["shape"]})
-        (tmp / "cases.json").write_text(json.dumps(cases))
-        out = subprocess.run(["node", str(tmp / "entry.mjs"), str(tmp / "cases.json")], check=True,
-                             capture_output=True, text=True).stdout
-        return json.loads(out)
+        return run_script(cases)
 
     return run
 
@@ -107,13 +93,7 @@ def test_the_view_says_when_the_kernel_stops_answering_and_when_it_is_back(tmp_p
     """js/lib/liveness.ts against a fake kernel that dies at 150 ms and comes back at 450 ms: one 'lost' about
     90 ms after the first unanswered ping, one 'back' after the kernel answers again; a page with no kernel
     never warns; stopping removes the handler. Python answers the ping (widgets/base.py)."""
-    if shutil.which("node") is None or not ESBUILD.exists():
-        pytest.skip("needs node and `npm ci` (node_modules/.bin/esbuild) to run the front-end code")
-    (tmp_path / "entry.ts").write_text(LIVENESS % {"root": ROOT.as_posix()})
-    subprocess.run([str(ESBUILD), str(tmp_path / "entry.ts"), "--bundle", "--platform=node", "--format=esm",
-                    f"--outfile={tmp_path / 'entry.mjs'}"], check=True, capture_output=True)
-    out = json.loads(subprocess.run(["node", str(tmp_path / "entry.mjs")], check=True, capture_output=True,
-                                    text=True).stdout)
+    out = node_script(tmp_path, LIVENESS)(None)  # the script reads no input
     assert [lost for lost, _ in out["events"]] == [True, False], out
     (_, lost_at), (_, back_at) = out["events"]
     assert 150 + 60 <= lost_at <= 450 and back_at >= 450, out

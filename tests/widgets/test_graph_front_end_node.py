@@ -6,10 +6,6 @@ the strongest shown (js/lib/graph_edges.ts), the layout spreads the columns to t
 from __future__ import annotations
 
 import itertools
-import json
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +15,7 @@ from attrwidgets.testing import toy_graph
 from attrwidgets.widgets.graph_view import GraphView
 from attrwidgets.widgets.html_page import base64_buffers
 
-ROOT = Path(__file__).resolve().parents[2]
-ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
+from .support import node_script
 
 ENTRY = """
 import { readFileSync } from "node:fs";
@@ -44,19 +39,7 @@ console.log(JSON.stringify(out));
 
 @pytest.fixture(scope="module")
 def run_node(tmp_path_factory):
-    if shutil.which("node") is None or not ESBUILD.exists():
-        pytest.skip("needs node and `npm ci` (node_modules/.bin/esbuild) to run the front-end code")
-    tmp = tmp_path_factory.mktemp("graph_node")
-    (tmp / "entry.ts").write_text(ENTRY % {"root": ROOT.as_posix()})
-    subprocess.run([str(ESBUILD), str(tmp / "entry.ts"), "--bundle", "--platform=node", "--format=esm",
-                    f"--outfile={tmp / 'entry.mjs'}"], check=True, capture_output=True)
-
-    def run(payload: dict) -> dict:
-        (tmp / "input.json").write_text(json.dumps(payload))
-        return json.loads(subprocess.run(["node", str(tmp / "entry.mjs"), str(tmp / "input.json")], check=True,
-                                         capture_output=True, text=True).stdout)
-
-    return run
+    return node_script(tmp_path_factory.mktemp("graph_node"), ENTRY)
 
 
 def test_edges_fade_by_weight_relative_to_the_strongest(run_node):
