@@ -39,6 +39,13 @@ def _aw_split():
     return {"of": m.head_split_of, "done": done, "checksum": checksum(row) if done else "",
             "sum": float(row.sum()) if done else None,
             "grid": float(ex.views["heads"].contributions[1, 2])}
+
+def _aw_inner_node():
+    g = ex.views["graph"]  # a node inside a layer, not a token or a logit: it gives a position and a layer
+    for node in g.node_ids:
+        layer, position = g._column(node, "layer"), g._position_of(node)
+        if layer is not None and 0 <= layer < g.n_layers and position >= 0:
+            return {"id": node, "layer": int(layer), "position": int(position)}
 """
 
 
@@ -83,6 +90,22 @@ def test_every_view_draws_and_a_click_in_one_moves_the_others(lab, page, open_no
     assert abs(split["sum"] - split["grid"]) <= 1e-4 * max(1.0, abs(split["grid"])), split
     expect(matrix).to_have_attribute("data-head-split", "1,2", timeout=30_000)
     expect(matrix).to_have_attribute("data-checksum", split["checksum"], timeout=30_000)
+
+    # A graph node: every view moves to its position and layer, and the grid draws that layer selected.
+    if panel.get_attribute("data-layout") == "tabs":
+        panel.locator(".aw-explorer-tabs button", has_text="graph").click()
+    # A tiny random model's graph keeps hardly any inner node at the default pruning: keep more of it.
+    nb.execute("ex.views['graph'].node_threshold = ex.views['graph'].edge_threshold = 0.99")
+    nb.wait_for_kernel("not ex.views['graph'].busy and _aw_inner_node() is not None", timeout_s=60)
+    node = nb.eval("_aw_inner_node()")
+    graph_view = panel.locator(".aw-graph-view")
+    graph_view.locator(".aw-graph-canvas").scroll_into_view_if_needed()
+    at = graph_view.evaluate(f"e => e.awGraph.screenOf({node['id']!r})")
+    assert at is not None, f"node {node['id']} is not drawn"
+    page.mouse.click(at["clientX"], at["clientY"])
+    nb.wait_for_kernel(f"ex.selected_position == {node['position']} and ex.selected_layer == {node['layer']} "
+                       f"and ex.views['flow'].selected_layer == {node['layer']}", timeout_s=60)
+    expect(grid).to_have_attribute("data-selected-layer", str(node["layer"]), timeout=30_000)
     assert page.console_errors == [], "\n".join(page.console_errors)
     nb.screenshot("explorer")
 

@@ -191,7 +191,22 @@ def _aw_heads(row):
         return None
     return {"checksum": checksum(grid.contributions), "errors": [v.error for v in w.views.values()],
             "matrix": w.views["tokens"].selected_target}
+
+def _aw_split(layer, head):
+    import numpy as np
+    from attrwidgets.widgets.serialization import checksum
+    m = w.views["tokens"]
+    row = m.head_split[m.selected_target] if m.head_split is not None else None
+    if m.head_split_of != [layer, head] or row is None or not np.isfinite(row).all() or m.busy:
+        return None
+    return {"checksum": checksum(row)}
 """
+
+
+def _show_part(panel, name: str) -> None:
+    """In the tab layout (a narrow host), bring the part to the front before clicking it."""
+    if panel.get_attribute("data-layout") == "tabs":
+        panel.locator(".aw-explorer-tabs button", has_text=name).click()
 
 
 @pytest.mark.parametrize("host", ["notebook7", "sidecar", "marimo"])
@@ -216,6 +231,18 @@ def test_explorer_round_trip(host, show_in, expect, save_timings):
     grid = panel.locator(".aw-head-grid")
     expect(grid).to_have_attribute("data-selected-target", "2", timeout=30_000)
     expect(grid).to_have_attribute("data-checksum", state["checksum"], timeout=30_000)
+    # A head in the grid: the matrix part draws the kernel's split of that head by source token.
+    _show_part(panel, "heads")
+    canvas = grid.locator(".aw-hg-canvas")
+    cell, left, top = (float(canvas.get_attribute(f"data-{k}")) for k in ("cell", "left", "top"))
+    canvas.click(position={"x": left + 2.5 * cell, "y": top + 1.5 * cell})  # layer 1, head 2 (scaled when narrow)
+    layer, head = hosted.wait_for_kernel(
+        "(lambda g: [g.selected_layer, g.selected_head] if g.selected_head >= 0 else None)(w.views['heads'])")
+    split = hosted.wait_for_kernel(f"_aw_split({layer}, {head})")
+    _show_part(panel, "tokens")
+    matrix = panel.locator(".aw-token-matrix")
+    expect(matrix).to_have_attribute("data-head-split", f"{layer},{head}", timeout=30_000)
+    expect(matrix).to_have_attribute("data-checksum", split["checksum"], timeout=30_000)
     hosted.screenshot(f"host-{host}-explorer")
     check_clean(hosted)
     save_timings({"open_to_view_s": t1 - t0, "click_to_grid_s": time.monotonic() - t1})
