@@ -248,3 +248,15 @@ def test_a_head_selected_in_a_linked_grid_reaches_the_graph(source):
     link.unlink()
     graph.close()
     grid.close()
+
+
+def test_the_exported_page_names_the_model():
+    """A graph records the model it was computed on, and the page's header says it (it said 'model: unknown')."""
+    import attrwidgets as aw
+    from attrwidgets.testing import tiny_handle
+
+    handle = tiny_handle("llama")
+    graph = aw.attribution_graph(handle, "The capital of France is", progress=False)
+    assert graph.metadata["model"] == handle.model_id
+    page = aw.to_html(graph)
+    assert f"model: {handle.model_id}" in page and "model: unknown" not in page

@@ -80,7 +80,7 @@ def build_replacement(handle, ids: torch.Tensor, transcoder) -> Replacement:
     from attrwidgets.core.graph.transcoder_graph import TranscoderReplacement
 
     d_model = frozen.blocks[0].x_in.shape[1]
-    transcoder.check_model(frozen.n_layers, d_model, getattr(handle, "name", "this model"))
+    transcoder.check_model(frozen.n_layers, d_model, getattr(handle, "model_id", "this model"))
     return TranscoderReplacement(frozen, transcoder)
 
 
@@ -206,7 +206,7 @@ def assemble(handle, rep: Replacement, rows: torch.Tensor | None, row_columns: t
     transcoder = getattr(rep, "transcoder", None)
     metadata = {
         "method": "components" if transcoder is None else "transcoder",
-        "model": getattr(handle, "name", ""),
+        "model": getattr(handle, "model_id", ""),
         "transcoder": None if transcoder is None else {
             "kind": transcoder.kind, "activation": transcoder.activation, "n_features": transcoder.n_features,
             "name": transcoder.config.get("name", "")},
