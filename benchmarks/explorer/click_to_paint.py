@@ -1,7 +1,7 @@
 """Click-to-paint latency of aw.explore(model, prompt) in real Chromium in JupyterLab, per action and per view.
 
     python benchmarks/explorer/click_to_paint.py                # the default model (SmolLM2-135M), a few minutes
-    python benchmarks/explorer/click_to_paint.py --model tiny   # a tiny random llama: the smoke run, ~40 s
+    python benchmarks/explorer/click_to_paint.py --model tiny   # a tiny random llama: the smoke run, ~30 s
 
 Starts its own JupyterLab server and Chromium (tests/ui/jupyter.py's JupyterServer and Notebook, driven by
 Playwright as tests/ui does), runs `ex = aw.explore(handle, "The capital of France is", max_new_tokens=8)` in a
