@@ -11,17 +11,31 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-/** Call fn at most once per `ms`, with the last arguments (trailing edge). */
-export function debounce<A extends unknown[]>(fn: (...args: A) => void, ms: number) {
+/** fn once the current task ends (the writes of one click go out together), then at most once every `ms` while
+ * calls keep coming; the last call always runs. A click reaches the kernel at once; a drag sends every `ms`.
+ * `cancel()` drops a call not made yet (the view is gone). */
+export function throttleAfterTask(fn: () => void, ms: number): (() => void) & { cancel: () => void } {
+  let last = -Infinity;
+  let pending = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const wrapped = (...args: A) => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = setTimeout(() => {
-      timer = undefined;
-      fn(...args);
-    }, ms);
+  const run = () => {
+    if (!pending) return; // cancelled meanwhile
+    pending = false;
+    timer = undefined;
+    last = performance.now();
+    fn();
   };
-  wrapped.cancel = () => timer !== undefined && clearTimeout(timer);
+  const wrapped = () => {
+    if (pending) return;
+    pending = true;
+    const wait = last + ms - performance.now();
+    if (wait <= 0) queueMicrotask(run);
+    else timer = setTimeout(run, wait);
+  };
+  wrapped.cancel = () => {
+    pending = false;
+    if (timer !== undefined) clearTimeout(timer);
+  };
   return wrapped;
 }
 

@@ -6,13 +6,14 @@
 //   return view.start({ top: [toolbar.element], body: [...], traits: REDRAW_TRAITS, draw });
 import type { AnyModel, ViewBase } from "../types";
 import { BRUSH_CSS, markDom, publishDomHover, type BrushState, type BrushStore } from "./brush";
-import { debounce, h } from "./dom";
+import { h, throttleAfterTask } from "./dom";
 import { responsiveToolbar, watchWidth, type Toolbar, type ToolbarParts } from "./layout";
 import { busyIndicator, listen, viewStatus, type Status } from "./status";
 import { appendStyle, injectStyle } from "./theme";
 
-/** A drag or a slider writes many values a second; the kernel needs only the last one. */
-export const SAVE_DEBOUNCE_MS = 150;
+/** A drag or a slider writes many values a second: the kernel hears at most one every SAVE_EVERY_MS (and the last
+ * one always); a click goes out at once (a debounce once held every click back by this long). */
+export const SAVE_EVERY_MS = 150;
 
 export interface ViewOptions {
   className: string; // the view's own class ("aw-token-matrix"), next to aw-root
@@ -42,7 +43,8 @@ export interface View<T> {
   root: HTMLDivElement;
   tooltip: HTMLDivElement;
   status: Status;
-  /** Set a trait if it changed, and send it to the kernel after the debounce. A selected_target or
+  /** Set a trait if it changed, and send it to the kernel (at once, or throttled while writes keep coming:
+   * SAVE_EVERY_MS). A selected_target or
    * selected_position also goes to the brushing store at once, as a pick, so the other parts mark it before
    * the kernel answers. */
   write<K extends keyof T>(key: K, value: T[K]): void;
@@ -74,7 +76,7 @@ export function createView<T extends ViewBase>(model: AnyModel<T>, el: HTMLEleme
   if (options.keys) root.dataset.lmSuppressShortcuts = "true";
   injectStyle(root);
   for (const inject of options.styles ?? []) inject(root);
-  const save = debounce(() => model.save_changes(), SAVE_DEBOUNCE_MS);
+  const save = throttleAfterTask(() => model.save_changes(), SAVE_EVERY_MS);
   const tooltip = h("div", "aw-tooltip");
   let draw: () => void = () => {};
   // Status and liveness read the base traits (busy, error), which every T has.
@@ -87,7 +89,7 @@ export function createView<T extends ViewBase>(model: AnyModel<T>, el: HTMLEleme
 
   return {
     model, root, tooltip, status,
-    // Local set first so the view answers at once; the kernel hears the last value after the debounce. The pick
+    // Local set first so the view answers at once; the kernel hears the writes of one event together. The pick
     // goes first: in a standalone page the set links the other parts at once, and their answer clears it.
     write(key, value) {
       if (same(model.get(key), value)) return;

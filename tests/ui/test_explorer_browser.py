@@ -133,7 +133,7 @@ def test_hovering_brushes_every_part_without_the_kernel(lab, page, open_notebook
         expect(panel.locator(part)).to_have_attribute("data-brushed", "2")
     for part in (".aw-head-grid", ".aw-layer-flow"):  # the same token marked in their running text
         expect(panel.locator(f"{part} .aw-text .aw-tok.aw-brushed[data-position='2']")).to_have_count(1)
-    page.wait_for_timeout(1000)  # past the views' write debounce: anything sent would have arrived
+    page.wait_for_timeout(1000)  # anything a view sent would have arrived by now
     assert nb.eval("_aw_moves") == []
     assert nb.eval("(ex.selected_position, ex.views['heads'].selected_position)") == [-1, -1]
 

@@ -95,7 +95,7 @@ def test_scrub_a_step_and_click_a_token_reaches_python_and_a_new_layer_recompute
     pg.wait_for_function(
         """() => { const d = document.querySelector('.aw-diffusion-timeline').dataset;
                    return d.selectedTarget === '3' && d.busy === 'false'; }""", timeout=10_000)
-    pg.wait_for_timeout(300)  # the debounced write reaches the kernel
+    pg.wait_for_timeout(300)  # the write reaches the kernel
     pg.wait_for_function("() => document.querySelector('.aw-diffusion-timeline').dataset.busy === 'false'")
     assert calls and calls[-1]["selected_target"] == 3 and calls[-1]["selected_step"] == 1
     assert (w.selected_step, w.selected_target, w.target_position) == (1, 3, 8)
