@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.core.source import computation
 from attrwidgets.widgets.latest_wins import LatestWins
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,8 @@ class LiveRows(LiveWorker):
         """What the current selection needs: show the cache now, compute missing rows on the worker."""
         w = self.widget
         with self.lock:
+            if self.source is not None:
+                self.source.clicked()  # work done ahead holds still while this selection is answered
             request_id = self.worker.new_request()
             for job in self.inflight:
                 if not self.wanted(job) and not job.ahead:  # work done ahead stops when the worker is needed
@@ -266,6 +269,7 @@ class LiveRows(LiveWorker):
                           and not j.cancel.is_set()), None)
             if missing and ahead is not None:  # computing it ahead already: it is now what the view waits for
                 ahead.ahead = False
+                ahead.cancel.pausing = False
                 self.worker.promote(ahead.future)
                 if self.source is not None:
                     self.source.cancel_prefetches(keep=ahead.cancel)
@@ -294,7 +298,8 @@ class LiveRows(LiveWorker):
                 extra["on_partial"] = lambda *answer: self._show_partial(job, *answer)
             if hasattr(self.session, "estimate") and not job.ahead:
                 self.show_estimate(lambda: self.session.estimate(job.method, rows=job.rows, **job.options))
-            result = self.session.compute(job.method, rows=job.rows, progress=False, **extra, **job.options)
+            with computation(job.cancel):
+                result = self.session.compute(job.method, rows=job.rows, progress=False, **extra, **job.options)
             with self.lock:
                 self.cache[job.key].merge(result, job.rows)  # cached even if stale: it is right for its key
         except Exception as exc:  # any failure goes to the error banner
@@ -323,7 +328,8 @@ class LiveRows(LiveWorker):
         others = sorted((r for r in entry.missing(None) if r not in running), key=lambda r: abs(r - row))
         request_id = self.worker.latest  # not a new request: what is shown stays the latest
         for r in others:
-            job = _Job(done.key, done.method, [r], done.options, ahead=True)
+            cancel = self.source.ahead_event() if self.source is not None else threading.Event()
+            job = _Job(done.key, done.method, [r], done.options, cancel=cancel, ahead=True)
             self.inflight.append(job)
             if self.source is not None:
                 self.source.prefetching(job.cancel)

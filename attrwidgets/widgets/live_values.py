@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from attrwidgets.core.source import computation
 from attrwidgets.widgets.live import LiveWorker, describe_error, shared_parts
 
 log = logging.getLogger("attrwidgets.widgets.live")
@@ -53,6 +54,8 @@ class LiveValues(LiveWorker):
                 estimate: Callable[[], Any] | None = None) -> None:
         """`estimate()` (optional) returns the computation's Estimate; the busy state shows it."""
         with self.lock:
+            if self.source is not None:
+                self.source.clicked()  # work done ahead holds still while this selection is answered
             request_id = self.worker.new_request()
             self.current = key
             ahead = next((j for j in self.inflight if j.key == key and j.ahead and not j.cancel.is_set()), None)
@@ -65,6 +68,7 @@ class LiveValues(LiveWorker):
                 return
             if ahead is not None:  # computing it ahead already: it is now what the view waits for
                 ahead.ahead = False
+                ahead.cancel.pausing = False
                 self.worker.promote(ahead.future)
                 self._need_worker(keep=ahead.cancel)
                 return
@@ -91,7 +95,7 @@ class LiveValues(LiveWorker):
             for key, compute in work:
                 if key in self.cache or key in busy:
                     continue
-                job = _Pending(key, ahead=True)
+                job = _Pending(key, ahead=True, cancel=self._ahead_event())
                 if self.source is not None:
                     self.source.prefetching(job.cancel)
                 self.inflight.append(job)
@@ -100,6 +104,9 @@ class LiveValues(LiveWorker):
                 if job.future is None:  # the view is closing
                     self.finished(job)
                     return
+
+    def _ahead_event(self) -> threading.Event:
+        return self.source.ahead_event() if self.source is not None else threading.Event()
 
     def forget(self) -> None:
         """Nothing is wanted now (e.g. the selection was cleared): running jobs are cancelled."""
@@ -127,7 +134,8 @@ class LiveValues(LiveWorker):
             if computed:
                 if not job.ahead:
                     self.show_estimate(estimate)
-                value = compute(job.cancel)
+                with computation(job.cancel):
+                    value = compute(job.cancel)
                 with self.lock:
                     self.cache[job.key] = value  # cached even if stale: it is right for its key
         except Exception as exc:  # any failure goes to the error banner

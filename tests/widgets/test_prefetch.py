@@ -94,3 +94,36 @@ def test_a_lone_view_does_not_compute_ahead(handle):
     grid = aw.HeadGrid(model=handle, prompt=PROMPT, max_new_tokens=3).wait(120)
     assert not grid.prefetch and set(grid.computed_rows()) == {0}
     grid.close()
+
+
+def test_work_done_ahead_holds_still_while_a_click_is_answered(handle):
+    """Its cancel checks sleep for a moment after every selection (the GIL and the cores go to the click), and not
+    once a selection needs that work, nor once it is cancelled."""
+    import time
+
+    from attrwidgets.core.source import CLICK_QUIET_S
+
+    from attrwidgets.core.source import computation
+
+    source = aw.Source(handle, PROMPT, max_new_tokens=1)
+    event = source.ahead_event()
+    source.clicked()
+    start = time.monotonic()
+    assert not event.is_set() and time.monotonic() - start < 0.05  # outside the computation: bookkeeping never waits
+    computing = computation(event)
+    computing.__enter__()
+    source._quiet_until = 0.0
+    start = time.monotonic()
+    assert not event.is_set() and time.monotonic() - start < 0.05  # no click: no wait
+    source.clicked()
+    start = time.monotonic()
+    assert not event.is_set() and time.monotonic() - start >= CLICK_QUIET_S * 0.9
+    source.clicked()
+    event.pausing = False  # promoted: what a selection waits for never sleeps
+    start = time.monotonic()
+    assert not event.is_set() and time.monotonic() - start < 0.05
+    event.pausing = True
+    threading.Timer(0.05, event.set).start()  # cancelled while asleep: it says so at once
+    start = time.monotonic()
+    assert event.is_set() and time.monotonic() - start < CLICK_QUIET_S * 0.8
+    computing.__exit__(None, None, None)
