@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 import attrwidgets as aw
+from attrwidgets.core.depass.heads import HeadSession
 from attrwidgets.testing import tiny_handle, tiny_masked_lm, toy_graph
 
 P = "The capital of France is"
@@ -95,6 +96,7 @@ ROWS = [
     ("token", "n_steps = 0", ig(n_steps=0), "n_steps must be a positive integer"),
     ("token", "n_steps = 2.5", ig(n_steps=2.5), "n_steps must be a positive integer"),
     ("token", "n_steps = '8'", ig(n_steps="8"), "n_steps must be a positive integer"),
+    ("token", "first_steps = 0", ig(first_steps=0), "first_steps must be a positive integer"),
     ("token", "unknown quadrature", ig(quadrature="simpson"), "Unknown quadrature 'simpson'"),
     ("token", "unknown baseline", ig(baseline="mask"), "Unknown baseline 'mask'"),
     ("token", "baseline tensor of a wrong size", ig(baseline=torch.zeros(3)), "A baseline tensor must be (D,)"),
@@ -127,6 +129,8 @@ ROWS = [
      "neuron=1000000 is out of range"),
     ("depass", "neuron level without neurons", lambda c, t: aw.depass(c.L, P, level="neuron", layer=0),
      "needs neurons="),
+    ("depass", "head split: head out of range",
+     lambda c, t: HeadSession(c.L, P, max_new_tokens=1).head_split(0, 0, 99), "head=99 is out of range"),
     ("depass", "unknown MLP rule", lambda c, t: aw.depass(c.L, P, mlp_rule="mean"), "Unknown mlp_rule 'mean'"),
     ("depass", "subspace basis of a wrong shape", lambda c, t: aw.depass(
         c.L, P, level="subspace", layer=0, components=[np.zeros((3, 1))]), "must be (D, k) with D = 32"),
