@@ -44,6 +44,7 @@ class Source:
         self._users = 0
         self._prefetches: set[threading.Event] = set()  # the cancel events of the work done ahead
         self._quiet_until = 0.0  # work done ahead sleeps until then (monotonic seconds): a click is being answered
+        self._ahead_held = False  # and while this is True: a cell of the user's runs
 
     def __repr__(self) -> str:
         return (f"Source({self.handle.model_id!r}, {len(self.tokens)} tokens, "
@@ -128,6 +129,11 @@ class Source:
         """A selection changed in a view of this source: work done ahead holds still for CLICK_QUIET_S."""
         self._quiet_until = time.monotonic() + CLICK_QUIET_S
 
+    def hold_ahead(self, held: bool) -> None:
+        """While held (the user's own cell runs in this kernel), work done ahead holds still: it is for the
+        clicks to come, and must not slow down what the user asked for."""
+        self._ahead_held = bool(held)
+
     def prefetching(self, cancel: threading.Event) -> None:
         """A view computes ahead on the worker; its `cancel` is set when any view of the source needs the worker."""
         with self.lock:
@@ -180,7 +186,7 @@ class _PausingEvent(threading.Event):
 
     def is_set(self) -> bool:
         while (self.pausing and self._computing is threading.current_thread() and not super().is_set()
-               and time.monotonic() < self._source._quiet_until):
+               and (self._source._ahead_held or time.monotonic() < self._source._quiet_until)):
             time.sleep(0.01)
         return super().is_set()
 

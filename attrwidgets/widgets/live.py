@@ -155,6 +155,8 @@ class LiveWorker:
             self.widget.busy_estimate = f"about {format_seconds(seconds)}"
 
     def wait(self, timeout: float | None = None) -> None:
+        if self.source is not None:  # a cell waiting for the work (done ahead too) must not hold it still
+            self.source.hold_ahead(False)
         self.worker.wait(timeout)
 
     def finished(self, job: Any) -> None:

@@ -200,6 +200,13 @@ def _aw_split(layer, head):
     if m.head_split_of != [layer, head] or row is None or not np.isfinite(row).all() or m.busy:
         return None
     return {"checksum": checksum(row)}
+
+def _aw_inner_node():
+    g = w.views["graph"]  # a node inside a layer (not a token or a logit): it gives a position and a layer
+    for node in g.node_ids:
+        layer, position = g._column(node, "layer"), g._position_of(node)
+        if layer is not None and 0 <= layer < g.n_layers and position >= 0:
+            return {"id": node, "layer": int(layer), "position": int(position)}
 """
 
 
@@ -243,6 +250,21 @@ def test_explorer_round_trip(host, show_in, expect, save_timings):
     matrix = panel.locator(".aw-token-matrix")
     expect(matrix).to_have_attribute("data-head-split", f"{layer},{head}", timeout=30_000)
     expect(matrix).to_have_attribute("data-checksum", split["checksum"], timeout=30_000)
+    # A graph node: every part moves to its position and layer (a tiny random model's graph keeps hardly any
+    # inner node at the default pruning: keep more of it).
+    hosted.execute("w.views['graph'].node_threshold = w.views['graph'].edge_threshold = 0.99")
+    hosted.wait_for_kernel("not w.views['graph'].busy and _aw_inner_node() is not None")
+    node = hosted.eval("_aw_inner_node()")
+    _show_part(panel, "graph")
+    graph = panel.locator(".aw-graph-view")
+    graph.locator(".aw-graph-canvas").scroll_into_view_if_needed()
+    at = graph.evaluate(f"e => e.awGraph.screenOf({node['id']!r})")
+    assert at is not None, f"node {node['id']} is not drawn"
+    hosted.page.mouse.click(at["clientX"], at["clientY"])
+    hosted.wait_for_kernel(f"w.selected_position == {node['position']} and w.views['heads'].selected_layer == "
+                           f"{node['layer']} and w.views['flow'].selected_layer == {node['layer']}")
+    _show_part(panel, "heads")
+    expect(grid).to_have_attribute("data-selected-layer", str(node["layer"]), timeout=30_000)
     hosted.screenshot(f"host-{host}-explorer")
     check_clean(hosted)
     save_timings({"open_to_view_s": t1 - t0, "click_to_grid_s": time.monotonic() - t1})

@@ -127,3 +127,27 @@ def test_work_done_ahead_holds_still_while_a_click_is_answered(handle):
     start = time.monotonic()
     assert event.is_set() and time.monotonic() - start < CLICK_QUIET_S * 0.8
     computing.__exit__(None, None, None)
+
+
+def test_a_running_cell_holds_the_work_ahead_and_wait_releases_it(handle, monkeypatch):
+    """In IPython the explorer's work done ahead holds still while a cell runs; a wait() in that cell lets it go
+    on (it waits for that work)."""
+    import types
+
+    import IPython
+    from IPython.core.events import EventManager, available_events
+
+    shell = types.SimpleNamespace()
+    shell.events = EventManager(shell, available_events)
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    ex = aw.explore(handle, PROMPT, max_new_tokens=2, method="saliency", views=("tokens", "heads"))
+    shell.events.trigger("pre_run_cell", None)
+    assert ex.source._ahead_held
+    ex.wait(120)  # would never end if the held work stayed held
+    assert not ex.source._ahead_held
+    shell.events.trigger("pre_run_cell", None)
+    shell.events.trigger("post_run_cell", None)
+    assert not ex.source._ahead_held
+    ex.close()
+    shell.events.trigger("pre_run_cell", None)  # closed: its hooks are gone
+    assert not ex.source._ahead_held
