@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from contextlib import contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from attrwidgets.core.sequence import PreparedSequence, prepare_sequence

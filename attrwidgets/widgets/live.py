@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.core.source import computation
+from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.widgets.latest_wins import LatestWins
 
 log = logging.getLogger(__name__)

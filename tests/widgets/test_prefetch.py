@@ -101,9 +101,7 @@ def test_work_done_ahead_holds_still_while_a_click_is_answered(handle):
     once a selection needs that work, nor once it is cancelled."""
     import time
 
-    from attrwidgets.core.source import CLICK_QUIET_S
-
-    from attrwidgets.core.source import computation
+    from attrwidgets.core.source import CLICK_QUIET_S, computation
 
     source = aw.Source(handle, PROMPT, max_new_tokens=1)
     event = source.ahead_event()
