@@ -111,6 +111,9 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
     "llama": ArchitectureAdapter(name="llama", **_LLAMA_LIKE),
     "mistral": ArchitectureAdapter(name="mistral", **_LLAMA_LIKE),
     "qwen2": ArchitectureAdapter(name="qwen2", **_LLAMA_LIKE),
+    # Qwen3: Qwen2's map; its q/k RMSNorms only shape the attention pattern, which every method either runs
+    # through the model itself or reads as the model computed it (FrozenForward's attention weights).
+    "qwen3": ArchitectureAdapter(name="qwen3", **_LLAMA_LIKE),
     "gpt2": ArchitectureAdapter(
         name="gpt2",
         base_model="transformer",

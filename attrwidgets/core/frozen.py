@@ -20,7 +20,7 @@ import torch
 from attrwidgets.core.hooks import own_thread
 from attrwidgets.errors import AttrWidgetsError
 
-SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")
+SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "gpt2")
 
 
 @dataclass(frozen=True)

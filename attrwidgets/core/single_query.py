@@ -3,7 +3,7 @@ fraction of the cost of the whole block.
 
 A target j's block output reads attention at query j only and the MLP at position j only; keys and
 values still come from every position. So each batch row n runs, for its own position j_n:
-the model's own norm and q/k/v projections (q at j_n only), its own rotary function, its own eager
+the model's own norm and q/k/v projections (q at j_n only; its q/k norms where it has them), its own rotary function, its own eager
 attention function with the mask row j_n, its own output projection and MLP on a length-1 sequence.
 Only the gathering of that single query is written here; tests check every function against the full
 block (core/boundaries.py), which replays the model's forward unchanged.
@@ -59,6 +59,7 @@ def _projections(b: Boundaries, layer: int, x: torch.Tensor, positions: torch.Te
         _, k, v = fused(x).split(core.split_size, dim=2)
     else:
         q, k, v = b.module("q_proj", layer)(x_q), b.module("k_proj", layer)(x), b.module("v_proj", layer)(x)
+    q, k = _qk_norm(core, "q_norm", q, head_dim), _qk_norm(core, "k_norm", k, head_dim)
     q = q.view(n, 1, -1, head_dim).transpose(1, 2)
     k = k.view(n, t, -1, head_dim).transpose(1, 2)
     v = v.view(n, t, -1, head_dim).transpose(1, 2)
@@ -69,6 +70,16 @@ def _projections(b: Boundaries, layer: int, x: torch.Tensor, positions: torch.Te
         k = rotate(k, k, cos, sin)[0]
         q = rotate(q, q, cos[0, positions].unsqueeze(1), sin[0, positions].unsqueeze(1))[0]
     return q, k, v
+
+
+def _qk_norm(core, name: str, x: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """The attention's own norm of its queries or keys (Qwen3: per head, over head_dim), where it has one."""
+    norm = getattr(core, name, None)
+    if norm is None:
+        return x
+    if norm.weight.shape[-1] == head_dim:  # per head: on (..., heads, head_dim), as the model does
+        return norm(x.view(*x.shape[:-1], -1, head_dim)).view(x.shape)
+    return norm(x)  # over the whole projection
 
 
 def context_at(b: Boundaries, layer: int, z: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
