@@ -59,7 +59,7 @@ def tiny_tokenizer(style: str = "byte"):
 
 
 def tiny_config(arch: str, vocab_size: int):
-    from transformers import BertConfig, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
+    from transformers import BertConfig, GPT2Config, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config
 
     common = {"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                   "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128}
@@ -71,6 +71,8 @@ def tiny_config(arch: str, vocab_size: int):
         return Qwen2Config(**common)
     if arch == "qwen3":
         return Qwen3Config(**common, head_dim=8)
+    if arch == "phi3":
+        return Phi3Config(**common, pad_token_id=None, bos_token_id=None, eos_token_id=None)
     if arch == "gpt2":
         return GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=128,
                           bos_token_id=None, eos_token_id=None)

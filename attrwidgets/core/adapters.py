@@ -35,6 +35,7 @@ class ArchitectureAdapter:
     unembedding: str | None
     causal: bool = True
     post_norm: bool = False  # BERT: each sublayer's norm comes after its residual add (norm(x + f(x)))
+    gate_up_fused: bool = False  # Phi-3: mlp_in is one projection whose output is [gate, up], in halves
 
     # -- module access -----------------------------------------------------------------------------
     def get(self, model: torch.nn.Module, path: str | None, block: int | None = None):
@@ -76,7 +77,7 @@ class ArchitectureAdapter:
                      "norm_attn", "norm_mlp"}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("name", "causal", "post_norm") or value is None:
+            if f.name in ("name", "causal", "post_norm", "gate_up_fused") or value is None:
                 continue
             if f.name in per_block:
                 path = f"{self.blocks}.{{i}}.{value}"
@@ -134,6 +135,10 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
         final_norm="transformer.ln_f",
         unembedding="lm_head",
     ),
+    # Phi-3: llama's map with q/k/v fused (q rows, then k, then v: grouped-query sizes) and gate/up fused.
+    "phi3": ArchitectureAdapter(name="phi3", **{**_LLAMA_LIKE, "q_proj": None, "k_proj": None, "v_proj": None,
+                                                "qkv_fused": "self_attn.qkv_proj", "mlp_in": "mlp.gate_up_proj"},
+                                gate_up_fused=True),
     # BERT is mapped so later views fit it; token attribution during generation needs a causal LM head.
     "bert": ArchitectureAdapter(
         name="bert",

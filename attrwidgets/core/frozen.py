@@ -20,7 +20,7 @@ import torch
 from attrwidgets.core.hooks import own_thread
 from attrwidgets.errors import AttrWidgetsError
 
-SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "gpt2")
+SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,15 @@ def affine_of(module) -> Affine:
         weight = weight.t()
     bias = getattr(module, "bias", None)
     return Affine(weight.contiguous(), None if bias is None else bias.detach().float())
+
+
+def fused_qkv_sizes(config, rows: int) -> tuple[int, int]:
+    """(query rows, key or value rows) of a fused q/k/v projection with `rows` outputs: q for every head, then k
+    and v for every key/value head (GPT-2: three equal thirds)."""
+    heads = int(getattr(config, "num_attention_heads", None) or config.n_head)
+    kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+    head_dim = rows // (heads + 2 * kv_heads)
+    return heads * head_dim, kv_heads * head_dim
 
 
 def norm_of(module) -> NormSpec:
@@ -116,18 +125,22 @@ class FrozenForward:
         return norm_of(self.adapter.get(self.model, self.adapter.final_norm))
 
     def value_map(self, layer: int) -> Affine:
-        """(KV * head_dim, D): the value projection; GPT-2 fuses q/k/v, so take its value rows."""
+        """(KV * head_dim, D): the value projection; where q/k/v are fused (GPT-2, Phi-3), its value rows."""
         if self.adapter.v_proj is not None:
             return affine_of(self._module(self.adapter.v_proj, layer))
         fused = affine_of(self._module(self.adapter.qkv_fused, layer))
-        d = fused.weight.shape[1]
-        return fused.rows(2 * d, 3 * d)
+        q_rows, kv_rows = fused_qkv_sizes(self.model.config, fused.weight.shape[0])
+        return fused.rows(q_rows + kv_rows, q_rows + 2 * kv_rows)
 
     def out_map(self, layer: int) -> Affine:
         return affine_of(self._module(self.adapter.o_proj, layer))
 
     def mlp_in_map(self, layer: int) -> Affine:
-        return affine_of(self._module(self.adapter.mlp_in, layer))
+        """The projection whose output the split rule compares (the gate of a gated MLP)."""
+        affine = affine_of(self._module(self.adapter.mlp_in, layer))
+        if self.adapter.gate_up_fused:  # Phi-3: [gate, up] in one projection
+            return affine.rows(0, affine.weight.shape[0] // 2)
+        return affine
 
     def mlp_out_map(self, layer: int) -> Affine:
         return affine_of(self._module(self.adapter.mlp_out, layer))
@@ -193,9 +206,12 @@ class FrozenForward:
             # causality of the decomposition rests on them.
             attention = (out.attentions[layer][0].float() * causal).detach()
             x_in, mid = seen[("x_in", layer)], seen[("mid", layer)]
+            preact = seen[("preact", layer)]
+            if a.gate_up_fused:  # the gate's half of the fused projection's output
+                preact = preact[:, : preact.shape[1] // 2].contiguous()
             self.blocks.append(BlockRecord(
                 x_in=x_in, mid=mid, attn_out=seen[("attn_out", layer)], mlp_out=seen[("mlp_out", layer)],
-                attention=attention, preact=seen[("preact", layer)], values=seen[("values", layer)],
+                attention=attention, preact=preact, values=seen[("values", layer)],
                 scale_attn=norm_scale(self.norm_attn(layer), x_in), scale_mlp=norm_scale(self.norm_mlp(layer), mid),
             ))
         self.final_in = seen[("final_in", 0)]  # (T, D) residual stream after the last block

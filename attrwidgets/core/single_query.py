@@ -19,6 +19,7 @@ import sys
 import torch
 
 from attrwidgets.core.boundaries import Boundaries
+from attrwidgets.core.frozen import fused_qkv_sizes
 
 
 def _core(b: Boundaries, layer: int):
@@ -53,10 +54,12 @@ def _projections(b: Boundaries, layer: int, x: torch.Tensor, positions: torch.Te
     head_dim = int(getattr(core, "head_dim", None) or core.attention_head_size)
     n, t, _ = x.shape
     x_q = _rows(x, positions)
-    if a.qkv_fused is not None:  # GPT-2: one projection for q, k and v
+    if a.qkv_fused is not None:  # GPT-2, Phi-3: one projection for q, k and v (q rows first, then k, then v)
         fused = b.module("qkv_fused", layer)
-        q = fused(x_q).split(core.split_size, dim=2)[0]
-        _, k, v = fused(x).split(core.split_size, dim=2)
+        qkv = fused(x)
+        q_rows, kv_rows = fused_qkv_sizes(b.model.config, qkv.shape[-1])
+        q = fused(x_q)[..., :q_rows]
+        k, v = qkv[..., q_rows: q_rows + kv_rows], qkv[..., q_rows + kv_rows:]
     else:
         q, k, v = b.module("q_proj", layer)(x_q), b.module("k_proj", layer)(x), b.module("v_proj", layer)(x)
     q, k = _qk_norm(core, "q_norm", q, head_dim), _qk_norm(core, "k_norm", k, head_dim)

@@ -37,7 +37,7 @@ def test_unchanged_values_reproduce_the_prompt_and_ablation_moves_it(transcoder,
     assert max(abs(r["logit"] - r["clean_logit"]) for r in ablated) > 1e-4
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "phi3"])
 def test_frozen_component_ablation_equals_the_total_effect_through_the_graph(arch):
     graph = _graph(arch)
     A = graph.adjacency.numpy().astype(np.float64)

@@ -16,7 +16,7 @@ from attrwidgets.core.lig.baselines import itb_map_ratio, itb_zero_ratio
 from attrwidgets.errors import AttrWidgetsError
 from attrwidgets.testing import tiny_handle
 
-ARCHS = ("bert", "gpt2", "llama", "qwen2", "qwen3")
+ARCHS = ("bert", "gpt2", "llama", "qwen2", "qwen3", "phi3")
 TEXT = "the cat sat on the mat"
 
 

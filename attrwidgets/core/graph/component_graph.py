@@ -24,6 +24,11 @@ def frozen_gates(frozen: FrozenForward, layer: int) -> tuple[torch.Tensor, torch
     """(W_in (I, D), f (T, I), W_out (D, I)) with MLP(x)[q] = W_out (f[q] * (W_in x[q] + b)) + b_out exactly."""
     rec, mlp = frozen.blocks[layer], frozen.adapter.get(frozen.model, frozen.adapter.mlp, block=layer)
     w_out = frozen.mlp_out_map(layer).weight
+    if frozen.adapter.gate_up_fused:  # Phi-3: [gate, up] in one projection, act(gate) * up
+        fused = mlp.gate_up_proj.weight.detach().float()
+        with torch.no_grad():
+            gates = mlp.activation_fn(rec.preact.to(fused.dtype)).float()
+        return fused[fused.shape[0] // 2:], gates, w_out
     if hasattr(mlp, "up_proj") and hasattr(mlp, "act_fn"):  # SwiGLU: act(gate) * up, the gate frozen
         with torch.no_grad():
             gates = mlp.act_fn(rec.preact.to(next(mlp.parameters()).dtype)).float()
