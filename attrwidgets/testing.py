@@ -58,19 +58,14 @@ def tiny_tokenizer(style: str = "byte"):
     return fast
 
 
-def tiny_config(arch: str, vocab_size: int):
-    from transformers import (
-        BertConfig,
-        GPT2Config,
-        LlamaConfig,
-        MistralConfig,
-        Phi3Config,
-        Qwen2Config,
-        Qwen3Config,
-    )
+def tiny_config(arch: str, vocab_size: int, *, hidden: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+                intermediate: int = 64):
+    """The config of a random `arch` model: 2 layers of width 32 by default (benchmarks ask for larger)."""
+    from transformers import BertConfig, GPT2Config, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config
 
-    common = {"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                  "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128}
+    common = {"vocab_size": vocab_size, "hidden_size": hidden, "intermediate_size": intermediate,
+              "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+              "max_position_embeddings": 128}
     if arch == "llama":
         return LlamaConfig(**common)
     if arch == "mistral":
@@ -78,15 +73,16 @@ def tiny_config(arch: str, vocab_size: int):
     if arch == "qwen2":
         return Qwen2Config(**common)
     if arch == "qwen3":
-        return Qwen3Config(**common, head_dim=8)
+        return Qwen3Config(**common, head_dim=hidden // heads)
     if arch == "phi3":
         return Phi3Config(**common, pad_token_id=None, bos_token_id=None, eos_token_id=None)
     if arch == "gpt2":
-        return GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=128,
+        return GPT2Config(vocab_size=vocab_size, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=128,
+                          n_inner=None if intermediate == 64 and hidden == 32 else intermediate,
                           bos_token_id=None, eos_token_id=None)
     if arch == "bert":
-        return BertConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                          num_attention_heads=4, max_position_embeddings=128)
+        return BertConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate,
+                          num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=128)
     raise ValueError(f"tiny_config: unknown arch {arch!r}")
 
 

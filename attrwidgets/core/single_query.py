@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 
 import torch
+import torch.nn.functional as F
 
 from attrwidgets.core.boundaries import Boundaries
 from attrwidgets.core.frozen import fused_qkv_sizes
@@ -56,10 +57,14 @@ def _projections(b: Boundaries, layer: int, x: torch.Tensor, positions: torch.Te
     x_q = _rows(x, positions)
     if a.qkv_fused is not None:  # GPT-2, Phi-3: one projection for q, k and v (q rows first, then k, then v)
         fused = b.module("qkv_fused", layer)
-        qkv = fused(x)
-        q_rows, kv_rows = fused_qkv_sizes(b.model.config, qkv.shape[-1])
-        q = fused(x_q)[..., :q_rows]
-        k, v = qkv[..., q_rows: q_rows + kv_rows], qkv[..., q_rows + kv_rows:]
+        weight, bias = fused.weight, fused.bias
+        if type(fused).__name__ == "Conv1D":  # GPT-2 stores it (in, out)
+            weight = weight.t()
+        q_rows, kv_rows = fused_qkv_sizes(b.model.config, weight.shape[0])
+        # Queries at the one position only, keys and values everywhere: the fused weight's own row blocks.
+        q = F.linear(x_q, weight[:q_rows], None if bias is None else bias[:q_rows])
+        kv = F.linear(x, weight[q_rows:], None if bias is None else bias[q_rows:])
+        k, v = kv[..., :kv_rows], kv[..., kv_rows:]
     else:
         q, k, v = b.module("q_proj", layer)(x_q), b.module("k_proj", layer)(x), b.module("v_proj", layer)(x)
     q, k = _qk_norm(core, "q_norm", q, head_dim), _qk_norm(core, "k_norm", k, head_dim)
