@@ -61,7 +61,15 @@ def tiny_tokenizer(style: str = "byte"):
 def tiny_config(arch: str, vocab_size: int, *, hidden: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2,
                 intermediate: int = 64):
     """The config of a random `arch` model: 2 layers of width 32 by default (benchmarks ask for larger)."""
-    from transformers import BertConfig, GPT2Config, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config
+    from transformers import (
+        BertConfig,
+        GPT2Config,
+        LlamaConfig,
+        MistralConfig,
+        Phi3Config,
+        Qwen2Config,
+        Qwen3Config,
+    )
 
     common = {"vocab_size": vocab_size, "hidden_size": hidden, "intermediate_size": intermediate,
               "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
