@@ -38,7 +38,15 @@ class ModelHandle:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """The one device the model's parameters are on (every method runs it there)."""
+        devices = {p.device for p in self.model.parameters()}
+        if len(devices) > 1:
+            names = ", ".join(sorted(str(d) for d in devices))
+            raise AttrWidgetsError(
+                f"{self.model_id!r} has parameters on several devices ({names}); attrwidgets runs a model on one. "
+                "Load it on one device (aw.load_model(name, device='cuda:0'), or model.to('cuda:0') without a "
+                "device_map) and make the handle again.")
+        return next(iter(devices))
 
     @property
     def max_context(self) -> int:

@@ -47,6 +47,13 @@ def _file(tmp: Path, name: str, text: str | bytes) -> Path:
     return path
 
 
+def _on_two_devices():
+    """A tiny model with its last block on the meta device: as a device_map spreading it over two would."""
+    handle = tiny_handle("llama", seed=9)
+    handle.model.model.layers[1].to("meta")
+    return handle
+
+
 def _folder(tmp: Path, name: str) -> Path:
     (tmp / name).mkdir(exist_ok=True)
     return tmp / name
@@ -275,6 +282,8 @@ ROWS = [
                                                                progress=False), "is out of range"),
     ("dlig", "dlig: misspelt option", lambda c, t: aw.dlig(c.M, "the cat", gen_lenght=4), "(did you mean 'gen_length'?)"),
     # -- loaders -------------------------------------------------------------------------------------------------
+    ("loaders", "a model with parameters on several devices", lambda c, t: aw.attribute(
+        _on_two_devices(), P, method="saliency"), "on one device"),
     ("loaders", "load_result: no such file", lambda c, t: aw.load_result(t / "none.json"), "no such file"),
     ("loaders", "load_result: a folder", lambda c, t: aw.load_result(_folder(t, "r.json")), "is a folder"),
     ("loaders", "load_result: not JSON", lambda c, t: aw.load_result(_file(t, "r.json", "{not json")),
