@@ -143,13 +143,13 @@ class Source:
         with self.lock:
             self._prefetches.discard(cancel)
 
-    def cancel_prefetches(self, keep: threading.Event | None = None) -> None:
+    def cancel_prefetches(self) -> None:
         """A view needs the worker for a selection: every prefetch of every view stops at its next check (the
-        worker runs one job at a time), except `keep`, the one computing what that selection needs."""
+        worker runs one job at a time). Work ahead that a selection came to need is no longer a prefetch."""
         with self.lock:
-            for cancel in self._prefetches - {keep}:
+            for cancel in self._prefetches:
                 cancel.set()
-            self._prefetches &= {keep}
+            self._prefetches.clear()
 
     def release_worker(self) -> None:
         with self.lock:

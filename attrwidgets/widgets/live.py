@@ -159,6 +159,17 @@ class LiveWorker:
             self.source.hold_ahead(False)
         self.worker.wait(timeout)
 
+    def promote(self, job: Any) -> None:
+        """Work done ahead that a selection now needs (lock held): from here on it is that selection's job. It
+        shows the busy state and its errors, never pauses, and is no longer work ahead, which another view's
+        request would cancel; the rest of the work ahead stops, since the worker is needed."""
+        job.ahead = False
+        job.cancel.pausing = False
+        self.worker.promote(job.future)
+        if self.source is not None:
+            self.source.prefetched(job.cancel)
+            self.source.cancel_prefetches()
+
     def finished(self, job: Any) -> None:
         """A job ran (or was dropped): out of the jobs in flight, and out of the source's work done ahead."""
         with self.lock:
@@ -270,11 +281,7 @@ class LiveRows(LiveWorker):
             ahead = next((j for j in self.inflight if j.ahead and j.key == key and j.rows == rows
                           and not j.cancel.is_set()), None)
             if missing and ahead is not None:  # computing it ahead already: it is now what the view waits for
-                ahead.ahead = False
-                ahead.cancel.pausing = False
-                self.worker.promote(ahead.future)
-                if self.source is not None:
-                    self.source.cancel_prefetches(keep=ahead.cancel)
+                self.promote(ahead)
                 return
             if not missing or missing <= running:
                 return  # cached, or a running/queued job computes these rows and will show them

@@ -67,23 +67,16 @@ class LiveValues(LiveWorker):
                 self.on_ready(key, self.cache[key])
                 return
             if ahead is not None:  # computing it ahead already: it is now what the view waits for
-                ahead.ahead = False
-                ahead.cancel.pausing = False
-                self.worker.promote(ahead.future)
-                self._need_worker(keep=ahead.cancel)
+                self.promote(ahead)
                 return
             if any(j.key == key and not j.cancel.is_set() for j in self.inflight):
                 return  # a running or queued job computes it and will show it
             job = _Pending(key)
             self.inflight.append(job)
-            self._need_worker()
+            if self.source is not None:  # the worker is needed now: what any view computes ahead stops
+                self.source.cancel_prefetches()
             if self.worker.submit(request_id, lambda rid: self._run(rid, job, compute, estimate)) is None:
                 self.inflight.remove(job)  # the view is closing: nothing will compute it
-
-    def _need_worker(self, keep: threading.Event | None = None) -> None:
-        """A selection needs the shared worker: what any view of the source computes ahead stops, but `keep`."""
-        if self.source is not None:
-            self.source.cancel_prefetches(keep=keep)
 
     def prefetch(self, work: list[tuple[Any, Callable[[threading.Event], Any]]]) -> None:
         """(key, compute) pairs the next click will likely need, in order: computed on the worker after what is

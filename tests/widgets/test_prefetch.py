@@ -58,6 +58,26 @@ def test_a_prefetch_is_silent_and_a_click_on_it_waits_for_it_instead_of_starting
     values.close()
 
 
+def test_work_ahead_a_click_needs_is_not_cancelled_by_the_next_view_s_request(handle):
+    """One click reaches several views: the grid takes over the row it was computing ahead, then the matrix needs
+    the worker and stops every prefetch. The grid's row is no longer a prefetch: it goes on and shows (once,
+    in CI, the grid waited forever for a row cancelled this way)."""
+    source = aw.Source(handle, PROMPT, max_new_tokens=2)
+    grid_holder, matrix_holder, shown, log, gate = Holder(), Holder(), [], [], threading.Event()
+    grid = LiveValues(grid_holder, lambda key, value: shown.append(key), source=source, cache_name="t4")
+    matrix = LiveValues(matrix_holder, lambda key, value: None, source=source, cache_name="t5")
+    make = gated(log, gate)
+    grid.prefetch([(2, make(2))])
+    wait_until(lambda: log == [2])
+    grid.request(2, make(2))  # the click: the grid takes over its work ahead
+    matrix.request("row 2", lambda cancel: "scores")  # the same click, in the next linked view
+    threading.Event().wait(0.1)  # time for a cancelled computation to notice it (at its next check)
+    gate.set()
+    grid.wait(10), matrix.wait(10)
+    assert shown == [2] and grid.cache == {2: 2} and grid_holder.error == "" and log == [2]
+    grid.close(), matrix.close()
+
+
 def test_a_click_anywhere_on_the_source_stops_every_prefetch(handle):
     source = aw.Source(handle, PROMPT, max_new_tokens=2)
     first, second = Holder(), Holder()
