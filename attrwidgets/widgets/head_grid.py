@@ -8,7 +8,6 @@ full (T, T) pattern of a head and its per-source contributions cross only when t
 
 from __future__ import annotations
 
-import inspect
 import math
 import threading
 from typing import Any
@@ -36,6 +35,7 @@ from attrwidgets.widgets.head_stats import (
     static_rows,
     thumbnails,
 )
+from attrwidgets.widgets.live import keywords_of
 from attrwidgets.widgets.live_values import LiveValues
 from attrwidgets.widgets.serialization import Tensor
 from attrwidgets.widgets.sources import live_source
@@ -152,10 +152,7 @@ class HeadGrid(AttrWidget):
             thumbnails=thumbnails(attention), llm_id=str(getattr(session, "model_id", "") or ""), **kwargs,
         )
         self._session, self._attention = session, attention
-        try:
-            accepted = inspect.signature(session.contributions).parameters
-        except (TypeError, ValueError):
-            accepted = {}
+        accepted = keywords_of(session.contributions)
         self._can_cancel, self._streams = "cancel" in accepted, "on_layer" in accepted
         self._live = LiveValues(self, self._on_ready, name="attrwidgets-HeadGrid", source=source,
                                 cache_name=("heads", id(session)))

@@ -46,6 +46,14 @@ def method_defaults(method: str) -> dict | None:
         return None
 
 
+def keywords_of(fn: Any) -> set[str]:
+    """A session method's parameter names (cancel=, on_partial=, on_layer=): none when they cannot be read."""
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, AttrWidgetsError):
         return str(exc)
@@ -98,7 +106,6 @@ class CacheEntry:
             return None
         merged = {name: self.arrays[name].copy() for name in ROW_ARRAYS if name in self.arrays}
         return replace(self.template, **merged)
-
 
 
 SHOW_ESTIMATE_FROM = 3.0  # seconds: shorter work shows the spinner alone
@@ -158,6 +165,28 @@ class LiveWorker:
         if self.source is not None:  # a cell waiting for the work (done ahead too) must not hold it still
             self.source.hold_ahead(False)
         self.worker.wait(timeout)
+
+    # -- submitting: a selection's job, or work done ahead (lock held) -------------------------------------
+    def submit_needed(self, request_id: int, job: Any, run: Callable[[int], None]) -> None:
+        """`job` (in `inflight`) is what a selection needs: what any view of the source computes ahead stops,
+        since the worker is needed now, and the job goes on the worker."""
+        if self.source is not None:
+            self.source.cancel_prefetches()
+        if self.worker.submit(request_id, run) is None:
+            self.inflight.remove(job)  # the view is closing: nothing will compute it
+
+    def ahead_event(self) -> threading.Event:
+        return self.source.ahead_event() if self.source is not None else threading.Event()
+
+    def submit_ahead(self, job: Any, run: Callable[[int], None]) -> bool:
+        """`job` (in `inflight`, cancel from ahead_event()) is work done ahead, queued quietly under the current
+        request id; the source's next needed job cancels it. False: the view is closing; the job is dropped."""
+        if self.source is not None:
+            self.source.prefetching(job.cancel)
+        job.future = self.worker.submit(self.worker.latest, run, quiet=True)
+        if job.future is None:
+            self.finished(job)
+        return job.future is not None
 
     def promote(self, job: Any) -> None:
         """Work done ahead that a selection now needs (lock held): from here on it is that selection's job. It
@@ -220,10 +249,7 @@ class LiveRows(LiveWorker):
         self.shown: tuple | None = None
         self.source = source
         self.lock, self.cache, self.worker = shared_parts(self, source, ("rows", id(session)))
-        try:
-            accepted = inspect.signature(session.compute).parameters
-        except (TypeError, ValueError):
-            accepted = {}
+        accepted = keywords_of(getattr(session, "compute", None))
         self.can_cancel, self.can_refine = "cancel" in accepted, "on_partial" in accepted
 
     # -- keys ------------------------------------------------------------------------------------
@@ -287,10 +313,7 @@ class LiveRows(LiveWorker):
                 return  # cached, or a running/queued job computes these rows and will show them
             job = _Job(key, method, rows, self.options_for(method))
             self.inflight.append(job)
-            if self.source is not None:  # the worker is needed now: what any view computes ahead stops
-                self.source.cancel_prefetches()
-            if self.worker.submit(request_id, lambda rid: self._run(rid, job)) is None:
-                self.inflight.remove(job)  # the view is closing: nothing will compute it
+            self.submit_needed(request_id, job, lambda rid: self._run(rid, job))
 
     def _run(self, request_id: int, job: _Job) -> None:
         """Runs on the worker thread."""
@@ -335,16 +358,10 @@ class LiveRows(LiveWorker):
         running = {r for j in self.inflight if j.key == done.key and not j.cancel.is_set() for r in (j.rows or ())}
         row = done.rows[0]
         others = sorted((r for r in entry.missing(None) if r not in running), key=lambda r: abs(r - row))
-        request_id = self.worker.latest  # not a new request: what is shown stays the latest
         for r in others:
-            cancel = self.source.ahead_event() if self.source is not None else threading.Event()
-            job = _Job(done.key, done.method, [r], done.options, cancel=cancel, ahead=True)
+            job = _Job(done.key, done.method, [r], done.options, cancel=self.ahead_event(), ahead=True)
             self.inflight.append(job)
-            if self.source is not None:
-                self.source.prefetching(job.cancel)
-            job.future = self.worker.submit(request_id, lambda rid, j=job: self._run(rid, j), quiet=True)
-            if job.future is None:  # the view is closing
-                self.finished(job)
+            if not self.submit_ahead(job, lambda rid, j=job: self._run(rid, j)):
                 return
 
     def show(self, key: Key) -> None:

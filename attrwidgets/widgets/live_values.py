@@ -73,33 +73,21 @@ class LiveValues(LiveWorker):
                 return  # a running or queued job computes it and will show it
             job = _Pending(key)
             self.inflight.append(job)
-            if self.source is not None:  # the worker is needed now: what any view computes ahead stops
-                self.source.cancel_prefetches()
-            if self.worker.submit(request_id, lambda rid: self._run(rid, job, compute, estimate)) is None:
-                self.inflight.remove(job)  # the view is closing: nothing will compute it
+            self.submit_needed(request_id, job, lambda rid: self._run(rid, job, compute, estimate))
 
     def prefetch(self, work: list[tuple[Any, Callable[[threading.Event], Any]]]) -> None:
         """(key, compute) pairs the next click will likely need, in order: computed on the worker after what is
         queued, without the busy flag or errors, cached when done, shown only if a selection comes to want them.
         Any request of any view of the source cancels them (Source.cancel_prefetches); close() too."""
         with self.lock:
-            request_id = self.worker.latest  # not a new request: what is shown stays the latest
             busy = {j.key for j in self.inflight if not j.cancel.is_set()}
             for key, compute in work:
                 if key in self.cache or key in busy:
                     continue
-                job = _Pending(key, ahead=True, cancel=self._ahead_event())
-                if self.source is not None:
-                    self.source.prefetching(job.cancel)
+                job = _Pending(key, ahead=True, cancel=self.ahead_event())
                 self.inflight.append(job)
-                job.future = self.worker.submit(request_id, lambda rid, j=job, c=compute: self._run(rid, j, c),
-                                                quiet=True)
-                if job.future is None:  # the view is closing
-                    self.finished(job)
+                if not self.submit_ahead(job, lambda rid, j=job, c=compute: self._run(rid, j, c)):
                     return
-
-    def _ahead_event(self) -> threading.Event:
-        return self.source.ahead_event() if self.source is not None else threading.Event()
 
     def forget(self) -> None:
         """Nothing is wanted now (e.g. the selection was cleared): running jobs are cancelled."""

@@ -7,7 +7,6 @@ selection needs (all rows of a cheap method, only the selected row of integrated
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from attrwidgets.widgets.base import (
     with_default,
 )
 from attrwidgets.widgets.head_split_rows import HeadSplitRows
-from attrwidgets.widgets.live import LiveRows, method_defaults
+from attrwidgets.widgets.live import LiveRows, keywords_of, method_defaults
 from attrwidgets.widgets.serialization import Tensor
 from attrwidgets.widgets.sources import live_source
 
@@ -60,14 +59,6 @@ def _available_methods(session: Any) -> list[str]:
         except (ImportError, AttributeError):
             names = DEFAULT_METHODS
     return sorted(names)
-
-
-def _shows_refinement(session: Any) -> bool:
-    """Does the session hand over intermediate answers (AttributionSession.compute's on_partial)?"""
-    try:
-        return "on_partial" in inspect.signature(session.compute).parameters
-    except (TypeError, ValueError, AttributeError):
-        return False
 
 
 def _default_steps(methods: list[str]) -> int:
@@ -209,7 +200,8 @@ class TokenMatrix(AttrWidget):
         methods = list(kwargs.pop("methods", None) or _available_methods(session))
         method = kwargs.pop("method", None) or ("saliency" if "saliency" in methods else methods[0])
         _check_options(options, methods)
-        refines = _shows_refinement(session) and "integrated_gradients" in methods
+        # A session that hands over intermediate answers (AttributionSession.compute's on_partial) refines.
+        refines = "on_partial" in keywords_of(getattr(session, "compute", None)) and "integrated_gradients" in methods
         if refines:  # what a user passed wins; options_for() gives each method only the options it takes
             options = {**LIVE_REFINEMENT, **options}
         kwargs.setdefault("n_steps", LIVE_STEP_BUDGET if refines else _default_steps(methods))
