@@ -24,6 +24,7 @@ _CORPUS = [
     "<img src=x onerror=alert(1)> tokens are text, never markup & never code",
 ]
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+RANDOM_NORMS = ("gemma2", "gemma3", "olmo2", "gpt_neox")  # tiny_handle randomises their norms' parameters
 
 
 @functools.lru_cache(maxsize=4)
@@ -63,9 +64,13 @@ def tiny_config(arch: str, vocab_size: int, *, hidden: int = 32, layers: int = 2
     """The config of a random `arch` model: 2 layers of width 32 by default (benchmarks ask for larger)."""
     from transformers import (
         BertConfig,
+        Gemma2Config,
+        Gemma3TextConfig,
         GPT2Config,
+        GPTNeoXConfig,
         LlamaConfig,
         MistralConfig,
+        Olmo2Config,
         Phi3Config,
         Qwen2Config,
         Qwen3Config,
@@ -84,6 +89,22 @@ def tiny_config(arch: str, vocab_size: int, *, hidden: int = 32, layers: int = 2
         return Qwen3Config(**common, head_dim=hidden // heads)
     if arch == "phi3":
         return Phi3Config(**common, pad_token_id=None, bos_token_id=None, eos_token_id=None)
+    if arch in ("gemma2", "gemma3"):
+        # Both layer kinds (a sliding window shorter than test prompts), and caps low enough to bend a tiny
+        # random model's attention scores and logits, so the tests exercise what makes Gemma different.
+        gemma = {**common, "head_dim": hidden // heads, "query_pre_attn_scalar": hidden // heads, "sliding_window": 4,
+                 "layer_types": ["sliding_attention", "full_attention"] * (layers // 2) + ["sliding_attention"] * (layers % 2),
+                 "pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+        if arch == "gemma2":
+            return Gemma2Config(**gemma, attn_logit_softcapping=0.5, final_logit_softcapping=0.3)
+        return Gemma3TextConfig(**gemma)
+    if arch == "olmo2":
+        return Olmo2Config(**common, pad_token_id=None, bos_token_id=None, eos_token_id=None)
+    if arch == "gpt_neox":
+        return GPTNeoXConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate,
+                             num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=128,
+                             rotary_pct=0.5, use_parallel_residual=True, tie_word_embeddings=False,
+                             bos_token_id=None, eos_token_id=None)
     if arch == "gpt2":
         return GPT2Config(vocab_size=vocab_size, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=128,
                           n_inner=None if intermediate == 64 and hidden == 32 else intermediate,
@@ -122,6 +143,13 @@ def tiny_handle(arch: str = "llama", seed: int = 0, *, init_std: float | None = 
             for name, param in model.named_parameters():
                 if name.endswith("bias"):
                     param.normal_(0.0, 0.2)
+    if arch in RANDOM_NORMS:
+        # Norms start as identities (weight 1 or 0 under Gemma's 1 + w, bias 0): random ones make a test
+        # fail that reads a Gemma weight as w instead of 1 + w, or drops a LayerNorm's offset.
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "norm" in name:
+                    param.add_(torch.randn_like(param) * 0.3)
     model.eval().requires_grad_(False)  # as load_model: frozen once
     return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter_for(model), model_id=f"tiny-{arch}")
 

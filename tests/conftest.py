@@ -7,7 +7,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
-ARCHS = ("llama", "qwen2", "qwen3", "phi3", "gpt2")
+ARCHS = ("llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox", "gpt2")
 
 
 def in_ci() -> bool:

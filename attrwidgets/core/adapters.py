@@ -29,13 +29,19 @@ class ArchitectureAdapter:
     mlp: str
     mlp_in: str  # the projection(s) that read the MLP input
     mlp_out: str
-    norm_attn: str  # pre-attention norm (post-attention norm for post-norm BERT)
-    norm_mlp: str
+    norm_attn: str | None  # pre-attention norm (post-attention norm for post-norm BERT); None: OLMo 2 has none
+    norm_mlp: str | None
     final_norm: str | None
     unembedding: str | None
     causal: bool = True
     post_norm: bool = False  # BERT: each sublayer's norm comes after its residual add (norm(x + f(x)))
     gate_up_fused: bool = False  # Phi-3: mlp_in is one projection whose output is [gate, up], in halves
+    # Gemma 2/3, OLMo 2: a norm on each sublayer's OUTPUT, before its residual add (x + norm(f(x))).
+    post_norm_attn: str | None = None
+    post_norm_mlp: str | None = None
+    parallel: bool = False  # GPT-NeoX (Pythia): x + attn(norm(x)) + mlp(norm'(x)), the MLP reads the block input
+    qkv_per_head: bool = False  # GPT-NeoX: the fused q/k/v rows are [q | k | v] per head, not all q, all k, all v
+    norm_weight_offset: float = 0.0  # Gemma: its RMSNorms scale by (1 + weight)
 
     # -- module access -----------------------------------------------------------------------------
     def get(self, model: torch.nn.Module, path: str | None, block: int | None = None):
@@ -59,6 +65,11 @@ class ArchitectureAdapter:
     def lm_head(self, model):
         return self.get(model, self.unembedding)
 
+    def logits(self, model, hidden: torch.Tensor) -> torch.Tensor:
+        """The LM head on final-normed states, with the final soft-cap where the model has one (Gemma 2 caps
+        its logits in the CausalLM's forward, after lm_head: a head alone would skip it)."""
+        return soft_capped(model, self.lm_head(model)(hidden))
+
     def n_layers(self, model) -> int:
         return len(self.get(model, self.blocks))
 
@@ -74,10 +85,10 @@ class ArchitectureAdapter:
         """(role, dotted path, module class) rows for every mapped module of block 0 and the ends."""
         rows = []
         per_block = {"attn", "q_proj", "k_proj", "v_proj", "qkv_fused", "o_proj", "mlp", "mlp_in", "mlp_out",
-                     "norm_attn", "norm_mlp"}
+                     "norm_attn", "norm_mlp", "post_norm_attn", "post_norm_mlp"}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("name", "causal", "post_norm", "gate_up_fused") or value is None:
+            if f.name == "name" or not isinstance(value, str):  # flags and absent modules
                 continue
             if f.name in per_block:
                 path = f"{self.blocks}.{{i}}.{value}"
@@ -86,6 +97,12 @@ class ArchitectureAdapter:
                 path, module = value, self.get(model, value)
             rows.append((f.name, path, type(module).__name__))
         return rows
+
+
+def soft_capped(model, logits: torch.Tensor) -> torch.Tensor:
+    """cap * tanh(logits / cap) where the model caps its final logits (Gemma 2), else the logits."""
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    return logits if not cap else torch.tanh(logits / cap) * cap
 
 
 _LLAMA_LIKE = {
@@ -139,6 +156,43 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
     "phi3": ArchitectureAdapter(name="phi3", **{**_LLAMA_LIKE, "q_proj": None, "k_proj": None, "v_proj": None,
                                                 "qkv_fused": "self_attn.qkv_proj", "mlp_in": "mlp.gate_up_proj"},
                                 gate_up_fused=True),
+    # Gemma 2/3: four norms per block (pre and post, around attention and MLP), each scaling by (1 + w); the
+    # sqrt(D) embedding scale sits inside the embedding module; attention soft-capping, sliding windows and
+    # per-layer rotary bases only shape the attention pattern (docs/methods/depass.md "Architectures").
+    "gemma2": ArchitectureAdapter(name="gemma2", **{**_LLAMA_LIKE, "norm_mlp": "pre_feedforward_layernorm"},
+                                  post_norm_attn="post_attention_layernorm",
+                                  post_norm_mlp="post_feedforward_layernorm", norm_weight_offset=1.0),
+    "gemma3_text": ArchitectureAdapter(name="gemma3", **{**_LLAMA_LIKE, "norm_mlp": "pre_feedforward_layernorm"},
+                                       post_norm_attn="post_attention_layernorm",
+                                       post_norm_mlp="post_feedforward_layernorm", norm_weight_offset=1.0),
+    # OLMo 2: no input norms; each sublayer's output is normed before its residual add.
+    "olmo2": ArchitectureAdapter(name="olmo2", **{**_LLAMA_LIKE, "norm_attn": None, "norm_mlp": None},
+                                 post_norm_attn="post_attention_layernorm",
+                                 post_norm_mlp="post_feedforward_layernorm"),
+    # GPT-NeoX (Pythia): attention and MLP in parallel from the block input (use_parallel_residual), fused
+    # q/k/v laid out per head, LayerNorms with bias, rotary on part of each head, an untied head.
+    "gpt_neox": ArchitectureAdapter(
+        name="gpt_neox",
+        base_model="gpt_neox",
+        embed_tokens="gpt_neox.embed_in",
+        position_embeddings=None,
+        blocks="gpt_neox.layers",
+        attn="attention",
+        q_proj=None,
+        k_proj=None,
+        v_proj=None,
+        qkv_fused="attention.query_key_value",
+        o_proj="attention.dense",
+        mlp="mlp",
+        mlp_in="mlp.dense_h_to_4h",
+        mlp_out="mlp.dense_4h_to_h",
+        norm_attn="input_layernorm",
+        norm_mlp="post_attention_layernorm",
+        final_norm="gpt_neox.final_layer_norm",
+        unembedding="lm_head",
+        parallel=True,
+        qkv_per_head=True,
+    ),
     # BERT is mapped so later views fit it; token attribution during generation needs a causal LM head.
     "bert": ArchitectureAdapter(
         name="bert",
@@ -189,6 +243,8 @@ def adapter_for(model: torch.nn.Module) -> ArchitectureAdapter:
             f"{type(model).__name__} ({model_type}) lacks the `{adapter.base_model}` body this adapter expects: "
             "load it with AutoModelForCausalLM (a model with an LM head)."
         )
+    if adapter.parallel and not getattr(model.config, "use_parallel_residual", True):
+        adapter = replace(adapter, parallel=False)  # a GPT-NeoX trained with the sequential residual
     return adapter
 
 

@@ -2,9 +2,12 @@
 
 One real forward (no grad) records, for every block l, the states at its boundaries:
     "input"  z   the block's input,
-    "attn"       the attention module's output (pre-norm: before the residual add; BERT: after its LayerNorm),
-    "mid"    u   the MLP's input side (pre-norm: z + attention; post-norm BERT: LayerNorm(z + attention)),
-    "mlp"        the MLP module's output (BERT: its intermediate activations),
+    "attn"       the attention output as added to the stream (pre-norm: before the residual add; Gemma and
+                 OLMo 2: after its post-norm; BERT: after its LayerNorm),
+    "mid"    u   the stream after attention (pre-norm: z + attention; post-norm BERT: LayerNorm(z + attention));
+                 the MLP's input side, except where attention and MLP run in parallel (GPT-NeoX: the MLP
+                 reads z),
+    "mlp"        the MLP output as added to the stream (BERT: its intermediate activations),
     "output"     the block's output (the next block's input),
 and the keyword arguments the model passed to the block (rotary tables, masks, cache positions). With those,
 `run_block`, `run_tail` and `head_writes` re-run one block (or part of it) on a batch of replaced states,
@@ -65,6 +68,15 @@ class Boundaries:
     def module(self, role: str, layer: int):
         return self.adapter.get(self.model, getattr(self.adapter, role), block=layer)
 
+    def mid_module(self, layer: int):
+        """The module whose input is the stream after attention: the MLP's norm, or the MLP (OLMo 2)."""
+        return self.module("norm_mlp" if self.adapter.norm_mlp else "mlp", layer)
+
+    def norm(self, role: str, layer: int, x: torch.Tensor) -> torch.Tensor:
+        """x through the block's norm `role`, or x itself where the architecture has none there."""
+        module = self.module(role, layer) if getattr(self.adapter, role) else None
+        return x if module is None else module(x)
+
     @property
     def length(self) -> int:
         return int(self.input_ids.shape[0])
@@ -120,7 +132,7 @@ class Boundaries:
                     self.states[("mid", layer)] = args[0][0].detach()
             return hook
 
-        def module_out(site, layer):  # post-norm: the attention module's output is also the MLP's input
+        def module_out(site, layer):  # post-norm BERT: the attention module's output is also the MLP's input
             def hook(mod, args, out):
                 if threading.get_ident() == owner:
                     self.states[(site, layer)] = _first(out)[0].detach()
@@ -130,12 +142,14 @@ class Boundaries:
 
         with contextlib.ExitStack() as stack:
             for layer in range(self.n_layers):
+                attn_added = self.module("post_norm_attn" if a.post_norm_attn else "attn", layer)
+                mlp_added = self.module("post_norm_mlp" if a.post_norm_mlp else "mlp", layer)
                 hooks = [self.block(layer).register_forward_pre_hook(own_thread(pre_block(layer)), with_kwargs=True),
                          self.block(layer).register_forward_hook(own_thread(post_block(layer))),
-                         self.module("attn", layer).register_forward_hook(own_thread(module_out("attn", layer))),
-                         self.module("mlp", layer).register_forward_hook(own_thread(module_out("mlp", layer)))]
-                if not a.post_norm:
-                    hooks.append(self.module("norm_mlp", layer).register_forward_pre_hook(own_thread(mid_pre(layer))))
+                         attn_added.register_forward_hook(own_thread(module_out("attn", layer))),
+                         mlp_added.register_forward_hook(own_thread(module_out("mlp", layer)))]
+                if not a.post_norm and not a.parallel:
+                    hooks.append(self.mid_module(layer).register_forward_pre_hook(own_thread(mid_pre(layer))))
                 for h in hooks:
                     stack.callback(h.remove)
             ids = self.input_ids.to(self.handle.device).unsqueeze(0)
@@ -143,6 +157,9 @@ class Boundaries:
             # An explicit all-ones mask: pad ids in a baseline sequence are real tokens here, not padding.
             inputs.setdefault("attention_mask", torch.ones_like(ids))
             a.base(self.model)(input_ids=ids, use_cache=False, **inputs)
+        if a.parallel:  # no module reads z + attention: it is computed
+            for layer in range(self.n_layers):
+                self.states[("mid", layer)] = self.states[("input", layer)] + self.states[("attn", layer)]
         missing = [key for key in ((s, l) for l in range(self.n_layers) for s in SITES) if key not in self.states]
         if missing:
             raise AttrWidgetsError(f"The forward pass did not reach boundary {missing[0]}: is the model's forward standard?")
@@ -160,29 +177,41 @@ class Boundaries:
         """Block `layer` on a batch of inputs x (N, T, D) -> outputs (N, T, D)."""
         return _first(self.block(layer)(x, **self._kwargs(layer, x.shape[0])))
 
-    def run_tail(self, layer: int, u: torch.Tensor, residual: bool = True) -> torch.Tensor:
-        """From the MLP's input side u (N, T, D) to the block's output; position-wise, so T may be 1.
+    def run_tail(self, layer: int, u: torch.Tensor, residual: bool = True, reads: torch.Tensor | None = None) -> torch.Tensor:
+        """From the stream after attention u (N, T, D) to the block's output; position-wise, so T may be 1.
 
         residual=False drops the MLP's residual connection (upstream LIG's include_residual_connection).
+        reads: what the MLP reads where it runs in parallel with attention (GPT-NeoX): the block's input at
+        the same positions; by default the recorded one (then T must be the sequence's length).
         """
         a = self.adapter
         if a.post_norm:  # BERT: LayerNorm(out(act(intermediate(u))) + u)
             out = self.module("mlp_out", layer)(self.module("mlp", layer)(u))
             return self.module("norm_mlp", layer)(out + u if residual else out)
-        out = self.module("mlp", layer)(self.module("norm_mlp", layer)(u))
-        return _first(out) + u if residual else _first(out)
+        if a.parallel and reads is None:
+            if u.shape[1] != self.length:
+                raise AttrWidgetsError(f"{a.name!r} runs its MLP on the block's input, in parallel with attention: "
+                                       "a tail from the stream after attention alone does not exist at a few positions.")
+            reads = self.state("input", layer).unsqueeze(0)
+        out = _first(self.module("mlp", layer)(self.norm("norm_mlp", layer, u if reads is None else reads)))
+        if a.post_norm_mlp:
+            out = self.module("post_norm_mlp", layer)(out)
+        return out + u if residual else out
 
     def run_to_mid(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         """From block inputs x (N, T, D) to the MLP's input side u (N, T, D); the MLP never runs."""
         if self.adapter.post_norm:
             module, kind = self.module("attn", layer), "output"
+        elif self.adapter.parallel:  # no module reads z + attention: stop at the attention's output, add x
+            module, kind = self.module("attn", layer), "residual"
         else:
-            module, kind = self.module("norm_mlp", layer), "input"
+            module, kind = self.mid_module(layer), "input"
 
         def stop(mod, args, out=None):
-            raise _Stop(_first(out) if kind == "output" else args[0])
+            raise _Stop(args[0] if kind == "input" else _first(out) + x if kind == "residual" else _first(out))
 
-        hook = module.register_forward_hook(own_thread(stop)) if kind == "output" else module.register_forward_pre_hook(own_thread(stop))
+        hook = (module.register_forward_pre_hook(own_thread(stop)) if kind == "input"
+                else module.register_forward_hook(own_thread(stop)))
         return self._until(layer, x, hook, "the MLP's input")
 
     def _until(self, layer: int, x: torch.Tensor, hook, what: str) -> torch.Tensor:
@@ -200,6 +229,8 @@ class Boundaries:
 
         The block runs until its output projection; head h's write is its context slice through that
         projection's matching columns, so the writes plus the projection's bias are the attention output.
+        Where a post-norm follows (Gemma, OLMo 2) that is the output before it: the norm's scale depends on
+        every head at once, so a head's write is taken where the heads still add up.
         """
         o_proj = self.module("o_proj", layer)
 
@@ -263,8 +294,7 @@ class Boundaries:
         final = self.adapter.get(self.model, self.adapter.final_norm)
         if final is not None:
             h = final(h)
-        head = self.adapter.lm_head(self.model)
-        return head(h) if head is not None else h
+        return self.adapter.logits(self.model, h) if self.adapter.lm_head(self.model) is not None else h
 
     def _after_mlp(self, layer: int, m: torch.Tensor) -> torch.Tensor:
         """The block's output from its MLP module's output m (BERT: the intermediate activations)."""

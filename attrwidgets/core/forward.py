@@ -65,13 +65,15 @@ class TargetFunction:
             return self.adapter.embedding(self.model)(self.input_ids).detach()
 
     def token_embedding(self, token_id: int) -> torch.Tensor:
+        # Through the module, not its weight row: Gemma's embedding module scales by sqrt(D).
         with torch.no_grad():
-            return self.adapter.embedding(self.model).weight[token_id].detach()
+            ids = torch.tensor([token_id], device=self.device)
+            return self.adapter.embedding(self.model)(ids)[0].detach()
 
     def values(self, x: torch.Tensor) -> torch.Tensor:
         """x: (S, T, D) embeddings along S points of a path -> (S, n_targets) target values."""
         hidden = self.adapter.base(self.model)(inputs_embeds=x.to(self.dtype), use_cache=False).last_hidden_state
-        return self.select(self.adapter.lm_head(self.model)(hidden[:, self.pred_positions]))
+        return self.select(self.adapter.logits(self.model, hidden[:, self.pred_positions]))
 
     def select(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits (S, n, V) at the predicting positions -> (S, n) target values (the objective)."""

@@ -62,7 +62,9 @@ def over_position_chunks(first: torch.Tensor, length: int, bytes_per_cell: int, 
 
 def apply_norm(X: torch.Tensor, spec: NormSpec, scale: torch.Tensor) -> torch.Tensor:
     """Frozen norm on every component: the real state's scale, LayerNorm's centring per component, its
-    offset to the bias component (index 0)."""
+    offset to the bias component (index 0). No norm there ("none"): the stack itself, not a copy."""
+    if spec.kind == "none":
+        return X
     if spec.kind == "layer":
         X = X - X.mean(-1, keepdim=True)
     Y = X * (scale.unsqueeze(1) * spec.weight)  # one pass over the stack: (T, D) factor broadcast over M
@@ -118,13 +120,17 @@ def attention_step(frozen: FrozenForward, layer: int, X: torch.Tensor, first: to
         out = apply_affine(out_map, ctx, with_bias=False)
         if out_map.bias is not None:
             out[0] += out_map.bias
+        if rec.post_attn is not None:  # the frozen post-norm: a diagonal map per position
+            out *= rec.post_attn[t0:t1]
         X[:n, t0:t1] += out
 
     over_position_chunks(first, T, bytes_per_cell, budget, chunk, on_chunk)
 
 
 def head_outputs(frozen: FrozenForward, layer: int, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-head attention outputs of a small stack: (M, T, H, D) without the output bias, and that bias."""
+    """Per-head attention outputs of a small stack as added to the stream: (M, T, H, D) without the output
+    bias, and that bias ((D,), or (T, D) through a post-norm). With a post-norm each head's share is its write
+    through the frozen norm, so the shares still sum to the attention output."""
     rec = frozen.blocks[layer]
     v = head_values(frozen, layer, apply_norm(X, frozen.norm_attn(layer), rec.scale_attn))
     M, T, _, hd = v.shape
@@ -132,19 +138,26 @@ def head_outputs(frozen: FrozenForward, layer: int, X: torch.Tensor) -> tuple[to
     out_map = frozen.out_map(layer)
     H = ctx.shape[2]
     w = out_map.weight.view(-1, H, hd)  # (D, H, hd)
-    return torch.einsum("mqhd,ehd->mqhe", ctx, w), out_map.bias
+    per_head, bias = torch.einsum("mqhd,ehd->mqhe", ctx, w), out_map.bias
+    if rec.post_attn is not None:
+        per_head = per_head * rec.post_attn[:, None]
+        bias = None if bias is None else bias * rec.post_attn
+    return per_head, bias
 
 
 def mlp_step(frozen: FrozenForward, layer: int, X: torch.Tensor, first: torch.Tensor, budget: int,
              split: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-             on_chunk: Callable[[], None] | None = None) -> None:
+             on_chunk: Callable[[], None] | None = None, reads: torch.Tensor | None = None) -> None:
     """X += MLP output of layer `layer`, each neuron's real output split among components by `split`.
+
+    reads: the stack the MLP reads where that is not X itself: the stack as it entered the block, for a
+    model whose attention and MLP run in parallel (GPT-NeoX).
 
     split(g, g_real) takes the components' contributions g (Ma, c, I) to the neurons' pre-activations (the
     bias component first) and the real pre-activations (c, I); it returns shares (Ma, c, I) that sum to 1.
     """
     rec = frozen.blocks[layer]
-    normed = apply_norm(X, frozen.norm_mlp(layer), rec.scale_mlp)
+    normed = apply_norm(X if reads is None else reads, frozen.norm_mlp(layer), rec.scale_mlp)
     in_map, out_map = frozen.mlp_in_map(layer), frozen.mlp_out_map(layer)
     n_neurons = in_map.weight.shape[0]
     bytes_per_cell = 4 * (4 * n_neurons + X.shape[2])
@@ -158,6 +171,8 @@ def mlp_step(frozen: FrozenForward, layer: int, X: torch.Tensor, first: torch.Te
         out = apply_affine(out_map, shares, with_bias=False)
         if out_map.bias is not None:
             out[0] += out_map.bias
+        if rec.post_mlp is not None:
+            out *= rec.post_mlp[t0:t1]
         X[:n, t0:t1] += out
 
     over_position_chunks(first, X.shape[1], bytes_per_cell, budget, chunk, on_chunk)

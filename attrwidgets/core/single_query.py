@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from attrwidgets.core.boundaries import Boundaries
-from attrwidgets.core.frozen import fused_qkv_sizes
+from attrwidgets.core.frozen import fused_qkv_rows
 
 
 def _core(b: Boundaries, layer: int):
@@ -52,19 +52,20 @@ def _mask_row(b: Boundaries, layer: int, positions: torch.Tensor, dtype) -> torc
 def _projections(b: Boundaries, layer: int, x: torch.Tensor, positions: torch.Tensor):
     """q at positions (N, H, 1, hd) and k, v everywhere (N, KV, T, hd), rotary applied as the model does."""
     a, core = b.adapter, _core(b, layer)
-    head_dim = int(getattr(core, "head_dim", None) or core.attention_head_size)
+    head_dim = int(getattr(core, "head_dim", None) or getattr(core, "head_size", None) or core.attention_head_size)
     n, t, _ = x.shape
     x_q = _rows(x, positions)
-    if a.qkv_fused is not None:  # GPT-2, Phi-3: one projection for q, k and v (q rows first, then k, then v)
+    if a.qkv_fused is not None:  # GPT-2, Phi-3, GPT-NeoX: one projection for q, k and v
         fused = b.module("qkv_fused", layer)
         weight, bias = fused.weight, fused.bias
         if type(fused).__name__ == "Conv1D":  # GPT-2 stores it (in, out)
             weight = weight.t()
-        q_rows, kv_rows = fused_qkv_sizes(b.model.config, weight.shape[0])
-        # Queries at the one position only, keys and values everywhere: the fused weight's own row blocks.
-        q = F.linear(x_q, weight[:q_rows], None if bias is None else bias[:q_rows])
-        kv = F.linear(x, weight[q_rows:], None if bias is None else bias[q_rows:])
-        k, v = kv[..., :kv_rows], kv[..., kv_rows:]
+        q_rows, k_rows, v_rows = (r.to(weight.device) for r in fused_qkv_rows(a, b.model.config, weight.shape[0]))
+        kv_rows = torch.cat([k_rows, v_rows])
+        # Queries at the one position only, keys and values everywhere: the fused weight's own rows.
+        q = F.linear(x_q, weight[q_rows], None if bias is None else bias[q_rows])
+        kv = F.linear(x, weight[kv_rows], None if bias is None else bias[kv_rows])
+        k, v = kv[..., :len(k_rows)], kv[..., len(k_rows):]
     else:
         q, k, v = b.module("q_proj", layer)(x_q), b.module("k_proj", layer)(x), b.module("v_proj", layer)(x)
     q, k = _qk_norm(core, "q_norm", q, head_dim), _qk_norm(core, "k_norm", k, head_dim)
@@ -94,10 +95,13 @@ def context_at(b: Boundaries, layer: int, z: torch.Tensor, positions: torch.Tens
     """The attention context (input of the output projection) at query positions[n] of block inputs z
     (N, T, D): (N, 1, H * head_dim)."""
     core = _core(b, layer)
-    x = z if b.adapter.post_norm else b.module("norm_attn", layer)(z)
+    x = z if b.adapter.post_norm else b.norm("norm_attn", layer, z)
     q, k, v = _projections(b, layer, x, positions)
     attend = sys.modules[type(core).__module__].eager_attention_forward
-    out, _ = attend(core, q, k, v, _mask_row(b, layer, positions, q.dtype), scaling=core.scaling, dropout=0.0)
+    # Gemma 2 caps its attention scores inside that function (softcap=); the others take no such argument.
+    cap = getattr(core, "attn_logit_softcapping", None)
+    out, _ = attend(core, q, k, v, _mask_row(b, layer, positions, q.dtype), scaling=core.scaling, dropout=0.0,
+                    **({"softcap": cap} if cap else {}))
     return out.reshape(z.shape[0], 1, -1)
 
 
@@ -118,5 +122,6 @@ def block_output_at(b: Boundaries, layer: int, z: torch.Tensor, positions: torch
     if b.adapter.post_norm:  # BERT: LayerNorm(dense(context) + z_j), then the MLP sublayer
         mid = b.module("attn", layer).output(context, z_j)
     else:
-        mid = z_j + b.module("o_proj", layer)(context)
-    return b.run_tail(layer, mid)[:, 0]
+        written = b.module("o_proj", layer)(context)
+        mid = z_j + (b.module("post_norm_attn", layer)(written) if b.adapter.post_norm_attn else written)
+    return b.run_tail(layer, mid, reads=z_j if b.adapter.parallel else None)[:, 0]

@@ -1,12 +1,13 @@
 """Every method family on every supported causal architecture at one size: is any of them slower per FLOP than
 llama? (issue 18 §5).
 
-    python benchmarks/architectures/bench_families.py [--repeats 3]
+    python benchmarks/architectures/bench_families.py [--repeats 3] [--archs llama,gemma2]
 
 Models: random, 4 layers, width 256, 8 heads (4 key/value heads where the architecture has them), MLP 1024, the
 offline tokenizer of attrwidgets.testing; a 24-token prompt. Per family, the median of --repeats runs in seconds,
 and that time per non-embedding parameter relative to llama's (the parameter count stands in for FLOPs per token:
-GPT-2's MLP has two matrices where the gated ones have three). Writes results/architecture_families.json.
+GPT-2's and GPT-NeoX's MLPs have two matrices where the gated ones have three; GPT-NeoX has no grouped-query
+attention, so its key/value projections are twice as wide). Writes results/architecture_families.json.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 
 from benchmarks.harness import RESULTS, write_json
 
-ARCHS = ("llama", "qwen2", "qwen3", "phi3", "gpt2")
+ARCHS = ("llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox", "gpt2")
 PROMPT = "The history of the city begins with a small fishing village on the river, and its harbour grew"
 SIZE = {"hidden": 256, "intermediate": 1024, "layers": 4, "heads": 8, "kv_heads": 4}
 
@@ -60,9 +61,11 @@ def families(handle) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--archs", default=",".join(ARCHS), help="comma-separated; llama is always measured")
     args = parser.parse_args()
+    archs = ["llama"] + [a for a in args.archs.split(",") if a and a != "llama"]
     rows, per_param = {}, {}
-    for arch in ARCHS:
+    for arch in archs:
         handle = model(arch)
         embed = handle.adapter.embedding(handle.model).weight.numel()
         params = sum(p.numel() for p in handle.model.parameters()) - embed
@@ -76,10 +79,10 @@ def main() -> None:
         per_param[arch] = params
         print(arch, rows[arch], flush=True)
     names = list(families(model("llama")))
-    lines = ["| family | " + " | ".join(ARCHS) + " |", "|---|" + "---|" * len(ARCHS)]
+    lines = ["| family | " + " | ".join(archs) + " |", "|---|" + "---|" * len(archs)]
     for name in names:
         base = rows["llama"][name] / per_param["llama"]
-        cells = [f"{rows[a][name]:.3f} s ({rows[a][name] / per_param[a] / base:.2f}x)" for a in ARCHS]
+        cells = [f"{rows[a][name]:.3f} s ({rows[a][name] / per_param[a] / base:.2f}x)" for a in archs]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     print("\nseconds (median), and time per non-embedding parameter relative to llama's:\n")
     print("\n".join(lines))

@@ -60,7 +60,8 @@ def transcoder_forward(rep, logit_directions: torch.Tensor, extra=()):
         X = x.unsqueeze(0).clone()
         attention_step(f, layer, X, first, budget=1 << 30)
         mid = X[0]
-        normed = apply_norm(mid.unsqueeze(0).clone(), f.norm_mlp(layer), f.blocks[layer].scale_mlp)[0]
+        reads = x if f.adapter.parallel else mid  # GPT-NeoX: the MLP reads the block input
+        normed = apply_norm(reads.unsqueeze(0).clone(), f.norm_mlp(layer), f.blocks[layer].scale_mlp)[0]
         pre.append(tc.encode(layer, normed))
         inputs = [normed if k == layer else rep.inputs[k] for k in range(L)]
         out = tc.reconstruct(rep.acts, inputs, layer) + rep.errors[layer]  # features are nodes: acts fixed
@@ -95,7 +96,7 @@ def component_forward(rep, logit_directions: torch.Tensor, extra=()):
     """Forward with every head and MLP output fixed at its real value (they are nodes), `extra` added; each
     component's scalar u . out recomputed from the stream it reads. -> (scalars of candidates, logits)."""
     from attrwidgets.core.frozen_ops import head_outputs
-    from attrwidgets.core.graph.component_graph import frozen_gates, unit
+    from attrwidgets.core.graph.component_graph import UNGATED, frozen_gates, unit
 
     f, L, T = rep.frozen, rep.n_layers, rep.length
     cols = rep.columns()
@@ -114,13 +115,16 @@ def component_forward(rep, logit_directions: torch.Tensor, extra=()):
         per_head, _ = head_outputs(f, layer, torch.stack([torch.zeros_like(x), x]))
         heads_now = per_head.sum(0)  # (T, H, D)
         mid = add(x + rec.attn_out, layer, "mid")
-        normed = apply_norm(mid.unsqueeze(0).clone(), f.norm_mlp(layer), rec.scale_mlp)[0]
+        reads = x if f.adapter.parallel else mid  # GPT-NeoX: the MLP reads the block input
+        normed = apply_norm(reads.unsqueeze(0).clone(), f.norm_mlp(layer), rec.scale_mlp)[0]
         w_in, gates, w_out = frozen_gates(f, layer)
         mlp_map = f.mlp_in_map(layer)
-        z = normed @ w_in.t() + (mlp_map.bias if f.adapter.name == "gpt2" and mlp_map.bias is not None else 0)
+        z = normed @ w_in.t() + (mlp_map.bias if f.adapter.name in UNGATED and mlp_map.bias is not None else 0)
         mlp_now = (gates * z) @ w_out.t()
         if f.mlp_out_map(layer).bias is not None:
             mlp_now = mlp_now + f.mlp_out_map(layer).bias
+        if rec.post_mlp is not None:  # Gemma, OLMo 2: the frozen post-norm
+            mlp_now = mlp_now * rec.post_mlp
         heads_real = head_outputs(f, layer, torch.stack([torch.zeros_like(rec.x_in), rec.x_in]))[0].sum(0)
         for c in (cols["layer"][: rep.n_target_candidates] == layer).nonzero(as_tuple=True)[0].tolist():
             q, h, kind = int(cols["position"][c]), int(cols["feature"][c]), int(cols["kind"][c])

@@ -58,7 +58,7 @@ def test_unsupported_architecture():
 
     model = OPTForCausalLM(OPTConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
                                      num_attention_heads=2, word_embed_proj_dim=16))
-    _raises(r"Unsupported architecture 'opt'. Supported: bert, gpt2, llama, mistral, phi3, qwen2, qwen3", aw.describe_boundaries,
+    _raises(r"Unsupported architecture 'opt'. Supported: bert, gemma2, gemma3_text, gpt2, gpt_neox, llama, mistral, olmo2, phi3, qwen2, qwen3", aw.describe_boundaries,
             model)
 
 

@@ -18,7 +18,7 @@ from attrwidgets.core.frozen import FrozenForward
 from attrwidgets.errors import AttrWidgetsError
 
 PROMPT = "The capital of France is Paris. The capital of Italy"
-ARCHS = ("llama", "qwen2", "qwen3", "phi3", "gpt2", "mistral")
+ARCHS = ("llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox", "gpt2", "mistral")
 EXACT = 1e-4  # docs/methods/depass.md: fp32, relative, per position
 
 

@@ -61,7 +61,7 @@ def block_state(h, ids, layer):
     return seen["h"]
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2", "qwen3", "phi3"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox"])
 def test_completeness_error_is_the_true_error_at_a_middle_layer(arch):
     h = handle(arch)
     r = aw.layer_ig(h, PROMPT, layer="block 0", max_new_tokens=3, **FAST)

@@ -51,7 +51,7 @@ def test_bad_function_name_is_a_clear_error():
         aw.estimate("depass", tiny_handle("llama"), " ")
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "phi3", "gpt2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox", "gpt2"])
 def test_the_shape_is_the_models_own(arch):
     handle = tiny_handle(arch)
     shape = ModelShape.of(handle)

@@ -81,7 +81,7 @@ def test_transcoder_graph_is_linear_and_reproduces_the_prompt(arch, kind, skip):
     torch.testing.assert_close(const_logits + logit_rows.sum(1), logits, atol=1e-4, rtol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2", "qwen3", "phi3"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox"])
 def test_component_graph_is_linear_and_exact(arch):
     handle = tiny_handle(arch)
     frozen = FrozenForward(handle, IDS[:6])

@@ -24,10 +24,11 @@ def _graph(arch="llama", transcoder=None):
     return aw.attribution_graph(handle, PROMPT, transcoder=tc, progress=False)
 
 
+@pytest.mark.parametrize("arch", ["llama", "gemma2", "olmo2", "gpt_neox"])
 @pytest.mark.parametrize("transcoder", [None, "plt", "clt"])
 @pytest.mark.parametrize("frozen", [True, False])
-def test_unchanged_values_reproduce_the_prompt_and_ablation_moves_it(transcoder, frozen):
-    graph = _graph(transcoder=transcoder)
+def test_unchanged_values_reproduce_the_prompt_and_ablation_moves_it(arch, transcoder, frozen):
+    graph = _graph(arch, transcoder=transcoder)
     settable = graph.nodes.mask("feature", "attention", "mlp")
     strongest = int(np.argmax(np.where(settable, np.nan_to_num(graph.influence), -1)))
     node = graph.nodes.node_id[strongest]
@@ -37,7 +38,7 @@ def test_unchanged_values_reproduce_the_prompt_and_ablation_moves_it(transcoder,
     assert max(abs(r["logit"] - r["clean_logit"]) for r in ablated) > 1e-4
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2", "phi3"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox"])
 def test_frozen_component_ablation_equals_the_total_effect_through_the_graph(arch):
     graph = _graph(arch)
     A = graph.adjacency.numpy().astype(np.float64)

@@ -20,7 +20,7 @@ def real_logits(handle, ids):
         return handle.model(input_ids=torch.tensor([ids])).logits[0]
 
 
-@pytest.mark.parametrize("arch", ("llama", "qwen2", "qwen3", "phi3", "gpt2"))
+@pytest.mark.parametrize("arch", ("llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox", "gpt2"))
 def test_every_layer_splits_the_real_logit_exactly(arch):
     h = biased(arch)
     r = aw.head_contributions(h, PROMPT, progress=False)

@@ -25,7 +25,7 @@ def tolerance(session: HeadSession, row: int) -> float:
     return EXACT * max(1.0, float(logits.abs().max()))
 
 
-@pytest.mark.parametrize("arch", ("llama", "qwen2", "qwen3", "phi3", "gpt2", "mistral"))
+@pytest.mark.parametrize("arch", ("llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox", "gpt2", "mistral"))
 def test_sources_sum_to_the_heads_contribution_in_the_grid(arch):
     s = HeadSession(biased(arch), PROMPT, max_new_tokens=2)
     for row in range(2):

@@ -46,7 +46,7 @@ def test_every_registered_method_is_covered():
     assert {m for m, _ in CASES} == set(aw.list_methods())
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2", "qwen3", "phi3"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox"])
 @pytest.mark.parametrize("method, options", CASES)
 def test_one_row_alone_equals_that_row_among_all(arch, method, options):
     s = session(arch)

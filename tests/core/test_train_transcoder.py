@@ -116,7 +116,7 @@ def test_clt_trains_and_writes_to_later_layers(llama):
     assert all(v > 0.1 for v in tc.config["figures"]["fve"])
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "qwen2", "qwen3", "phi3"])
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "olmo2", "gpt_neox"])
 def test_other_architectures_and_activations(arch):
     handle = tiny_handle(arch)
     relu = train_transcoder(handle, corpus(), activation="relu", training_steps=40, **FAST)

@@ -50,6 +50,16 @@ class Seed:
         self.first = torch.cat([zero, first]) if first is not None else zero.expand(self.X.shape[0]).clone()
         self.labels, self.layer, self.where = labels + ["bias"], layer, where
 
+    def entering(self) -> torch.Tensor | None:
+        """The stack as it entered the seed's block, for a model whose MLP reads that (GPT-NeoX's parallel
+        attention and MLP): at "mid" the first component after the bias is the block's input (the stream,
+        or what came before the module), every other one came out of the attention."""
+        if self.where != "mid":
+            return None
+        entering = torch.zeros_like(self.X)
+        entering[1] = self.X[1]
+        return entering
+
     def public(self, X: torch.Tensor | None = None) -> torch.Tensor:
         """A stack in propagation order -> API order (the bias component last)."""
         X = self.X if X is None else X
@@ -99,9 +109,12 @@ def neuron_seed(frozen: FrozenForward, layer: int, neurons) -> Seed:
     picked = rec.values[:, idx].t().unsqueeze(-1) * w.t().unsqueeze(1)  # (N, T, D)
     keep = torch.ones(n_neurons, dtype=rec.values.dtype, device=idx.device)
     keep[idx] = 0
-    rest = rec.mid + (rec.values * keep) @ out_map.weight.t()  # the stream after the MLP, without them
+    others = (rec.values * keep) @ out_map.weight.t()  # every other neuron's output
     if out_map.bias is not None:
-        rest = rest + out_map.bias
+        others = others + out_map.bias
+    if rec.post_mlp is not None:  # through the frozen post-norm, a diagonal map per position
+        picked, others = picked * rec.post_mlp, others * rec.post_mlp
+    rest = rec.mid + others  # the stream after the MLP, without the chosen neurons
     return Seed([rest, picked], [f"rest after L{layer}.mlp"] + [f"L{layer}.N{n}" for n in chosen], layer, "output")
 
 
@@ -175,7 +188,7 @@ def decompose(frozen: FrozenForward, seed: Seed, *, end_layer, mlp_rule: str, te
         )
     split = split_rule(mlp_rule, temperature)
     out = propagate(frozen, seed.X.clone(), seed.first, start_layer=seed.layer, where=seed.where, end_layer=end,
-                    split=split, budget=budget, progress=progress, cancel=cancel)
+                    split=split, budget=budget, progress=progress, cancel=cancel, entering=seed.entering())
     real = frozen.final_out if end == L else frozen.block_output(end - 1)
     return seed.public(out), relative_error(out.sum(0), real)
 
@@ -215,7 +228,8 @@ def depass(handle, prompt_or_messages, *, level: str = "token", layer=None, modu
     unembedding = None
     if end == frozen.n_layers:
         head = handle.adapter.lm_head(handle.model)
-        unembedding = (head.weight, getattr(head, "bias", None))
+        unembedding = (head.weight, getattr(head, "bias", None),
+                       getattr(handle.model.config, "final_logit_softcapping", None))
     return Decomposition(
         tokens=sequence.tokens, components=seed.labels, states=states.permute(1, 0, 2).float().cpu().numpy(),
         completeness_error=error, level=level, options=options, model_id=handle.model_id,

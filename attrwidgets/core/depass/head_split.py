@@ -58,16 +58,20 @@ def source_children(frozen: FrozenForward, layer: int, head: int) -> torch.Tenso
     written = v_head @ w.t()  # (T, D): source k's value, written out
     weights = rec.attention[head]  # (T queries, T keys)
     children = weights.t().unsqueeze(-1) * written.unsqueeze(1)  # (k, q, D)
+    if rec.post_attn is not None:  # the frozen post-norm at each query (Gemma, OLMo 2)
+        children = children * rec.post_attn
     return torch.cat([torch.zeros_like(children[:1]), children])
 
 
 def _mlp_step(frozen: FrozenForward, layer: int, X: torch.Tensor, C: torch.Tensor, parent: int, split,
-              budget: int) -> None:
+              budget: int, entering: tuple | None) -> None:
     """X += the MLP output split among its components (as mlp_step does); C += the parent's part, split among
-    its children by the rule applied to them alone (in place)."""
+    its children by the rule applied to them alone (in place). entering: (X, C) as they entered the block,
+    which the MLP reads where it runs in parallel with attention (GPT-NeoX)."""
     rec = frozen.blocks[layer]
     norm, scale = frozen.norm_mlp(layer), rec.scale_mlp
-    normed, normed_c = apply_norm(X, norm, scale), apply_norm(C, norm, scale)
+    read_x, read_c = entering if frozen.adapter.parallel else (X, C)
+    normed, normed_c = apply_norm(read_x, norm, scale), apply_norm(read_c, norm, scale)
     in_map, out_map = frozen.mlp_in_map(layer), frozen.mlp_out_map(layer)
     n_neurons = in_map.weight.shape[0]
 
@@ -86,6 +90,8 @@ def _mlp_step(frozen: FrozenForward, layer: int, X: torch.Tensor, C: torch.Tenso
         within = torch.where(total > 0, within / total.clamp(min=torch.finfo(g.dtype).tiny),
                              torch.full_like(within, 1.0 / within.shape[0]))
         out_c = apply_affine(out_map, within * part[parent], with_bias=False)
+        if rec.post_mlp is not None:  # the frozen post-norm, a diagonal map per position
+            out, out_c = out * rec.post_mlp[t0:t1], out_c * rec.post_mlp[t0:t1]
         X[:, t0:t1] += out
         C[1:, t0:t1] += out_c
 
@@ -107,17 +113,20 @@ def head_split_at(frozen: FrozenForward, layer: int, head: int, position: int, t
     C = source_children(frozen, layer, head)
     T = X.shape[1]
     first_c = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(T)]).to(seed.first.device)
+    entering = (seed.entering(), torch.zeros_like(C))  # the head's parts came out of the attention
     for step_layer, kind in half_steps(layer, "mid", frozen.n_layers):
         if cancel is not None and cancel.is_set():
             raise ComputationCancelled("Computation cancelled: a newer request replaced it.")
         if kind == "attn":
+            entering = (X.clone(), C.clone()) if frozen.adapter.parallel else None
             attention_step(frozen, step_layer, X, seed.first, budget)
             attention_step(frozen, step_layer, C, first_c, budget)
         else:
-            _mlp_step(frozen, step_layer, X, C, parent, split, budget)
+            _mlp_step(frozen, step_layer, X, C, parent, split, budget, entering)
     final = frozen.final_norm()
     X, C = apply_norm(X, final, frozen.final_scale), apply_norm(C, final, frozen.final_scale)
-    row = frozen.unembedding().weight[target_id]
+    # Gemma 2's final soft-cap, frozen as a scale of this logit (as in the head contributions).
+    row = frozen.unembedding().weight[target_id] * float(frozen.logit_scale(position)[target_id])
     scores = (C[1:, position] @ row).cpu()
     contribution = float(X[parent, position] @ row)
     scale = max(float(frozen.real_logits(position).abs().max()), float(torch.finfo(torch.float32).tiny))

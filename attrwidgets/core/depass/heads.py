@@ -39,6 +39,8 @@ def _direct_per_source(frozen: FrozenForward, layer: int, position: int, directi
     H, hd = frozen.n_heads, frozen.head_dim
     v = v[:, torch.arange(H, device=v.device) // (H // v.shape[1])]  # (T, H, hd): query head h reads kv h // rep
     w = frozen.out_map(layer).weight.view(-1, H, hd)  # (D, H, hd)
+    if rec.post_attn is not None:  # the frozen post-norm at the query scales every write there
+        direction = direction * rec.post_attn[position]
     read = torch.einsum("khd,ehd,e->hk", v, w, direction)  # each source's written vector, read out
     return rec.attention[:, position, :] * read
 
@@ -52,7 +54,9 @@ def head_contributions_at(frozen: FrozenForward, position: int, target_id: int, 
     split_rule(mlp_rule, temperature)
     final = frozen.final_norm()
     unembed = frozen.unembedding()
-    row = unembed.weight[target_id]
+    # Gemma 2's final soft-cap is frozen as a scale of this logit, so the parts sum to the capped logit.
+    capped = float(frozen.logit_scale(position)[target_id])
+    row = unembed.weight[target_id] * capped
     # The frozen final norm at `position` is linear: x -> centre(x) * s * w (+ offset, the bias component's).
     direction = row * final.weight * frozen.final_scale[position]
     if final.kind == "layer":
@@ -77,7 +81,7 @@ def head_contributions_at(frozen: FrozenForward, position: int, target_id: int, 
         if on_layer is not None:
             on_layer(layer, np.where(done[:, None], contributions.numpy(), np.nan).astype(np.float32))
     if unembed.bias is not None:
-        bias += float(unembed.bias[target_id])
+        bias += float(unembed.bias[target_id]) * capped
     attention = torch.stack([b.attention for b in frozen.blocks]).cpu()
     return HeadContributions(
         tokens=list(tokens) if tokens is not None else [], position=position, target_id=int(target_id),

@@ -14,6 +14,7 @@ import torch
 from attrwidgets.core.forward import ComputationCancelled
 from attrwidgets.core.frozen import FrozenForward
 from attrwidgets.core.frozen_ops import apply_norm, attention_step, default_budget, mlp_step
+from attrwidgets.errors import AttrWidgetsError
 
 WHERE = ("input", "mid", "output")
 
@@ -32,8 +33,12 @@ def half_steps(start_layer: int, where: str, end_layer: int) -> list[tuple[int, 
 
 def propagate(frozen: FrozenForward, X: torch.Tensor, first: torch.Tensor, *, start_layer: int, where: str,
               end_layer: int, split, budget: int | None = None, progress: bool = False,
-              cancel: threading.Event | None = None, desc: str = "DePass") -> torch.Tensor:
-    """X (M, T, D) at the boundary -> (M, T, D) at the end (final-normed when end_layer == n_layers)."""
+              cancel: threading.Event | None = None, desc: str = "DePass",
+              entering: torch.Tensor | None = None) -> torch.Tensor:
+    """X (M, T, D) at the boundary -> (M, T, D) at the end (final-normed when end_layer == n_layers).
+
+    Where attention and MLP run in parallel (GPT-NeoX) the MLP reads the stack as it entered the block:
+    kept before each attention step, and given as `entering` by a caller that starts at "mid"."""
     budget = default_budget(X.device) if budget is None else int(budget)
 
     def check_cancel() -> None:
@@ -50,9 +55,11 @@ def propagate(frozen: FrozenForward, X: torch.Tensor, first: torch.Tensor, *, st
         for layer, kind in steps:
             check_cancel()
             if kind == "attn":
+                entering = X.clone() if frozen.adapter.parallel else None
                 attention_step(frozen, layer, X, first, budget, on_chunk=check_cancel)
             else:
-                mlp_step(frozen, layer, X, first, budget, split, on_chunk=check_cancel)
+                mlp_step(frozen, layer, X, first, budget, split, on_chunk=check_cancel,
+                         reads=mlp_reads(frozen, entering))
             if bar is not None:
                 bar.update(1)
     finally:
@@ -61,6 +68,15 @@ def propagate(frozen: FrozenForward, X: torch.Tensor, first: torch.Tensor, *, st
     if end_layer == frozen.n_layers:
         return apply_norm(X, frozen.final_norm(), frozen.final_scale)
     return X
+
+
+def mlp_reads(frozen: FrozenForward, entering: torch.Tensor | None) -> torch.Tensor | None:
+    """The stack an MLP step reads when it is not the current one: the block's entering stack (parallel)."""
+    if not frozen.adapter.parallel:
+        return None
+    if entering is None:
+        raise AttrWidgetsError("Internal: a parallel block's MLP step needs the stack that entered the block.")
+    return entering
 
 
 def relative_error(total: torch.Tensor, real: torch.Tensor) -> float:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from attrwidgets.core import frames
 from attrwidgets.core.bundle_io import (
@@ -22,6 +23,7 @@ from attrwidgets.core.bundle_io import (
 )
 from attrwidgets.core.depass.token_view import as_attribution
 from attrwidgets.core.files import file_reader
+from attrwidgets.core.frozen import softcap_ratio
 from attrwidgets.core.rendering import PageExport
 from attrwidgets.core.tokens import Token
 from attrwidgets.errors import AttrWidgetsError
@@ -52,7 +54,7 @@ class Decomposition(PageExport):
     model_id: str = ""
     prompt: str = ""
     timestamp: str = field(default_factory=_now_iso)
-    # (weight (V, D), bias) torch tensors of the model's unembedding, kept in memory only (not saved).
+    # (weight (V, D), bias, final soft-cap or None) of the model's unembedding, kept in memory only (not saved).
     unembedding: object = field(default=None, repr=False, compare=False)
     tokenizer: object = field(default=None, repr=False, compare=False)
 
@@ -78,12 +80,14 @@ class Decomposition(PageExport):
                 "logit_scores needs the model's unembedding: this Decomposition was loaded from a file or "
                 "stops before the last layer. Recompute it with attrwidgets.depass(model, ...)."
             )
-        weight, bias = self.unembedding
+        weight, bias, cap = self.unembedding
         token_id = resolve_token_id(self.tokenizer, token, weight.shape[0])
         row = weight[token_id].detach().float().cpu().numpy()
         scores = self.states @ row
         if bias is not None:  # an LM-head bias is a constant: it belongs to the bias component
             scores[:, -1] += float(bias[token_id])
+        if cap:  # Gemma 2's final soft-cap, frozen as a scale per position (docs/methods/depass.md)
+            scores *= softcap_ratio(torch.from_numpy(scores.sum(1, dtype=np.float32)), cap).numpy()[:, None]
         return scores.astype(np.float32)
 
     def as_attribution(self):

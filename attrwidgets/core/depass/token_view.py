@@ -12,7 +12,9 @@ not a token: it is left out of the rows, so a row sums to the logit minus the bi
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from attrwidgets.core.frozen import softcap_ratio
 from attrwidgets.core.token.result import Attribution
 from attrwidgets.errors import AttrWidgetsError
 
@@ -36,11 +38,17 @@ def as_attribution(decomposition) -> Attribution:
     targets = target_positions_of(decomposition)
     by_logit = decomposition.unembedding is not None and decomposition.options.get("final_norm", False)
     scores = np.zeros((len(targets), T), np.float32)
-    weight = decomposition.unembedding[0] if by_logit else None
+    weight, bias, cap = decomposition.unembedding if by_logit else (None, None, None)
     for i, t in enumerate(targets):
         parts = decomposition.states[t - 1, :T]  # the state at t - 1 predicts the token at t; (T, D) token parts
         if by_logit:  # logit_scores at this one position: an LM-head bias belongs to the bias part, left out
-            row = parts @ weight[int(decomposition.tokens[t].id)].detach().float().cpu().numpy()
+            token_id = int(decomposition.tokens[t].id)
+            unembed = weight[token_id].detach().float().cpu().numpy()
+            row = parts @ unembed
+            if cap:  # the final soft-cap's frozen scale, from the whole logit (bias part included)
+                logit = float(decomposition.states[t - 1].sum(0) @ unembed)
+                logit += 0.0 if bias is None else float(bias[token_id])
+                row = row * float(softcap_ratio(torch.tensor([logit]), cap)[0])
         else:
             row = np.linalg.norm(parts, axis=-1)
         scores[i, :t] = row[:t]  # causal: a later position has no part in the state at t - 1

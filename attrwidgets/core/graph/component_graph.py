@@ -19,6 +19,8 @@ from attrwidgets.core.graph.replacement import ATTENTION, MLP, Replacement
 from attrwidgets.core.graph.sweep import Reads, norm_transpose
 from attrwidgets.errors import AttrWidgetsError
 
+UNGATED = ("gpt2", "gpt_neox")  # act(W_in x + b), no gate: the one bias is the input projection's
+
 
 def frozen_gates(frozen: FrozenForward, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(W_in (I, D), f (T, I), W_out (D, I)) with MLP(x)[q] = W_out (f[q] * (W_in x[q] + b)) + b_out exactly."""
@@ -34,7 +36,7 @@ def frozen_gates(frozen: FrozenForward, layer: int) -> tuple[torch.Tensor, torch
             gates = mlp.act_fn(rec.preact.to(next(mlp.parameters()).dtype)).float()
         return mlp.up_proj.weight.detach().float(), gates, w_out
     z = rec.preact  # GELU-style: act(z) = (act(z) / z) * z, the ratio frozen; act(z) -> z / 2 as z -> 0
-    if frozen.adapter.name != "gpt2":
+    if frozen.adapter.name not in UNGATED:
         raise AttrWidgetsError(f"The component graph does not know the MLP of {frozen.adapter.name!r}.")
     ratio = torch.where(z.abs() > 1e-6, rec.values / torch.where(z.abs() > 1e-6, z, torch.ones_like(z)),
                         torch.full_like(z, 0.5))
@@ -95,19 +97,23 @@ class ComponentReplacement(Replacement):
             if len(heads):
                 h = head[heads]
                 w_o = f.out_map(value).weight.view(-1, f.n_heads, hd)  # (D, H, hd)
-                through_o = torch.einsum("bd,bde->be", u[heads], w_o[:, h].permute(1, 0, 2))  # (n, hd)
+                u_heads = u[heads] if rec.post_attn is None else u[heads] * rec.post_attn[pos[heads]]  # post-norm
+                through_o = torch.einsum("bd,bde->be", u_heads, w_o[:, h].permute(1, 0, 2))  # (n, hd)
                 w_v = f.value_map(value).weight.view(f.n_kv_heads, hd, -1)  # (KV, hd, D)
                 direction = norm_transpose(torch.einsum("be,bed->bd", through_o, w_v[h // group]), f.norm_attn(value))
                 weights = rec.attention[h, pos[heads]] * rec.scale_attn  # (n, T): pattern row times norm scale
-                out[(value, "in")] = Reads(heads, weights, direction)
+                out[(value, "in")] = Reads(heads, weights, direction)  # heads: first at "in" (merged below)
             mlps = ((layer == value) & (kind == MLP)).nonzero(as_tuple=True)[0]
             if len(mlps):
                 w_in, gates, w_out = self._mlp_maps(value)
                 q = pos[mlps]
-                direction = norm_transpose((u[mlps] @ w_out) * gates[q] @ w_in, f.norm_mlp(value))
+                u_mlps = u[mlps] if rec.post_mlp is None else u[mlps] * rec.post_mlp[q]  # through the post-norm
+                direction = norm_transpose((u_mlps @ w_out) * gates[q] @ w_in, f.norm_mlp(value))
                 weights = torch.zeros(len(mlps), self.length, device=self.device)
                 weights[torch.arange(len(mlps)), q] = rec.scale_mlp[q]
-                out[(value, "mid")] = Reads(mlps, weights, direction)
+                reads = Reads(mlps, weights, direction)
+                site = (value, self.mlp_site)  # "in" for a parallel block, where the heads read too
+                out[site] = out[site].merged(reads) if site in out else reads
         return out
 
     def real_heads(self, layer: int) -> torch.Tensor:

@@ -75,7 +75,7 @@ def bytes_per_token(n_layers: int, d_model: int) -> int:
 
 
 class _Recorder:
-    """Forward hooks on every layer's pre-MLP norm (output) and MLP (output); one (B, T, L, D) pair per call."""
+    """Forward hooks on what every layer's MLP reads and what it adds to the stream; one (B, T, L, D) pair per call."""
 
     def __init__(self, handle):
         adapter, model = handle.adapter, handle.model
@@ -84,10 +84,17 @@ class _Recorder:
         self.calls_out: list[list[torch.Tensor]] = []
         self.hooks = []
         for layer in range(self.n_layers):
-            norm = adapter.get(model, adapter.norm_mlp, block=layer)
-            mlp = adapter.get(model, adapter.mlp, block=layer)
-            self.hooks.append(norm.register_forward_hook(own_thread(self._hook(layer, self.calls_in))))
-            self.hooks.append(mlp.register_forward_hook(own_thread(self._hook(layer, self.calls_out))))
+            # In: what the MLP reads (its norm's output; OLMo 2 has no norm there: the MLP's own input).
+            # Out: what the stream gets (after Gemma's / OLMo 2's post-norm): what a transcoder replaces.
+            record_in, record_out = self._hook(layer, self.calls_in), self._hook(layer, self.calls_out)
+            if adapter.norm_mlp:
+                norm = adapter.get(model, adapter.norm_mlp, block=layer)
+                self.hooks.append(norm.register_forward_hook(own_thread(record_in)))
+            else:
+                mlp = adapter.get(model, adapter.mlp, block=layer)
+                self.hooks.append(mlp.register_forward_pre_hook(own_thread(lambda m, args, r=record_in: r(m, args, args[0]))))
+            added = adapter.get(model, adapter.post_norm_mlp or adapter.mlp, block=layer)
+            self.hooks.append(added.register_forward_hook(own_thread(record_out)))
 
     def _hook(self, layer, calls):
         def record(module, args, output):

@@ -17,6 +17,7 @@ import contextlib
 import numpy as np
 import torch
 
+from attrwidgets.core.adapters import soft_capped
 from attrwidgets.core.frozen_ops import apply_norm, attention_step, head_outputs
 from attrwidgets.core.graph.graph import KINDS
 from attrwidgets.core.hooks import own_thread
@@ -93,28 +94,32 @@ def _frozen_logits(rep, iv: _Interventions) -> torch.Tensor:
             X = x.unsqueeze(0).clone()
             attention_step(f, layer, X, torch.zeros(1, dtype=torch.long), budget=1 << 30)
             mid = X[0]
-            normed = apply_norm(mid.unsqueeze(0).clone(), f.norm_mlp(layer), rec.scale_mlp)[0]
+            reads = x if f.adapter.parallel else mid  # GPT-NeoX: the MLP reads the block input
+            normed = apply_norm(reads.unsqueeze(0).clone(), f.norm_mlp(layer), rec.scale_mlp)[0]
             inputs.append(normed)
             acts.append(iv.acts(layer, tc.activate(layer, tc.encode(layer, normed))))
             x = mid + tc.reconstruct(acts, inputs, layer) + iv.error(layer)
             continue
-        from attrwidgets.core.graph.component_graph import frozen_gates
+        from attrwidgets.core.graph.component_graph import UNGATED, frozen_gates
 
         per_head, out_bias = head_outputs(f, layer, torch.stack([torch.zeros_like(x), x]))
         real_heads = head_outputs(f, layer, torch.stack([torch.zeros_like(rec.x_in), rec.x_in]))[0].sum(0)
         heads = iv.force("attention", layer, _along_own_direction(per_head.sum(0), real_heads), real_heads)
         mid = x + heads.sum(1) + (out_bias if out_bias is not None else 0)
-        normed = apply_norm(mid.unsqueeze(0).clone(), f.norm_mlp(layer), rec.scale_mlp)[0]
+        reads = x if f.adapter.parallel else mid
+        normed = apply_norm(reads.unsqueeze(0).clone(), f.norm_mlp(layer), rec.scale_mlp)[0]
         w_in, gates, w_out = frozen_gates(f, layer)
-        in_bias = f.mlp_in_map(layer).bias if f.adapter.name == "gpt2" else None
+        in_bias = f.mlp_in_map(layer).bias if f.adapter.name in UNGATED else None
         z = normed @ w_in.t() + (in_bias if in_bias is not None else 0)
         mlp = (gates * z) @ w_out.t()
         if f.mlp_out_map(layer).bias is not None:
             mlp = mlp + f.mlp_out_map(layer).bias
+        if rec.post_mlp is not None:  # Gemma, OLMo 2: the frozen post-norm
+            mlp = mlp * rec.post_mlp
         x = mid + iv.force("mlp", layer, _along_own_direction(mlp, rec.mlp_out), rec.mlp_out)
     final = apply_norm(x.unsqueeze(0).clone(), f.final_norm(), f.final_scale)[0]
     head = rep.frozen.adapter.lm_head(rep.frozen.model)
-    with torch.no_grad():
+    with torch.no_grad():  # the head's output, before any soft-cap: what the graph's logit rows measure
         return head(final[-1].to(next(head.parameters()).dtype)).float()
 
 
@@ -122,12 +127,17 @@ def _frozen_logits(rep, iv: _Interventions) -> torch.Tensor:
 def _real_hooks(rep, iv: _Interventions):
     f, a = rep.frozen, rep.frozen.adapter
     tc = getattr(rep, "transcoder", None)
-    state = {"acts": [], "inputs": []}
+    state = {"acts": [], "inputs": [], "normed": None}
     hooks = []
 
+    def keep_input(module, args):
+        state["normed"] = args[0][0].float()
+
     def replace_mlp(layer):
+        # On the MLP's output as added to the stream (after Gemma's / OLMo 2's post-norm): what a transcoder
+        # replaces; its input was kept by the MLP's pre-hook.
         def hook(module, args, out):
-            normed = args[0][0].float()
+            normed = state["normed"]
             state["inputs"].append(normed)
             state["acts"].append(iv.acts(layer, tc.activate(layer, tc.encode(layer, normed))))
             new = tc.reconstruct(state["acts"], state["inputs"], layer) + iv.error(layer)
@@ -144,21 +154,28 @@ def _real_hooks(rep, iv: _Interventions):
         H, hd = f.n_heads, f.head_dim
         w_o = f.out_map(layer).weight.view(-1, H, hd)  # (D, H, hd)
 
+        # A head's node value is its write after the frozen post-norm (Gemma, OLMo 2): force it there, then
+        # take it back before the norm, which the real model applies to all heads together.
+        post = f.blocks[layer].post_attn
+        post = torch.ones(1, w_o.shape[0]) if post is None else torch.where(post == 0, torch.ones_like(post), post)
+
         def hook(module, args, out):
             ctx = args[0][0].float().view(-1, H, hd)
             current = torch.einsum("thk,dhk->thd", ctx, w_o)
-            forced = iv.force("attention", layer, current.clone(), rep.real_heads(layer))
+            forced = iv.force("attention", layer, current * post[:, None], rep.real_heads(layer)) / post[:, None]
             return out + (forced - current).sum(1).to(out.dtype).unsqueeze(0)
         return hook
 
     try:
         for layer in range(rep.n_layers):
             mlp = a.get(f.model, a.mlp, block=layer)
+            added = a.get(f.model, a.post_norm_mlp or a.mlp, block=layer)  # the MLP output the stream gets
             if tc is not None:
-                hooks.append(mlp.register_forward_hook(own_thread(replace_mlp(layer))))
+                hooks.append(mlp.register_forward_pre_hook(own_thread(keep_input)))
+                hooks.append(added.register_forward_hook(own_thread(replace_mlp(layer))))
                 continue
             if iv.parsed.get(("mlp", layer)):
-                hooks.append(mlp.register_forward_hook(own_thread(force_mlp(layer))))
+                hooks.append(added.register_forward_hook(own_thread(force_mlp(layer))))
             if iv.parsed.get(("attention", layer)):
                 hooks.append(a.get(f.model, a.o_proj, block=layer).register_forward_hook(own_thread(force_heads(layer))))
         yield
@@ -176,7 +193,7 @@ def intervene(engine, graph, interventions, *, frozen: bool = True, top: int = 1
     clean = rep.frozen.real_logits(rep.length - 1)
     with torch.no_grad():
         if frozen:
-            new = _frozen_logits(rep, iv)
+            new = soft_capped(rep.frozen.model, _frozen_logits(rep, iv))
         else:
             with _real_hooks(rep, iv):
                 ids = rep.frozen.input_ids.to(engine.handle.device).unsqueeze(0)

@@ -31,7 +31,7 @@ FEATURE, ERROR, TOKEN, LOGIT, ATTENTION, MLP = range(6)  # codes into graph.KIND
 
 def normed_input(frozen: FrozenForward, layer: int) -> torch.Tensor:
     """(T, D) what the MLP of `layer` reads: its norm's output on the real state (the transcoder's input)."""
-    spec, mid = frozen.norm_mlp(layer), frozen.blocks[layer].mid
+    spec, mid = frozen.norm_mlp(layer), frozen.blocks[layer].mlp_reads
     x = mid - mid.mean(-1, keepdim=True) if spec.kind == "layer" else mid
     y = x * frozen.blocks[layer].scale_mlp.unsqueeze(-1) * spec.weight
     return y + spec.bias if spec.bias is not None else y
@@ -51,6 +51,9 @@ class Replacement:
         self.writes: dict[tuple[int, str], list[Writes]] = {}
         # Per target candidate (a source column that also reads): its site, read position(s) and direction.
         self.read_site: list[tuple[int, str]] = []
+        # Where an MLP (or a transcoder's features) reads the stream: after attention, or the block's input
+        # where attention and MLP run in parallel (GPT-NeoX).
+        self.mlp_site = "in" if frozen.adapter.parallel else "mid"
 
     @property
     def n_columns(self) -> int:

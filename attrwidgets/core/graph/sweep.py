@@ -81,6 +81,11 @@ class Reads:
     def inject(self, G: torch.Tensor) -> None:
         G[self.rows] += self.weights[:, : G.shape[1], None] * self.directions[:, None, :]
 
+    def merged(self, other: Reads) -> Reads:
+        """Both sets of targets reading at one site (their rows are distinct)."""
+        return Reads(torch.cat([self.rows, other.rows]), torch.cat([self.weights, other.weights]),
+                     torch.cat([self.directions, other.directions]))
+
 
 class Sweep:
     """The replacement model's backward: writes per site are fixed per graph; reads change per batch."""
@@ -104,6 +109,9 @@ class Sweep:
         B, P, _ = G.shape
         H, kv, hd = f.n_heads, f.n_kv_heads, f.head_dim
         A = f.blocks[layer].attention[:, :P, :P]
+        post = f.blocks[layer].post_attn
+        if post is not None:  # the frozen post-norm on the attention output: diagonal per position
+            G = G * post[:P]
         g_ctx = (G.reshape(B * P, -1) @ w_o).view(B, P, H, hd).permute(2, 1, 0, 3).reshape(H, P, B * hd)
         g_v = torch.bmm(A.transpose(1, 2), g_ctx).view(kv, H // kv, P, B, hd).sum(1)  # GQA: a group shares v
         g_normed = g_v.permute(2, 1, 0, 3).reshape(B * P, kv * hd) @ w_v
@@ -132,10 +140,15 @@ class Sweep:
                 check()
             visit(layer, "out")
             skip = self._layer_maps(layer)[4]
+            through_skip = None
             if skip is not None:  # out = ... + normed @ W_skip.T: the one path through a replaced MLP
-                G = G + norm_transpose(G @ skip, self._layer_maps(layer)[3], f.blocks[layer].scale_mlp[:length])
+                through_skip = norm_transpose(G @ skip, self._layer_maps(layer)[3], f.blocks[layer].scale_mlp[:length])
+                if not f.adapter.parallel:
+                    G, through_skip = G + through_skip, None
             visit(layer, "mid")
             if self.through_attention:
                 G = G + self.attention_transpose(layer, G)
+            if through_skip is not None:  # a parallel block's MLP reads its input, past the attention
+                G = G + through_skip
             visit(layer, "in")
         return out

@@ -74,6 +74,14 @@ def _settings(kind, activation, n_features, steps, batch_tokens, sparsity, spars
                          int(target_l0), float(threshold_phase))
 
 
+def _site(adapter, role: str, fallback: str, reads: bool = True) -> str:
+    """Where the harvest hooks (core/graph/harvest.py): a module's output, or the MLP's own input."""
+    path = getattr(adapter, role)
+    if path is None:
+        return f"{adapter.blocks}.{{i}}.{fallback} ({'input' if reads else 'output'})"
+    return f"{adapter.blocks}.{{i}}.{path} (output)"
+
+
 @renamed_keywords(steps="training_steps")
 @checked_keywords
 def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: int | None = None,
@@ -125,8 +133,8 @@ def train_transcoder(model=None, texts=None, *, kind: str = "plt", n_features: i
     train_device = resolve_device(device)
     folder = Path(save).expanduser() if save is not None else None
     model_info = {"id": handle.model_id, "architecture": handle.adapter.name, "n_layers": n_layers,
-                  "d_model": d_model, "input": f"{handle.adapter.blocks}.{{i}}.{handle.adapter.norm_mlp} (output)",
-                  "output": f"{handle.adapter.blocks}.{{i}}.{handle.adapter.mlp} (output)"}
+                  "d_model": d_model, "input": _site(handle.adapter, "norm_mlp", "mlp"),
+                  "output": _site(handle.adapter, "post_norm_mlp", "mlp", reads=False)}
 
     state = ckpt.read(folder, settings, model_info) if (folder is not None and resume) else None
     if state is not None and state.get("finished"):

@@ -66,7 +66,7 @@ class TranscoderReplacement(Replacement):
         for value in layer.unique().tolist():
             pick = (layer == value).nonzero(as_tuple=True)[0]
             direction = norm_transpose(self.transcoder.W_enc[value][feat[pick]], self.frozen.norm_mlp(value))
-            out[(value, "mid")] = Reads(pick, weights[pick], direction)
+            out[(value, self.mlp_site)] = Reads(pick, weights[pick], direction)
         return out
 
     def target_values(self, columns: torch.Tensor) -> torch.Tensor:

@@ -62,6 +62,19 @@ def _index_list(values, n: int, what: str, hint: str) -> list[int]:
     return sorted(set(out))
 
 
+def _routes_for(adapter, routes: list[str], granularity) -> list[str]:
+    """The routes this architecture has. A parallel block (GPT-NeoX) runs its MLP on the block's input, not
+    on z + attention: there is no u for the MLP route (u->z) to start from, so 'all' leaves it out and asking
+    for it is an error (docs/methods/lig.md)."""
+    if not adapter.parallel or "mlp" not in routes:
+        return routes
+    if granularity != "all":
+        raise AttrWidgetsError(
+            f"{adapter.name!r} runs attention and MLP in parallel from the block input: the MLP route (u->z) has "
+            "no u to start from. Use granularity 'layer' or 'att' ('all' gives both).")
+    return [r for r in routes if r != "mlp"]
+
+
 class LigSession:
     """The model, one boundary forward of the text, and a LayerAttribution that grows column by column."""
 
@@ -79,6 +92,7 @@ class LigSession:
         if opts["quadrature"] in ("trapezoid", "riemann_trapezoid") and opts["n_steps"] < 2:
             raise AttrWidgetsError(f"quadrature={opts['quadrature']!r} needs n_steps >= 2.")
         self.handle = handle = as_handle(model)
+        opts["routes"] = _routes_for(handle.adapter, opts["routes"], opts["granularity"])
         seq = prepare_sequence(handle, text, max_new_tokens=0, min_new_tokens=0)  # empty/too long: clear errors
         refuse_if_too_big(handle, "lig", len(seq.tokens), 0, opts)
         self.bounds = Boundaries(handle, seq.input_ids)

@@ -85,7 +85,7 @@ class LayerTargetFunction(TargetFunction):
             hidden = self.adapter.base(self.model)(input_ids=ids, use_cache=False).last_hidden_state
         finally:
             hook.remove()
-        return self.select(self.adapter.lm_head(self.model)(hidden[:, self.pred_positions]))
+        return self.select(self.adapter.logits(self.model, hidden[:, self.pred_positions]))
 
 
 def _first(out):
