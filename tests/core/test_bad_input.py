@@ -53,6 +53,23 @@ def test_unknown_model_and_folder_without_weights(tmp_path):
     _raises("Could not load model 'no-such-org/no-such-model'", aw.load_model, "no-such-org/no-such-model")
 
 
+def test_a_gguf_of_an_architecture_transformers_cannot_read(tmp_path, monkeypatch):
+    """Issue 18's bad input: the message names the GGUF's architecture and the ones transformers reads, and the
+    failed conversion leaves nothing in the cache."""
+    from tests.core.bad_inputs import tiny_gguf
+
+    monkeypatch.setenv("ATTRWIDGETS_CACHE", str(tmp_path / "cache"))
+    path = tiny_gguf(tmp_path / "rwkv.gguf", "rwkv7")
+    with pytest.raises(AttrWidgetsError) as err:
+        aw.load_model(str(path))
+    message = str(err.value)
+    assert "GGUF file 'rwkv.gguf' has architecture 'rwkv7', which transformers" in message
+    readable = message.split("It reads: ", 1)[1].split(".", 1)[0].split(", ")
+    assert {"llama", "qwen2", "gemma3", "phi3"} <= set(readable) and "rwkv7" not in readable
+    assert "general" not in readable and "tokenizer" not in readable  # sections of the mapping, not models
+    assert list((tmp_path / "cache").rglob("*")) == [tmp_path / "cache" / "gguf"]
+
+
 def test_unsupported_architecture():
     from transformers import OPTConfig, OPTForCausalLM
 
