@@ -36,6 +36,9 @@ class ArchitectureAdapter:
     causal: bool = True
     post_norm: bool = False  # BERT: each sublayer's norm comes after its residual add (norm(x + f(x)))
     gate_up_fused: bool = False  # Phi-3: mlp_in is one projection whose output is [gate, up], in halves
+    # Dream (core/diffusion_layouts.py): bidirectional, yet the logits at position p - 1 predict the token at p,
+    # the shift of the autoregressive model it was initialised from
+    next_token_logits: bool = False
 
     # -- module access -----------------------------------------------------------------------------
     def get(self, model: torch.nn.Module, path: str | None, block: int | None = None):
@@ -77,7 +80,7 @@ class ArchitectureAdapter:
                      "norm_attn", "norm_mlp"}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("name", "causal", "post_norm", "gate_up_fused") or value is None:
+            if f.name in ("name", "causal", "post_norm", "gate_up_fused", "next_token_logits") or value is None:
                 continue
             if f.name in per_block:
                 path = f"{self.blocks}.{{i}}.{value}"
@@ -194,8 +197,10 @@ def adapter_for(model: torch.nn.Module) -> ArchitectureAdapter:
 
 def describe_boundaries(model) -> str:
     """Print and return the module map of a model (or ModelHandle): role, path, module class."""
+    # A handle's own map first: a Dream or LLaDA handle's says causal=False where its model's type says qwen2 / llama.
+    own = getattr(model, "adapter", None) if not isinstance(model, torch.nn.Module) else None
     model = getattr(model, "model", model) if not isinstance(model, torch.nn.Module) else model
-    adapter = adapter_for(model)
+    adapter = own if isinstance(own, ArchitectureAdapter) else adapter_for(model)
     rows = adapter.boundaries(model)
     width = max(len(r[0]) for r in rows)
     lines = [f"{type(model).__name__} — adapter {adapter.name!r}, {adapter.n_layers(model)} blocks"]
