@@ -69,13 +69,17 @@ def _dlig_parser(sub) -> None:
 
 
 def _is_encoder(model: str) -> bool:
-    """A BERT-family folder loads with its masked-LM head for the sampler (its logits at every position)."""
+    """A BERT-family folder loads with its masked-LM head for the sampler (its logits at every position), and so
+    does a folder in the Dream or LLaDA layout (core/diffusion_layouts.py: never through its remote code)."""
     from transformers import AutoConfig
 
     from attrwidgets.core.adapters import ENCODERS
+    from attrwidgets.core.diffusion_layouts import layout_of, read_config
 
+    if layout_of(read_config(model) or {}) is not None:
+        return True
     try:
-        return getattr(AutoConfig.from_pretrained(model), "model_type", None) in ENCODERS
+        return getattr(AutoConfig.from_pretrained(model, trust_remote_code=False), "model_type", None) in ENCODERS
     except (OSError, ValueError):
         return False  # load_model reports what is wrong with the path
 

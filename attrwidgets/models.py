@@ -78,10 +78,12 @@ def load_model(
     package: its Q4_K_M weights de-quantized to float32, so its numbers differ from the bf16 original's. A
     path to a .gguf file loads that GGUF. Each GGUF is converted once into a plain folder in cache_dir() (the
     first load takes 20-50 s), and read from there later. Encoders load without a head: LIG works on them,
-    the token-attribution methods (which need next-token logits) refuse them with a message. masked_lm=True loads a masked LM with
-    its head (AutoModelForMaskedLM), for the masked-diffusion sampler aw.dlig. trust_remote_code=True lets
-    checkpoints with their own modelling code load (Dream, LLaDA); layer IG then needs an ArchitectureAdapter
-    entry for their module names (core/adapters.py).
+    the token-attribution methods (which need next-token logits) refuse them with a message. masked_lm=True
+    loads a masked LM with its head (AutoModelForMaskedLM), for the masked-diffusion sampler aw.dlig; a folder
+    in the published Dream or LLaDA layout loads through attrwidgets' own code, bidirectional, never running
+    the folder's remote code (core/diffusion_layouts.py). trust_remote_code=True lets other checkpoints with
+    their own modelling code load; layer IG then needs an ArchitectureAdapter entry for their module names
+    (core/adapters.py).
 
     device="auto" picks CUDA when present. dtype defaults to float32 on CPU (attribution needs the
     precision) and to the checkpoint's dtype on GPU.
@@ -106,8 +108,16 @@ def load_model(
     else:
         folder = model_id = name
         _check_source(folder)
+        from attrwidgets.core.diffusion_layouts import load_diffusion_layout
+
+        # Dream and LLaDA folders load through our own code, never their remote code (docs/methods/dlig.md)
+        loaded = load_diffusion_layout(folder, masked_lm=masked_lm, trust_remote_code=trust_remote_code, dtype=dtype)
+        if loaded is not None:
+            model, tokenizer, adapter = loaded
+            model.to(target_device).eval().requires_grad_(False)
+            return ModelHandle(model=model, tokenizer=tokenizer, adapter=adapter, model_id=model_id)
     try:
-        remote = {"trust_remote_code": True} if trust_remote_code else {}
+        remote = {"trust_remote_code": trust_remote_code}  # False, never None: None would prompt on the console
         tokenizer = AutoTokenizer.from_pretrained(folder, **remote)
         # AutoModelForCausalLM on a BERT config would bolt a random LM head onto a causal copy of it.
         is_encoder = getattr(AutoConfig.from_pretrained(folder, **remote), "model_type", None) in ENCODERS

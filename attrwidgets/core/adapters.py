@@ -42,6 +42,9 @@ class ArchitectureAdapter:
     parallel: bool = False  # GPT-NeoX (Pythia): x + attn(norm(x)) + mlp(norm'(x)), the MLP reads the block input
     qkv_per_head: bool = False  # GPT-NeoX: the fused q/k/v rows are [q | k | v] per head, not all q, all k, all v
     norm_weight_offset: float = 0.0  # Gemma: its RMSNorms scale by (1 + weight)
+    # Dream (core/diffusion_layouts.py): bidirectional, yet the logits at position p - 1 predict the token at p,
+    # the shift of the autoregressive model it was initialised from
+    next_token_logits: bool = False
 
     # -- module access -----------------------------------------------------------------------------
     def get(self, model: torch.nn.Module, path: str | None, block: int | None = None):
@@ -250,8 +253,10 @@ def adapter_for(model: torch.nn.Module) -> ArchitectureAdapter:
 
 def describe_boundaries(model) -> str:
     """Print and return the module map of a model (or ModelHandle): role, path, module class."""
+    # A handle's own map first: a Dream or LLaDA handle's says causal=False where its model's type says qwen2 / llama.
+    own = getattr(model, "adapter", None) if not isinstance(model, torch.nn.Module) else None
     model = getattr(model, "model", model) if not isinstance(model, torch.nn.Module) else model
-    adapter = adapter_for(model)
+    adapter = own if isinstance(own, ArchitectureAdapter) else adapter_for(model)
     rows = adapter.boundaries(model)
     width = max(len(r[0]) for r in rows)
     lines = [f"{type(model).__name__} — adapter {adapter.name!r}, {adapter.n_layers(model)} blocks"]

@@ -40,7 +40,9 @@ class TargetFunction:
             self.pred_positions = torch.tensor([p - 1 for p in target_positions], device=self.device)
         else:  # a bidirectional (masked-diffusion) model predicts a token at its own position, from all of them
             self.length = len(input_ids)
-            self.pred_positions = torch.tensor(list(target_positions), device=self.device)
+            # ...or, like Dream, at the position before it (adapters.py next_token_logits; position 0 predicts itself)
+            shift = 1 if self.adapter.next_token_logits else 0
+            self.pred_positions = torch.tensor([max(p - shift, 0) for p in target_positions], device=self.device)
         self.input_ids = input_ids[: self.length].to(self.device)
         self.target_ids = torch.tensor(list(target_ids), device=self.device)
         self.contrast_id = contrast_id

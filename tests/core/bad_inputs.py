@@ -106,6 +106,21 @@ def without_package(module: str, call):
     return in_cache(run)
 
 
+def _diffusion_folder(tmp: Path, layout: str, drop: str | None = None, **config) -> Path:
+    """A tiny checkpoint in the published Dream or LLaDA layout, with config.json fields changed or a weight dropped."""
+    from safetensors.torch import load_file, save_file
+
+    from tests.core.diffusion_layout_support import write
+
+    path = write(layout, tmp / layout)
+    (path / "config.json").write_text(json.dumps({**json.loads((path / "config.json").read_text()), **config}))
+    if drop:
+        weights = load_file(str(path / "model.safetensors"))
+        del weights[drop]
+        save_file(weights, str(path / "model.safetensors"))
+    return path
+
+
 def over_memory(call):
     """The call under a 64 KiB memory limit (ATTRWIDGETS_MEMORY_LIMIT): refused up front with its estimate."""
 
@@ -328,6 +343,15 @@ ROWS = [
     ("dlig", "dlig: layer out of range", lambda c, t: aw.dlig(c.M, "the cat", layer="block 7", gen_length=4, denoising_steps=2,
                                                                progress=False), "is out of range"),
     ("dlig", "dlig: misspelt option", lambda c, t: aw.dlig(c.M, "the cat", gen_lenght=4), "(did you mean 'gen_length'?)"),
+    ("dlig", "load_model: a masked-diffusion checkpoint whose remote code attrwidgets does not know", lambda c, t: aw.load_model(
+        _diffusion_folder(t, "dream", model_type="mdm_x", architectures=["MdmX"],
+                          auto_map={"AutoModel": "modeling_mdm_x.MdmX"}), masked_lm=True),
+     "Layouts it loads through its own code instead"),
+    ("dlig", "load_model: a Dream checkpoint without one of its weights", lambda c, t: aw.load_model(
+        _diffusion_folder(t, "dream", drop="model.layers.1.mlp.down_proj.weight"), masked_lm=True),
+     "lacks the weight 'model.layers.1.mlp.down_proj.weight'"),
+    ("dlig", "load_model: a LLaDA checkpoint loaded as a causal LM", lambda c, t: aw.load_model(
+        _diffusion_folder(t, "llada")), "load it with aw.load_model(path, masked_lm=True)"),
     # -- loaders -------------------------------------------------------------------------------------------------
     ("loaders", "a model with parameters on several devices", lambda c, t: aw.attribute(
         _on_two_devices(), P, method="saliency"), "on one device"),

@@ -107,6 +107,19 @@ def test_dlig_writes_each_format(tiny_mlm_folder, tmp_path, suffix):
         assert "<html" in text.lower() and "<script src=" not in text
 
 
+@pytest.mark.parametrize("layout", ["dream", "llada"])
+def test_dlig_on_a_dream_or_llada_folder(layout, tmp_path):
+    """A folder in the published layout loads as a masked LM through our own code (core/diffusion_layouts.py)."""
+    import attrwidgets as aw
+    from tests.core.diffusion_layout_support import folder
+
+    out = tmp_path / "d.json"
+    assert main(["dlig", "the cat", "--model", str(folder(layout)), "--layer", "block 1", "--gen-length", "4",
+                 "--steps", "2", "--n-steps", "4", "-o", str(out)]) == 0
+    result = aw.load_diffusion(out)
+    assert result.n_denoising_steps == 2 and result.mask_text == ("<|mask|>" if layout == "dream" else "<|mdm_mask|>")
+
+
 def test_explain_takes_the_layer_option(tiny_folder, tmp_path):
     out = tmp_path / "l.json"
     assert main(["explain", "the cat sat", "--model", tiny_folder, "--method", "layer_integrated_gradients",

@@ -331,3 +331,27 @@ def test_live_with_dlig_on_a_tiny_masked_lm():
     assert (w.error, w.shown_layer, w.selected_target, w.selected_step) == ("", "block 1", 3, w.row_step[3])
     assert w.scores.shape == first.shape and not np.allclose(w.scores, first)
     w.close()
+
+
+def test_a_dream_layout_run_in_the_timeline():
+    """aw.dlig on a tiny checkpoint in the published Dream layout (loaded without its remote code,
+    tests/core/diffusion_layout_support.py), shown static and recomputed live at another layer."""
+    import attrwidgets as aw
+    from tests.core.diffusion_layout_support import loaded
+
+    h = loaded("dream")
+    r = aw.dlig(h, "the cat", layer="block 0", gen_length=4, denoising_steps=2, n_steps=4, progress=False)
+    state = wire(DiffusionTimeline(r))
+    assert state["mask_text"] == "<|mask|>" and (state["n_prompt"], state["n_denoising_steps"]) == (r.n_prompt, 2)
+    assert sorted(state["target_positions"]) == list(range(r.n_prompt, r.n_prompt + 4))
+    np.testing.assert_array_equal(state["masked"], (r.states == r.mask_token_id).astype(np.float32))
+    assert state["masked"][0, r.n_prompt:].all() and not state["masked"][-1].any()
+    np.testing.assert_array_equal(state["scores"], r.scores)
+    assert np.abs(state["scores"]).max() > 0 and state["layer"] == "block 0"
+    w = DiffusionTimeline(model=h, prompt="the cat", layer="block 0", gen_length=4, denoising_steps=2, n_steps=4).wait(120)
+    assert w.error == "" and "block 1 mlp" in w.layer_choices
+    np.testing.assert_allclose(w.scores, r.scores, rtol=1e-6, atol=1e-7)  # the same run, computed by the view
+    w.layer = "block 1"
+    w.wait(120)
+    assert (w.error, w.shown_layer) == ("", "block 1") and not np.allclose(w.scores, r.scores)
+    w.close()

@@ -13,9 +13,9 @@ POSITION, never a vocabulary mean or the last position, so each unmasked token i
 The contract a model must meet: `model(input_ids=ids).logits` gives (1, T, V) logits at every position of a
 sequence containing mask tokens, attending in both directions; a mask token id (the tokenizer's
 mask_token_id, config.mask_token_id, or mask_token_id=...); and an ArchitectureAdapter entry for layer IG
-(core/adapters.py), since layer IG resumes the model's forward after the layer. Dream and LLaDA load with
-aw.load_model(path, trust_remote_code=True) when a user has them; their remote-code module names need such
-an entry (Dream follows qwen2's layout, LLaDA llama's; see the README).
+(core/adapters.py), since layer IG resumes the model's forward after the layer. Dream and LLaDA checkpoints load
+with aw.load_model(path, masked_lm=True) through our own code, bidirectional, with their mask token from the
+checkpoint (core/diffusion_layouts.py, docs/methods/dlig.md).
 """
 
 from __future__ import annotations
