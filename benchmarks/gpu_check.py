@@ -8,8 +8,8 @@ Checks (thresholds: fp32 as the CPU tests; bf16 looser, since the model itself t
 token attribution (saliency, input x gradient, IG with its completeness error), DePass at every level and
 rule (completeness, causality), head contributions (each layer's split sums to the real logit), the
 HeadGrid's live session, LIG (every route: causality, completeness reported, the single-query block against
-the full block), layer IG at three boundaries, the masked-diffusion sampler, and attribution graphs (components,
-a random PLT, a CLT trained on the default model). Prints one line per check and exits non-zero if any fails.
+the full block), layer IG at three boundaries, the masked-diffusion sampler, attribution graphs (components,
+a random PLT, a CLT trained on the default model), and Gemma 3 270M (DePass, head contributions, a graph). Prints one line per check and exits non-zero if any fails.
 """
 
 from __future__ import annotations
@@ -92,7 +92,31 @@ def run(device: str, dtype: str) -> list[str]:
     failures += check_lig(model, check, timed, tol)
     failures += check_dlig(model, device, check, timed)
     failures += check_graph(model, device, check, timed, tol)
+    failures += check_gemma(device, dtype, check, timed, tol)
     return failures
+
+
+def check_gemma(device, dtype, check, timed, tol) -> list[str]:
+    """Gemma 3 270M (post-norms, 1 + w norms, scaled embedding, sliding and full layers): DePass exact, the
+    heads' split of the logit exact, the component graph's logit rows equal to the demeaned logits."""
+    import torch
+
+    import attrwidgets as aw
+
+    gemma, s = timed(lambda: aw.load_model("gemma3-270m", device=device, dtype=getattr(torch, dtype)))
+    check("gemma3-270m load", gemma.adapter.name == "gemma3", f"{gemma.adapter.n_layers(gemma.model)} blocks", s)
+    prompt = "The capital of Italy is Rome. The capital of France is"
+    d, s = timed(lambda: aw.depass(gemma, prompt, progress=False))
+    check("gemma3 depass token", d.completeness_error < tol, f"error {d.completeness_error:.1e}", s)
+    r, s = timed(lambda: aw.head_contributions(gemma, prompt, target=" Paris", progress=False))
+    err = float(np.abs(r.stream + r.contributions.sum(1) + r.bias - r.logit).max() / max(abs(r.logit), 1e-6))
+    check("gemma3 head_contributions", err < tol * 10, f"split error {err:.1e}", s)
+    g, s = timed(lambda: aw.attribution_graph(gemma, prompt, progress=False))
+    logits = np.flatnonzero(g.nodes.mask("logit"))
+    rows = g.adjacency.float().cpu().numpy()[logits].sum(1)
+    gap = float(np.abs(rows - g.nodes.activation[logits]).max() / np.abs(g.nodes.activation[logits]).max())
+    check("gemma3 graph, components", gap < tol * 10, f"{len(g.nodes)} nodes, logit rows vs values {gap:.1e}", s)
+    return []
 
 
 def check_graph(model, device, check, timed, tol) -> list[str]:

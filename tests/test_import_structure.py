@@ -25,7 +25,8 @@ LAYERS = (
 GRAPH = "attrwidgets.core.graph."
 GRAPH_LAYERS = (
     ("graph data", ("node_table", "graph", "graph_write", "graph_io", "influence", "pruning")),
-    ("transcoders", ("transcoder", "transcoder_write", "transcoder_layouts", "transcoder_io", "transcoder_hub")),
+    ("transcoders", ("transcoder", "transcoder_write", "transcoder_layouts", "transcoder_io", "transcoder_hub",
+                     "transcoder_fetch")),
     ("training", ("train", "train_model", "checkpoint", "harvest")),
 )
 

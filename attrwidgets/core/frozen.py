@@ -134,7 +134,7 @@ class FrozenForward:
         adapter = handle.adapter
         if adapter.name not in SUPPORTED or not adapter.causal:
             raise AttrWidgetsError(
-                f"The frozen forward (DePass, head contributions, attribution graphs) supports pre-norm causal LMs "
+                f"The frozen forward (DePass, head contributions, attribution graphs) supports causal LMs "
                 f"({', '.join(SUPPORTED)}); {adapter.name!r} is not one of them."
             )
         self.handle, self.adapter, self.model = handle, adapter, handle.model

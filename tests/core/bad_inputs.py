@@ -237,6 +237,10 @@ ROWS = [
     ("graph", "a transcoder for another model", lambda c, t: aw.attribution_graph(
         c.L, P, transcoder=c.TC.__class__(**{**c.TC.__dict__, "W_enc": [w[:, :16] for w in c.TC.W_enc]}),
         progress=False), "trained for another model"),
+    ("graph", "a transcoder with another layer count", lambda c, t: aw.attribution_graph(
+        c.L, P, transcoder=c.TC.__class__(**{**c.TC.__dict__, **{k: v[:1] for k, v in c.TC.__dict__.items()
+                                                                 if isinstance(v, list)}}),
+        progress=False), "has 1 layers but tiny-llama has 2"),
     ("graph", "transcoder folder that does not exist", lambda c, t: aw.load_transcoder("/nonexistent/tc"),
      "does not exist"),
     ("graph", "batch_size = 0", lambda c, t: aw.attribution_graph(c.L, P, batch_size=0, progress=False),

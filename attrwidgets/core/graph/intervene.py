@@ -162,8 +162,9 @@ def _real_hooks(rep, iv: _Interventions):
         def hook(module, args, out):
             ctx = args[0][0].float().view(-1, H, hd)
             current = torch.einsum("thk,dhk->thd", ctx, w_o)
-            forced = iv.force("attention", layer, current * post[:, None], rep.real_heads(layer)) / post[:, None]
-            return out + (forced - current).sum(1).to(out.dtype).unsqueeze(0)
+            after = current * post[:, None]
+            change = (iv.force("attention", layer, after.clone(), rep.real_heads(layer)) - after) / post[:, None]
+            return out + change.sum(1).to(out.dtype).unsqueeze(0)  # exactly 0 where no head is forced
         return hook
 
     try:

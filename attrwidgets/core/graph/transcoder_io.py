@@ -12,6 +12,8 @@ Layouts load_transcoder(folder) accepts (found by the files present, never by tr
   each found in the folder by the longest tail of its path that exists there: GemmaScope .npz (W_enc
   [D, F], transposed), GemmaScope-2 safetensors (w_enc [D, F], w_dec, affine_skip_connection) or the
   per-layer safetensors above.
+- a hub repository id ("owner/name", optionally "@revision") where the hub is reachable: what it holds is
+  downloaded into one local folder first (core/graph/transcoder_fetch.py).
 - a folder holding only a training checkpoint (an interrupted aw.train_transcoder run): aw.load_transcoder
   (core/graph/checkpoint.py) reads that one, above this module.
 No pickle anywhere: safetensors, JSON, YAML (safe_load) and .npz read with allow_pickle=False.
@@ -27,6 +29,7 @@ import torch
 
 from attrwidgets.core.files import file_reader
 from attrwidgets.core.graph.transcoder import Transcoder
+from attrwidgets.core.graph.transcoder_fetch import fetch_transcoder, repository_id
 from attrwidgets.core.graph.transcoder_hub import load_listed
 from attrwidgets.core.graph.transcoder_layouts import (
     assemble_plt,
@@ -43,9 +46,10 @@ from attrwidgets.errors import AttrWidgetsError
              "Pass a folder written by Transcoder.save() or aw.train_transcoder(save=...), or a circuit-tracer "
              "transcoder folder")
 def load_transcoder(folder, device=None, dtype: torch.dtype | None = None) -> Transcoder:
-    """Read a transcoder folder in any accepted layout (module docstring). Checks the files' internal
-    consistency only; the graph calls transcoder.check_model(...) against the model."""
-    path = Path(folder).expanduser()
+    """Read a transcoder folder in any accepted layout, or a hub repository id (module docstring). Checks the
+    files' internal consistency only; the graph calls transcoder.check_model(...) against the model."""
+    repo = repository_id(str(folder))
+    path = fetch_transcoder(*repo) if repo else Path(folder).expanduser()  # a hub id: downloaded once
     if path.is_file() and path.name in ("config.yaml", "config.json"):
         path = path.parent
     if not path.is_dir():
