@@ -74,3 +74,26 @@ def test_show_opens_a_side_panel_that_closes_with_the_explorer(handle):
     assert panel.anchor == "split-right" and panel.title == "attrwidgets explorer"
     ex.close()
     assert panel.comm is None  # closed with it
+
+
+@pytest.mark.parametrize("arch", ["gemma2", "gemma3", "olmo2", "gpt_neox"])
+def test_every_view_runs_on_the_newer_architectures(arch):
+    """The views on the architectures issue 18 added: each part computes without an error, a head and a
+    target picked from Python recompute, and GPT-NeoX's flow (no MLP route) still draws its layer route."""
+    ex = aw.explore(tiny_handle(arch), PROMPT, max_new_tokens=2, method="saliency").wait(120)
+    try:
+        assert all(v.error == "" for v in ex.views.values()), {k: v.error for k, v in ex.views.items()}
+        ex.selected_target = 1
+        ex.selected_layer, ex.selected_head = 1, 2
+        ex.wait(120)
+        assert all(v.error == "" for v in ex.views.values()), {k: v.error for k, v in ex.views.items()}
+        if arch == "gpt_neox":  # no MLP route: the flow says why and keeps working
+            flow = ex.views["flow"]
+            flow.route = "composed"
+            flow.wait(120)
+            assert "in parallel from the block input" in flow.error
+            flow.route = "layer"
+            flow.wait(120)
+            assert flow.error == ""
+    finally:
+        ex.close()

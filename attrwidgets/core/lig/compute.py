@@ -167,6 +167,7 @@ class LigSession:
 
     def compute(self, route: str, layers: list[int], targets: list[int], *, baseline: str | None = None,
                 heads: list[int] | None = None, cancel=None) -> None:
+        _routes_for(self.handle.adapter, [route], route)  # a parallel block has no MLP route: say why
         name = check_baseline(route, baseline or self.result.baseline(route))
         n_layers, n_heads = self.bounds.n_layers, self.bounds.n_heads
         layers = _index_list(layers, n_layers, "Layer", "this model's block list")
