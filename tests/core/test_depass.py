@@ -241,5 +241,5 @@ def test_bad_prompt_and_architecture(tiny_llama):
     from attrwidgets.core.adapters import ADAPTERS
 
     fake = replace(tiny_llama, adapter=ADAPTERS["bert"])
-    with pytest.raises(AttrWidgetsError, match="supports pre-norm causal LMs"):
+    with pytest.raises(AttrWidgetsError, match="supports causal LMs"):
         aw.depass(fake, PROMPT, progress=False)

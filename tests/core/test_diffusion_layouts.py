@@ -93,7 +93,7 @@ def test_methods_that_need_a_causal_lm_refuse(layout):
     h = loaded(layout)
     with pytest.raises(AttrWidgetsError, match="needs a causal LM with an LM head"):
         aw.attribute(h, "the cat", method="saliency", max_new_tokens=1)
-    with pytest.raises(AttrWidgetsError, match="supports pre-norm causal LMs"):
+    with pytest.raises(AttrWidgetsError, match="supports causal LMs"):
         aw.depass(h, "the cat sat")
 
 

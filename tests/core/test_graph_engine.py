@@ -206,7 +206,7 @@ def test_bad_input_says_what_to_fix():
             aw.attribution_graph(handle, "The capital of France is", progress=False, **kwargs)
     with pytest.raises(AttrWidgetsError, match="memory budget.*max_feature_nodes="):
         aw.attribution_graph(handle, "The capital of France is", progress=False, memory_budget=1000)
-    with pytest.raises(AttrWidgetsError, match="supports pre-norm causal"):
+    with pytest.raises(AttrWidgetsError, match="supports causal LMs"):
         aw.attribution_graph(tiny_handle("bert"), "The cat sat", progress=False)
 
 
