@@ -7,6 +7,8 @@
 """
 
 from attrwidgets.core.adapters import describe_boundaries
+from attrwidgets.core.dataset.result import DatasetResult
+from attrwidgets.core.dataset.run import attribute_dataset
 from attrwidgets.core.depass import (
     Decomposition,
     HeadContributions,
@@ -33,6 +35,7 @@ __all__ = [
     "AttrWidgetsError",
     "Attribution",
     "AttributionSession",
+    "DatasetResult",
     "Decomposition",
     "DiffusionAttribution",
     "DiffusionTimeline",
@@ -50,6 +53,7 @@ __all__ = [
     "TokenMatrix",
     "Transcoder",
     "attribute",
+    "attribute_dataset",
     "attribution_graph",
     "depass",
     "describe_boundaries",

@@ -38,11 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("methods", help="list the attribution methods")
     _lig_parser(sub)
     _dlig_parser(sub)
+    from attrwidgets.cli_dataset import add_dataset_parser
     from attrwidgets.cli_graph import add_graph_parser
     from attrwidgets.cli_transcoder import add_train_parser
 
     add_graph_parser(sub)
     add_train_parser(sub)
+    add_dataset_parser(sub)
     return parser
 
 
@@ -225,6 +227,10 @@ def main(argv=None) -> int:
             from attrwidgets.cli_graph import run_graph
 
             return run_graph(args)
+        if args.command == "attribute-dataset":
+            from attrwidgets.cli_dataset import run_dataset
+
+            return run_dataset(args)
         if args.command == "train-transcoder":
             from attrwidgets.cli_transcoder import run_train
 

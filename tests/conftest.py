@@ -48,3 +48,18 @@ def real_model():
     import attrwidgets
 
     return attrwidgets.load_model()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray with this machine's 2 CPUs for the engine="ray" tests; shut down only if started here."""
+    import os
+
+    ray = pytest.importorskip("ray", reason="the dev extra installs ray[data]")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
