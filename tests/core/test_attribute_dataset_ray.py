@@ -43,3 +43,11 @@ def test_ray_dataset_input_and_resume_across_engines(ray_local, folder, tmp_path
                               engine="ray", workers=2, batch_size=2, max_new_tokens=2, progress=False)
     frame = ds.to_pandas()
     assert sorted(frame["id"]) == sorted(r["id"] for r in data) and frame["id"].is_unique
+
+
+def test_a_worker_that_cannot_load_the_model_is_a_clear_error(ray_local, tmp_path):
+    from attrwidgets.errors import AttrWidgetsError
+
+    with pytest.raises(AttrWidgetsError, match="A Ray worker failed.*does not exist"):
+        aw.attribute_dataset(records(2), model=str(tmp_path / "no-model"), method="saliency", out=tmp_path / "out",
+                             engine="ray", workers=1, progress=False)

@@ -16,7 +16,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def test_at_least_20_bad_inputs_per_family():
     counts = collections.Counter(family for family, *_ in ROWS)
-    assert set(counts) == {"token", "depass", "graph", "lig", "dlig", "loaders"}
+    assert set(counts) == {"token", "depass", "graph", "lig", "dlig", "loaders", "dataset"}
     assert min(counts.values()) >= 20, counts
 
 

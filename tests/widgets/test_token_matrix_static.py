@@ -129,3 +129,20 @@ def test_imports_and_shows_message_without_bundle():
 
 def test_repr_is_cheap_and_informative(result):
     assert repr(TokenMatrix(result)).startswith("TokenMatrix(method='integrated_gradients', 8 tokens, 3 targets")
+
+
+def test_an_example_of_a_dataset_run_opens_in_the_matrix(tmp_path):
+    """aw.attribute_dataset's ds[id] is an Attribution: the static view shows it, hostile token text included."""
+    import attrwidgets as aw
+    from attrwidgets.testing import tiny_handle
+
+    data = [{"id": "a", "text": "The capital of France is"}, {"id": "b", "text": "<img src=x onerror=alert(1)> tokens"}]
+    ds = aw.attribute_dataset(data, model=tiny_handle("llama"), method="integrated_gradients", n_steps=4,
+                              out=tmp_path / "out", max_new_tokens=2, progress=False)
+    for example_id in ("a", "b"):
+        example = ds[example_id]
+        state = wire_state(TokenMatrix(example))
+        np.testing.assert_array_equal(state["scores"], example.scores)
+        assert state["target_positions"] == example.target_positions
+        np.testing.assert_allclose(state["completeness_error"], example.completeness_error)
+    assert any("onerror" in t["clean"] for t in wire_state(TokenMatrix(ds["b"]))["tokens"])

@@ -90,6 +90,10 @@ def run_ray(model, method, options, max_new_tokens, records, out, batch_size, pr
             rows = [json.loads(r) for r in batch["row"]]
             write_shard(out, rows)
             bar.update(rows)
+    except ray.exceptions.RayError as exc:  # e.g. an actor that could not load the model: say it plainly
+        cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise AttrWidgetsError(f"A Ray worker failed ({cause}). The shards written so far stay in {out}; fix the "
+                               "cause and run again with resume=True.") from exc
     finally:
         bar.close()
 

@@ -56,8 +56,8 @@ def attribute_dataset(data, *, model=None, method: str = "integrated_gradients",
         if engine == "local":
             run_local(model, method, method_options, max_new_tokens, todo, out, batch, progress)
         else:
-            run_ray(model if model is not None else None, method, method_options, max_new_tokens, todo, out, batch,
-                    progress, workers=workers, gpus_per_worker=gpus_per_worker)
+            run_ray(model, method, method_options, max_new_tokens, todo, out, batch, progress, workers=workers,
+                    gpus_per_worker=gpus_per_worker)
     return DatasetResult(out)
 
 
