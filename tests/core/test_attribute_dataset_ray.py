@@ -35,6 +35,12 @@ def test_ray_gives_the_local_engines_scores(ray_local, folder, local, tmp_path, 
         np.testing.assert_allclose(ours.scores, theirs.scores, rtol=0, atol=1e-5 * scale)
 
 
+def test_more_actors_than_cpus_share_them(ray_local, folder, local, tmp_path):
+    ds = aw.attribute_dataset(records(3), model=str(folder), method="integrated_gradients", n_steps=8,
+                              out=tmp_path / "ray", engine="ray", workers=3, max_new_tokens=3, progress=False)
+    assert sorted(ds.ids) == sorted(r["id"] for r in records(3)) and ds.failed().empty
+
+
 def test_ray_dataset_input_and_resume_across_engines(ray_local, folder, tmp_path):
     out = tmp_path / "out"
     data = records(8)

@@ -70,20 +70,22 @@ class RayAttributor:
 def run_ray(model, method, options, max_new_tokens, records, out, batch_size, progress, *, workers,
             gpus_per_worker) -> None:
     ray = import_ray()
-    started = not ray.is_initialized()
-    if started:
+    if not ray.is_initialized():  # left running afterwards: the next call skips Ray's start
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network but the package registries
         ray.init(include_dashboard=False, log_to_driver=False)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     size = workers or (max(1, int(ray.cluster_resources().get("GPU", 0) // gpus_per_worker)) if gpus_per_worker
                        else cpus)
     threads = max(1, cpus // size) if not gpus_per_worker else None
+    # More actors than CPUs would leave some unscheduled (a pool waiting forever): they share the CPUs instead.
+    cpus_per_actor = cpus / size if size > cpus else (threads or 1)
+    ray.data.DataContext.get_current().enable_progress_bars = progress  # ours counts examples; Ray's, blocks
     items = ray.data.from_items([{"record": json.dumps(r)} for r in records])
     mapped = items.map_batches(
         RayAttributor, fn_constructor_kwargs={"model": model, "method": method, "options": options,
                                               "max_new_tokens": max_new_tokens, "threads": threads},
         compute=ray.data.ActorPoolStrategy(size=size), num_gpus=gpus_per_worker or None,
-        num_cpus=threads or 1, batch_size=batch_size)
+        num_cpus=cpus_per_actor, batch_size=batch_size)
     bar = Progress(len(records), progress, f"attribute_dataset ({method}, ray x{size})")
     try:
         for batch in mapped.iter_batches(batch_size=None):
