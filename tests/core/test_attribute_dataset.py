@@ -57,6 +57,23 @@ def test_depass_and_lig_rows(handle, tmp_path):
     ref = aw.lig(handle, TEXTS[0], granularity="layer", layers=[1], n_steps=8)
     np.testing.assert_array_equal(lig["0"].scores, np.nan_to_num(ref.z2z[1]))
     np.testing.assert_array_equal(lig["0"].completeness_error, ref.completeness("layer", 1))
+    last = run(TEXTS[:1], tmp_path / "lig-default", handle, method="lig", n_steps=8)  # default: the last block
+    np.testing.assert_array_equal(last["0"].scores, lig["0"].scores)
+    bad = run(TEXTS[:1], tmp_path / "lig-bad", handle, method="lig", n_steps=8, layer=7)
+    assert "out of range" in bad.failed()["status"][0]
+
+
+def test_a_run_that_wrote_nothing_does_not_hold_the_folder(handle, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+
+    def broken(*args, **kwargs):
+        raise AttrWidgetsError("the model could not load")
+
+    monkeypatch.setattr(examples_module.ExampleAttributor, "__init__", broken)
+    with pytest.raises(AttrWidgetsError, match="could not load"):
+        run(TEXTS[:1], out, handle, method="saliency")
+    monkeypatch.undo()
+    assert run(TEXTS[:1], out, handle, method="input_x_gradient").method == "input_x_gradient"
 
 
 def test_every_input_form_gives_the_same_ids(handle, tmp_path):

@@ -72,9 +72,10 @@ def lig_attribution(handle, text, options: dict):
     from attrwidgets.core.lig.compute import lig
     from attrwidgets.core.token.result import Attribution
 
-    layer = options.pop("layer", None)
-    r = lig(handle, text, granularity="layer", layers=None if layer is None else [layer], **options)
-    layer = r.layers[-1] if layer is None else layer % r.n_layers
+    n_layers = handle.adapter.n_layers(handle.model)
+    layer = options.pop("layer", n_layers - 1)
+    r = lig(handle, text, granularity="layer", layers=[layer], **options)  # one block; lig checks the index
+    layer = layer % n_layers
     T = r.length
     return Attribution(tokens=list(r.tokens), target_positions=list(range(T)), scores=r.z2z[layer], method="lig",
                        options={**r.options, "layer": layer}, model_id=handle.model_id, prompt=r.text,

@@ -78,6 +78,8 @@ def _model_id(model, engine: str) -> str:
 
 def _check_out(out: Path, manifest: dict, resume: bool) -> None:
     old = read_manifest(out)
+    if old is not None and not shard_files(out):
+        return  # a run that wrote nothing (it failed before its first batch): nothing to mix with
     if old is None:
         if shard_files(out):
             raise AttrWidgetsError(f"{out} holds Parquet shards but no manifest: write this run to another out=.")
