@@ -50,9 +50,10 @@ def real_model():
     return attrwidgets.load_model()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local():
-    """A local Ray with this machine's 2 CPUs for the engine="ray" tests; shut down only if started here."""
+    """A local Ray with this machine's 2 CPUs for the engine="ray" tests; shut down only if started here, after
+    the module, so its processes do not share the 2 CPUs with the browser tests that follow."""
     import os
 
     ray = pytest.importorskip("ray", reason="the dev extra installs ray[data]")
