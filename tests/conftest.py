@@ -50,10 +50,9 @@ def real_model():
     return attrwidgets.load_model()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_local():
-    """A local Ray with this machine's 2 CPUs for the engine="ray" tests; shut down only if started here, after
-    the module, so its processes do not share the 2 CPUs with the browser tests that follow."""
+    """A local Ray with this machine's 2 CPUs for the engine="ray" tests; shut down only if started here."""
     import os
 
     ray = pytest.importorskip("ray", reason="the dev extra installs ray[data]")
