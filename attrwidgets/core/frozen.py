@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 
-from attrwidgets.core.adapters import soft_capped
 from attrwidgets.core.hooks import own_thread
 from attrwidgets.errors import AttrWidgetsError
 
@@ -299,15 +298,12 @@ class FrozenForward:
                                                         self.final_out[:length])
         return cut
 
-    def head_logits(self, position: int) -> torch.Tensor:
-        """(V,) the LM head's output at `position`, before any soft-cap."""
-        with torch.no_grad():
-            head = self.adapter.lm_head(self.model)
-            return head(self.final_out[position].to(self.handle.device, next(head.parameters()).dtype)).float().cpu()
-
     def real_logits(self, position: int) -> torch.Tensor:
         """(V,) the model's logits at `position`, soft-capped where the model caps them."""
-        return soft_capped(self.model, self.head_logits(position))
+        with torch.no_grad():
+            head = self.adapter.lm_head(self.model)
+            x = self.final_out[position].to(self.handle.device, next(head.parameters()).dtype)
+            return self.adapter.logits(self.model, x).float().cpu()
 
     def logit_scale(self, position: int) -> torch.Tensor:
         """(V,) what the final soft-cap (Gemma 2) multiplies each logit by at `position`: cap * tanh(z / cap) / z,
@@ -316,4 +312,7 @@ class FrozenForward:
         cap = getattr(self.model.config, "final_logit_softcapping", None)
         if not cap:
             return torch.ones(self.unembedding().weight.shape[0])
-        return softcap_ratio(self.head_logits(position), cap)
+        with torch.no_grad():
+            head = self.adapter.lm_head(self.model)
+            z = head(self.final_out[position].to(self.handle.device, next(head.parameters()).dtype)).float().cpu()
+        return softcap_ratio(z, cap)

@@ -58,12 +58,12 @@ class ExampleAttributor:
         options = dict(self.options)
         if self.method == "depass":
             d = depass(self.handle, prompt, max_new_tokens=self.max_new_tokens, target=target, progress=False,
-                       **options)
+                          **options)
             return d.as_attribution()
         if self.method == "lig":
             return lig_attribution(self.handle, prompt, options)
         return attribute(self.handle, prompt, method=self.method, max_new_tokens=self.max_new_tokens,
-                         target=target, progress=False, **options)
+                            target=target, progress=False, **options)
 
 
 def lig_attribution(handle, text, options: dict):

@@ -22,7 +22,7 @@ def read_records(data, *, id_column: str, text_column: str, messages_column: str
             row = {text_column: row}
         if not isinstance(row, dict):
             raise AttrWidgetsError(f"Row {number} is a {type(row).__name__}: rows must be strings or dicts.")
-        record = {"id": str(row.get(id_column, number))}
+        record = {"id": str(row.get(id_column, number)) if id_column in row else str(number)}
         if messages_column is not None:
             if messages_column not in row:
                 raise AttrWidgetsError(f"Row {number} has no {messages_column!r} column (messages_column); it has "

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from attrwidgets.core.dataset.manifest import read_manifest
-from attrwidgets.core.dataset.shards import schema, shard_files
+from attrwidgets.core.dataset.shards import shard_files
 from attrwidgets.errors import AttrWidgetsError
 
 NON_CAUSAL = ("lig",)  # a target reads its own position too (LIG's z -> z at every position)
@@ -36,6 +36,8 @@ class DatasetResult:
         if self._frame is None:
             import pandas as pd
             import pyarrow.parquet as pq
+
+            from attrwidgets.core.dataset.shards import schema
 
             files = shard_files(self.out)
             tables = [pq.read_table(f) for f in files]
